@@ -1,0 +1,35 @@
+# The two commands of the README. Everything else is detail.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+
+.PHONY: run test install install-test system-deps lint bench
+
+run: install ## set up and start the gateway and the dashboard
+	@scripts/banner
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $${PORT:-8000}
+
+test: system-deps install-test ## set up and run the whole test suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+system-deps: ## Debian packages the tests drive (redis-server, chromium, nginx, ...)
+	@scripts/system-deps
+
+lint:
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+bench: install-test
+	$(BIN)/python -m bench

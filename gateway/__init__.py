@@ -1,0 +1,2 @@
+"""Sesame's download gateway (FastAPI). Start it with
+``uvicorn --factory gateway.app:create_app``."""

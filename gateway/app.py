@@ -1,0 +1,67 @@
+"""The gateway application. ``create_app()`` builds it; nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from gateway.download import download
+from gateway.pages import Pages
+from sesame import __version__
+from sesame.errors import FileMissing, LinkError, LinkInvalid
+from sesame.service import Service
+from sesame.settings import Settings, load_settings
+
+_TOKEN_IN_PATH = re.compile(r"(/(?:d|api/get_file)/[^/?#\s]{0,8})[^/?#\s\"]*")
+
+
+class _RedactTokens(logging.Filter):
+    """Cuts tokens in request lines down to 8 characters, so no log holds a usable link."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_PATH.sub(r"\1…", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
+    """The gateway for ``settings`` (read from the environment when not given)."""
+    settings = settings or load_settings()
+    service = service or Service.from_settings(settings)
+    app = FastAPI(title="Sesame gateway", version=__version__, docs_url=None, redoc_url=None)
+    app.state.service = service
+    app.state.pages = pages = Pages()
+    _install_log_filter()
+
+    async def link_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LinkError)
+        return pages.link_error(request, exc)
+
+    async def file_missing(request: Request, exc: Exception) -> Response:
+        return pages.link_error(
+            request, LinkInvalid("The file behind this link is no longer available.")
+        )
+
+    app.add_exception_handler(LinkError, link_error)
+    app.add_exception_handler(FileMissing, file_missing)
+    for path in ("/d/{token:path}", "/api/get_file/{token:path}"):
+        app.add_api_route(path, download, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route("/healthz", _healthz, methods=["GET", "HEAD"])
+    return app
+
+
+async def _healthz() -> dict[str, Any]:
+    return {"status": "ok", "version": __version__}
+
+
+def _install_log_filter() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactTokens) for f in access.filters):
+        access.addFilter(_RedactTokens())

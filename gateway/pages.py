@@ -1,0 +1,103 @@
+"""Answers for people and for programs: a bilingual HTML page, or JSON when preferred."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import mimeparse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from sesame.errors import LinkError, LinkExhausted, LinkExpired, LinkRevoked
+
+NO_STORE = {
+    "Cache-Control": "private, no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+_TEXTS: dict[str, dict[str, str]] = {
+    "invalid": {
+        "mark": "?",
+        "title_zh": "链接无效",
+        "title_en": "This link is not valid",
+        "detail_zh": "这个链接不存在、不完整,或已被修改。",
+        "detail_en": "This link does not exist, is incomplete, or was altered.",
+    },
+    "expired": {
+        "mark": "⌛",
+        "title_zh": "链接已过期",
+        "title_en": "This link has expired",
+        "detail_zh": "这个下载链接的有效期已经结束,过期时间:",
+        "detail_en": "The time this download link was valid for is over. It expired at:",
+    },
+    "revoked": {
+        "mark": "✕",
+        "title_zh": "链接已撤销",
+        "title_en": "This link was revoked",
+        "detail_zh": "分享者已撤销这个链接。",
+        "detail_en": "The person who shared it has revoked this link.",
+    },
+    "exhausted": {
+        "mark": "∅",
+        "title_zh": "下载次数已用完",
+        "title_en": "No downloads left",
+        "detail_zh": "这个链接允许的下载次数已经用完。",
+        "detail_en": "This link has been downloaded as many times as it allows.",
+    },
+}
+
+
+class Pages:
+    """Renders the gateway's pages from ``gateway/templates``; built once per app."""
+
+    def __init__(self) -> None:
+        self.env = Environment(
+            loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape()
+        )
+
+    def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        body = self.env.get_template(template).render(**context)
+        return HTMLResponse(body, status_code=status, headers=NO_STORE)
+
+    def link_error(self, request: Request, exc: LinkError) -> Response:
+        """The answer for a link that cannot be downloaded: 404 if invalid, 410 if gone."""
+        status = 404 if exc.code == "invalid" else 410
+        if wants_json(request):
+            return JSONResponse(_json_body(exc), status_code=status, headers=NO_STORE)
+        return self.html("error.html", status, when=_when(exc), **_TEXTS[exc.code])
+
+
+def wants_json(request: Request) -> bool:
+    """True when the client's Accept header prefers JSON to HTML (ties go to HTML)."""
+    accept = request.headers.get("accept", "")
+    try:
+        return (
+            bool(accept)
+            and mimeparse.best_match(["application/json", "text/html"], accept)
+            == "application/json"
+        )
+    except (ValueError, mimeparse.MimeTypeParseException):
+        return False
+
+
+def _json_body(exc: LinkError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": exc.code, "message": str(exc)}
+    when = _when(exc)
+    if isinstance(exc, LinkExpired) and when:
+        body["expired_at"] = when.isoformat()
+    if isinstance(exc, LinkRevoked) and when:
+        body["revoked_at"] = when.isoformat()
+    if isinstance(exc, LinkExhausted):
+        body["max_downloads"] = exc.max_downloads
+    return body
+
+
+def _when(exc: LinkError) -> datetime | None:
+    if isinstance(exc, LinkExpired):
+        return exc.expired_at
+    if isinstance(exc, LinkRevoked):
+        return exc.revoked_at
+    return None

@@ -1,0 +1,96 @@
+"""The errors Sesame raises: one root, and subclasses that carry what happened."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class SesameError(Exception):
+    """Root of every error Sesame raises on purpose; ``str()`` is a sentence for a person."""
+
+
+class ConfigError(SesameError):
+    """The settings cannot be used as they are."""
+
+
+class InvalidInput(SesameError):
+    """A value given by the owner (a lifetime, a limit, a name) is not acceptable."""
+
+
+class LinkError(SesameError):
+    """A link cannot be used to download. ``code`` names the reason for machines."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, link_id: str | None = None) -> None:
+        super().__init__(message)
+        self.link_id = link_id
+
+
+class LinkInvalid(LinkError):
+    """The token is not one Sesame signed, or names no link."""
+
+    code = "invalid"
+
+    def __init__(self, message: str = "This is not a valid link.") -> None:
+        super().__init__(message)
+
+
+class LinkExpired(LinkError):
+    """The link's lifetime is over; ``expired_at`` says when it ended."""
+
+    code = "expired"
+
+    def __init__(self, link_id: str, expired_at: datetime) -> None:
+        super().__init__(f"This link expired at {expired_at:%Y-%m-%d %H:%M:%S} UTC.", link_id)
+        self.expired_at = expired_at
+
+
+class LinkRevoked(LinkError):
+    """The owner revoked the link at ``revoked_at``."""
+
+    code = "revoked"
+
+    def __init__(self, link_id: str, revoked_at: datetime) -> None:
+        super().__init__("This link was revoked by its owner.", link_id)
+        self.revoked_at = revoked_at
+
+
+class LinkExhausted(LinkError):
+    """The link has been downloaded ``max_downloads`` times."""
+
+    code = "exhausted"
+
+    def __init__(self, link_id: str, max_downloads: int) -> None:
+        noun = "download" if max_downloads == 1 else "downloads"
+        super().__init__(f"This link has used up its {max_downloads} {noun}.", link_id)
+        self.max_downloads = max_downloads
+
+
+class LinkNotFound(SesameError):
+    """No link has the id the owner gave."""
+
+    def __init__(self, link_id: str) -> None:
+        super().__init__(f"There is no link with id {link_id!r}.")
+        self.link_id = link_id
+
+
+class FileMissing(SesameError):
+    """``name`` is not a shareable file inside the files folder."""
+
+    def __init__(self, name: str, reason: str = "no such file") -> None:
+        super().__init__(f"{name!r} is not a file you can share ({reason}).")
+        self.name = name
+        self.reason = reason
+
+
+class FileExists(SesameError):
+    """An upload would overwrite ``name``; the owner must choose."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A file named {name!r} already exists.")
+        self.name = name
+
+
+class UploadRejected(SesameError):
+    """An upload was refused (too large, unusable name); nothing was written."""

@@ -1,0 +1,186 @@
+"""One method per action on links and files. The CLI, the dashboard and the gateway call
+these; none of them re-implements what happens here."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from sesame.catalog import Catalog
+from sesame.errors import (
+    InvalidInput,
+    LinkExhausted,
+    LinkInvalid,
+    LinkNotFound,
+    LinkRevoked,
+)
+from sesame.lifetimes import format_lifetime, parse_lifetime
+from sesame.links import Clock, LinkSigner
+from sesame.models import DownloadEvent, FileInfo, Link, LinkStatus, SharedLink, utc
+from sesame.settings import Settings, signing_keys
+from sesame.store import Store, open_store
+
+MAX_TEXT = 500
+ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id() -> str:
+    """A random link id: 11 letters and digits (65 bits), never starting with a dash."""
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(11))
+
+
+@dataclass
+class Service:
+    """Sesame's actions over one store, one catalog and one signer."""
+
+    settings: Settings
+    store: Store
+    catalog: Catalog
+    signer: LinkSigner
+    clock: Clock = field(default=time.time)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
+        """Build everything the actions need from ``settings``."""
+        signer = LinkSigner(signing_keys(settings), settings.max_lifetime, clock)
+        store = open_store(settings.resolved_store_url)
+        return cls(settings, store, Catalog(settings.files_dir), signer, clock)
+
+    # -- the owner's actions ------------------------------------------------------------
+
+    def share(
+        self,
+        file: str,
+        lifetime: str | int | None = None,
+        max_downloads: int | None = None,
+        recipient: str | None = None,
+        note: str | None = None,
+    ) -> SharedLink:
+        """Make a link to ``file`` that works for ``lifetime`` (default: the setting).
+
+        Raises FileMissing for a file outside the catalog and InvalidInput for a lifetime
+        beyond the maximum, a limit below 1 or an over-long recipient or note.
+        """
+        info = self.catalog.info(file)
+        seconds = self._lifetime(lifetime)
+        if max_downloads is not None and max_downloads < 1:
+            raise InvalidInput("A download limit must be at least 1 (or none at all).")
+        now = int(self.clock())
+        link = Link(
+            id=new_id(),
+            file=info.name,
+            created_at=now,
+            expires_at=now + seconds,
+            max_downloads=max_downloads,
+            recipient=_text(recipient, "recipient"),
+            note=_text(note, "note"),
+        )
+        self.store.add_link(link)
+        return self.shared(link)
+
+    def revoke(self, link_id: str) -> Link:
+        """Revoke a link; the gateway refuses it from the next request on."""
+        link = self.store.revoke_link(link_id, int(self.clock()))
+        if link is None:
+            raise LinkNotFound(link_id)
+        return link
+
+    def link(self, link_id: str) -> SharedLink:
+        """One link by id. Raises LinkNotFound."""
+        link = self.store.get_link(link_id)
+        if link is None:
+            raise LinkNotFound(link_id)
+        return self.shared(link)
+
+    def links(self, include_inactive: bool = False) -> list[SharedLink]:
+        """Links, newest first: only the active ones unless ``include_inactive``."""
+        now = self.clock()
+        return [
+            self.shared(link)
+            for link in self.store.list_links()
+            if include_inactive or link.status(now) is LinkStatus.ACTIVE
+        ]
+
+    def files(self) -> list[FileInfo]:
+        """Every file the owner can share."""
+        return self.catalog.files()
+
+    def upload(self, name: str, source: BinaryIO, overwrite: bool = False) -> FileInfo:
+        """Add a file to the catalog, within the upload size limit. See Catalog.save."""
+        return self.catalog.save(name, source, self.settings.max_upload_size, overwrite)
+
+    def events(self, link_id: str | None = None, limit: int | None = None) -> list[DownloadEvent]:
+        """The download log, newest first."""
+        return self.store.list_events(link_id, limit)
+
+    def shared(self, link: Link) -> SharedLink:
+        """A record with its URL. The token is minted again from the record, not stored."""
+        token = self.signer.mint(link.id, link.lifetime, link.created_at)
+        return SharedLink(link, f"{self.settings.public_url}/d/{token}")
+
+    # -- what a download needs ----------------------------------------------------------
+
+    def admit(self, token: str) -> Link:
+        """The link a token opens, if it may be downloaded now.
+
+        Raises LinkInvalid, LinkExpired (signature and lifetime, checked before any store
+        access), then LinkRevoked or LinkExhausted from the record.
+        """
+        claims = self.signer.verify(token)
+        link = self.store.get_link(claims.link_id)
+        # A record made at another time is another link that happens to share the id.
+        if link is None or link.created_at != claims.signed_at:
+            raise LinkInvalid()
+        return _usable(link)
+
+    def claim(self, link: Link) -> None:
+        """Take one download from the link, atomically. Raises LinkRevoked or LinkExhausted
+        if the link became so since it was admitted."""
+        if not self.store.claim_download(link.id):
+            _usable(self.store.get_link(link.id) or link)
+            raise LinkExhausted(link.id, link.max_downloads or 0)
+
+    def release(self, link: Link) -> None:
+        """Give back a download that did not complete."""
+        self.store.release_download(link.id)
+
+    def record(self, event: DownloadEvent) -> None:
+        """Append a request to the download log."""
+        self.store.add_event(event)
+
+    def file_path(self, link: Link) -> Path:
+        """The file a link serves. Raises FileMissing if it was removed since."""
+        return self.catalog.resolve(link.file)
+
+    def _lifetime(self, lifetime: str | int | None) -> int:
+        if lifetime is None:
+            return self.settings.default_lifetime
+        seconds = parse_lifetime(lifetime)
+        if seconds > self.settings.max_lifetime:
+            raise InvalidInput(
+                f"The longest lifetime allowed is {format_lifetime(self.settings.max_lifetime)}"
+                " (SESAME_MAX_LIFETIME)."
+            )
+        return seconds
+
+
+def _usable(link: Link) -> Link:
+    if link.revoked_at is not None:
+        raise LinkRevoked(link.id, utc(link.revoked_at))
+    if link.max_downloads is not None and link.downloads >= link.max_downloads:
+        raise LinkExhausted(link.id, link.max_downloads)
+    return link
+
+
+def _text(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    cleaned = "".join(ch for ch in value if unicodedata.category(ch) != "Cc").strip()
+    if len(cleaned) > MAX_TEXT:
+        raise InvalidInput(f"The {what} is longer than {MAX_TEXT} characters.")
+    return cleaned or None

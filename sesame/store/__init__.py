@@ -1,0 +1,25 @@
+"""Where link records, counters and download events live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sesame.errors import ConfigError
+from sesame.store.base import Store
+from sesame.store.sqlite import SQLiteStore
+
+__all__ = ["Store", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """The store that ``url`` names: ``sqlite:///relative/or//absolute/path``."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite://").removeprefix("/")
+        if not path:
+            raise ConfigError(
+                "SESAME_STORE_URL: an sqlite URL needs a path, like sqlite:///data.db"
+            )
+        return SQLiteStore(Path(path))
+    raise ConfigError(f"SESAME_STORE_URL: unsupported store {scheme!r}; use sqlite:///PATH")
