@@ -6,16 +6,18 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.disposition import content_disposition
-from gateway.pages import NO_STORE
+from gateway.pages import NO_STORE, Pages
+from gateway.previews import is_preview
 from sesame.catalog import media_type
 from sesame.errors import LinkExhausted, LinkRevoked
-from sesame.models import DownloadEvent, Link, Outcome
+from sesame.models import Access, DownloadEvent, Link, Outcome
 from sesame.service import Service
 
 log = logging.getLogger("sesame.gateway")
@@ -23,6 +25,7 @@ log = logging.getLogger("sesame.gateway")
 DOWNLOAD_HEADERS = {**NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"}
 
 Finish = Callable[[int, int, bool], None]
+T = TypeVar("T")
 
 
 class TrackedFileResponse(FileResponse):
@@ -31,13 +34,9 @@ class TrackedFileResponse(FileResponse):
 
     chunk_size = 256 * 1024
 
-    def __init__(self, path: Path, stat_result: os.stat_result, name: str, on_finish: Finish):
-        super().__init__(
-            path,
-            stat_result=stat_result,
-            media_type=media_type(name),
-            headers={**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)},
-        )
+    def __init__(self, path: Path, stat: os.stat_result, name: str, on_finish: Finish) -> None:
+        headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)}
+        super().__init__(path, stat_result=stat, media_type=media_type(name), headers=headers)
         self.on_finish = on_finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,50 +57,86 @@ class TrackedFileResponse(FileResponse):
             self.on_finish(status, sent, done)
 
 
-def counts_as_download(request: Request) -> bool:
-    """A GET that starts at byte 0 takes a download; HEAD and resumptions never do."""
-    if request.method != "GET":
-        return False
-    range_header = request.headers.get("range", "").replace(" ", "").lower()
-    return not range_header or range_header.startswith(("bytes=0-", "bytes=0,"))
+def requested_access(request: Request) -> Access:
+    """What the request asks for, from its method and headers alone."""
+    if request.method == "HEAD":
+        return Access.HEAD
+    if is_preview(request.headers):
+        return Access.PREVIEW
+    return Access.FULL if range_start(request, None) == 0 else Access.RESUME
+
+
+def range_start(request: Request, size: int | None) -> int:
+    """The first byte a GET asks for: 0 without a Range header or with one that cannot be
+    parsed (it is then answered in full or with 400). A suffix range (``bytes=-N``) starts
+    ``N`` bytes before the end, or is unknown (-1) while the size is."""
+    header = request.headers.get("range", "").replace(" ", "").lower()
+    if not header.startswith("bytes="):
+        return 0
+    first = header[len("bytes=") :].split(",", 1)[0]
+    start, _, end = first.partition("-")
+    try:
+        if not start:
+            return -1 if size is None else max(0, size - int(end))
+        return max(0, int(start))
+    except ValueError:
+        return 0
 
 
 async def download(request: Request, token: str) -> Response:
-    """``GET|HEAD /d/{token}``: the file, or an error the exception handler renders."""
+    """``GET|HEAD /d/{token}``: the file, a preview card, or an error the app renders."""
     service: Service = request.app.state.service
+    access = requested_access(request)
+    link = _refusing(service, request, lambda: service.admit(token, access))
+    path = service.file_path(link)
+    stat = path.stat()
+    if access is Access.PREVIEW:
+        _record(service, request, link.id, 200, 0, Outcome.PREVIEW)
+        pages: Pages = request.app.state.pages
+        return pages.preview(request, link, service.catalog.info(link.file))
+    if access is not Access.HEAD:
+        start = range_start(request, stat.st_size)
+        access = Access.FULL if start == 0 else Access.RESUME
+        reserved = max(0, stat.st_size - start)
+        _refusing(service, request, lambda: service.begin(link, access, reserved, stat.st_size))
+    else:
+        reserved = 0
+    finish = _finisher(service, request, link, access, reserved)
+    return TrackedFileResponse(path, stat, link.file, finish)
+
+
+def _refusing(service: Service, request: Request, step: Callable[[], T]) -> T:
+    """Run ``step``; a link found revoked or used up is logged as a refused request."""
     try:
-        link = service.admit(token)
-        counted = counts_as_download(request)
-        if counted:
-            service.claim(link)
+        return step()
     except (LinkRevoked, LinkExhausted) as exc:
         _record(service, request, exc.link_id or "", 410, 0, Outcome.REFUSED)
         raise
-    try:
-        path = service.file_path(link)
-        stat_result = path.stat()
-    except Exception:
-        if counted:
-            service.release(link)
-        raise
-    return TrackedFileResponse(
-        path, stat_result, link.file, _finisher(service, request, link, counted)
-    )
 
 
-def _finisher(service: Service, request: Request, link: Link, counted: bool) -> Finish:
+def _finisher(
+    service: Service, request: Request, link: Link, access: Access, reserved: int
+) -> Finish:
     def finish(status: int, sent: int, done: bool) -> None:
         completed = done and status in (200, 206)
-        if counted and not completed:
-            service.release(link)
-        if request.method == "HEAD":
+        if access is Access.HEAD:
             outcome = Outcome.HEAD
-        elif status not in (200, 206):
-            outcome = Outcome.REFUSED
         else:
-            outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
+            service.end(link, access, reserved, sent, completed)
+            if status not in (200, 206):
+                outcome = Outcome.REFUSED
+            else:
+                outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
         _record(service, request, link.id, status, sent, outcome)
-        log.info("link %s: %s %s, %d bytes, %s", link.id, request.method, status, sent, outcome)
+        log.info(
+            "link %s: %s %s %s, %d bytes, %s",
+            link.id,
+            request.method,
+            access,
+            status,
+            sent,
+            outcome,
+        )
 
     return finish
 

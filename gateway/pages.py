@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from sesame.errors import LinkError, LinkExhausted, LinkExpired, LinkRevoked
+from sesame.models import FileInfo, Link, human_size, utc
 
 NO_STORE = {
     "Cache-Control": "private, no-store",
@@ -61,6 +62,16 @@ class Pages:
     def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         body = self.env.get_template(template).render(**context)
         return HTMLResponse(body, status_code=status, headers=NO_STORE)
+
+    def preview(self, request: Request, link: Link, info: FileInfo) -> Response:
+        """A card about the file for a preview bot or a prefetch: it takes nothing."""
+        return self.html(
+            "preview.html",
+            name=info.name.rsplit("/", 1)[-1],
+            size=human_size(info.size),
+            expires=utc(link.expires_at),
+            sha256=info.sha256,
+        )
 
     def link_error(self, request: Request, exc: LinkError) -> Response:
         """The answer for a link that cannot be downloaded: 404 if invalid, 410 if gone."""

@@ -19,7 +19,7 @@ from sesame.errors import (
     SesameError,
 )
 from sesame.lifetimes import format_lifetime
-from sesame.models import SharedLink, utc
+from sesame.models import SharedLink, human_size, utc
 from sesame.service import Service
 from sesame.settings import load_settings
 
@@ -153,7 +153,7 @@ def files(ctx: click.Context, as_json: bool) -> None:
     if not infos:
         click.echo("No files yet: put some in SESAME_FILES_DIR.")
     for info in infos:
-        click.echo(f"{info.name}\t{_size(info.size)}\t{info.sha256[:12]}")
+        click.echo(f"{info.name}\t{human_size(info.size)}\t{info.sha256[:12]}")
 
 
 def _status(service: Service, item: SharedLink) -> str:
@@ -169,15 +169,6 @@ def _link_line(service: Service, item: SharedLink) -> str:
     limit = f"{link.downloads}/{link.max_downloads or '∞'}"
     fields = [link.id, _status(service, item), link.file, limit, expiry, link.recipient or ""]
     return "\t".join(fields).rstrip()
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def _print_json(data: Any) -> None:

@@ -12,6 +12,15 @@ def utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def human_size(size: int) -> str:
+    """``1536`` as ``1.5 KiB``: binary units, one decimal above bytes."""
+    value, units = float(size), ["B", "KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value /= 1024
+        units.pop(0)
+    return f"{size} B" if units[0] == "B" else f"{value:.1f} {units[0]}"
+
+
 class LinkStatus(StrEnum):
     ACTIVE = "active"
     EXPIRED = "expired"
@@ -26,6 +35,16 @@ class Outcome(StrEnum):
     ABORTED = "aborted"  # the client went away before the body was done
     REFUSED = "refused"  # answered with an error status; nothing was sent
     HEAD = "head"  # headers only
+    PREVIEW = "preview"  # a link-preview bot or a prefetch got a card, not the file
+
+
+class Access(StrEnum):
+    """What a request for a link asks for; only FULL takes a download from the limit."""
+
+    FULL = "full"  # the body from its first byte
+    RESUME = "resume"  # the body from a later byte: the rest of an interrupted download
+    HEAD = "head"  # headers only
+    PREVIEW = "preview"  # a card about the file, for a preview bot or a prefetch
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +60,8 @@ class Link:
     note: str | None = None
     revoked_at: int | None = None
     downloads: int = 0
+    bytes_served: int = 0
+    started_at: int | None = None  # when a download of it was first begun
 
     @property
     def lifetime(self) -> int:
@@ -75,6 +96,7 @@ class SharedLink:
             "expires_at": utc(link.expires_at).isoformat(),
             "max_downloads": link.max_downloads,
             "downloads": link.downloads,
+            "bytes_served": link.bytes_served,
             "recipient": link.recipient,
             "note": link.note,
             "revoked_at": utc(link.revoked_at).isoformat() if link.revoked_at else None,

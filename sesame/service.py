@@ -15,13 +15,14 @@ from sesame.catalog import Catalog
 from sesame.errors import (
     InvalidInput,
     LinkExhausted,
+    LinkExpired,
     LinkInvalid,
     LinkNotFound,
     LinkRevoked,
 )
 from sesame.lifetimes import format_lifetime, parse_lifetime
 from sesame.links import Clock, LinkSigner
-from sesame.models import DownloadEvent, FileInfo, Link, LinkStatus, SharedLink, utc
+from sesame.models import Access, DownloadEvent, FileInfo, Link, LinkStatus, SharedLink, utc
 from sesame.settings import Settings, signing_keys
 from sesame.store import Store, open_store
 
@@ -48,7 +49,7 @@ class Service:
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
         """Build everything the actions need from ``settings``."""
         signer = LinkSigner(signing_keys(settings), settings.max_lifetime, clock)
-        store = open_store(settings.resolved_store_url)
+        store = open_store(settings.resolved_store_url, settings.retention)
         return cls(settings, store, Catalog(settings.files_dir), signer, clock)
 
     # -- the owner's actions ------------------------------------------------------------
@@ -125,29 +126,47 @@ class Service:
 
     # -- what a download needs ----------------------------------------------------------
 
-    def admit(self, token: str) -> Link:
-        """The link a token opens, if it may be downloaded now.
+    def admit(self, token: str, access: Access = Access.FULL) -> Link:
+        """The link a token opens, if it may be used for ``access`` now.
 
-        Raises LinkInvalid, LinkExpired (signature and lifetime, checked before any store
-        access), then LinkRevoked or LinkExhausted from the record.
+        Signature and lifetime are checked before any store access: LinkInvalid,
+        LinkExpired. A RESUME of a link whose download began before it expired is
+        still served for ``resume_grace`` after expiry. Then the record: LinkRevoked,
+        and LinkExhausted for anything but a RESUME (which never takes a download).
         """
-        claims = self.signer.verify(token)
+        try:
+            claims, expired = self.signer.verify(token), None
+        except LinkExpired as exc:
+            if access is not Access.RESUME or not self._in_grace(exc):
+                raise
+            claims, expired = self.signer.read(token), exc
         link = self.store.get_link(claims.link_id)
         # A record made at another time is another link that happens to share the id.
         if link is None or link.created_at != claims.signed_at:
             raise LinkInvalid()
-        return _usable(link)
+        if expired and (link.started_at is None or link.started_at > link.expires_at):
+            raise expired
+        return _usable(link, may_be_used_up=access is Access.RESUME)
 
-    def claim(self, link: Link) -> None:
-        """Take one download from the link, atomically. Raises LinkRevoked or LinkExhausted
-        if the link became so since it was admitted."""
-        if not self.store.claim_download(link.id):
-            _usable(self.store.get_link(link.id) or link)
+    def begin(self, link: Link, access: Access, nbytes: int, file_size: int) -> None:
+        """Start serving ``nbytes`` of the link's file (``file_size`` bytes in all).
+
+        A FULL download takes one from the link's limit; every download reserves its
+        bytes, and a limited link never serves more than (limit + 1) x the file's size.
+        Raises LinkRevoked or LinkExhausted, atomically with respect to every process.
+        """
+        counted = access is Access.FULL
+        cap = None if link.max_downloads is None else (link.max_downloads + 1) * file_size
+        if not self.store.begin_download(link.id, int(self.clock()), nbytes, counted, cap):
+            current = self.store.get_link(link.id) or link
+            _usable(current, may_be_used_up=not counted)
             raise LinkExhausted(link.id, link.max_downloads or 0)
 
-    def release(self, link: Link) -> None:
-        """Give back a download that did not complete."""
-        self.store.release_download(link.id)
+    def end(self, link: Link, access: Access, reserved: int, sent: int, completed: bool) -> None:
+        """Settle a download: keep the bytes really sent, and give the download back if a
+        FULL download did not complete."""
+        uncount = access is Access.FULL and not completed
+        self.store.end_download(link.id, sent - reserved, uncount)
 
     def record(self, event: DownloadEvent) -> None:
         """Append a request to the download log."""
@@ -156,6 +175,9 @@ class Service:
     def file_path(self, link: Link) -> Path:
         """The file a link serves. Raises FileMissing if it was removed since."""
         return self.catalog.resolve(link.file)
+
+    def _in_grace(self, exc: LinkExpired) -> bool:
+        return self.clock() <= exc.expired_at.timestamp() + self.settings.resume_grace
 
     def _lifetime(self, lifetime: str | int | None) -> int:
         if lifetime is None:
@@ -169,11 +191,12 @@ class Service:
         return seconds
 
 
-def _usable(link: Link) -> Link:
+def _usable(link: Link, may_be_used_up: bool = False) -> Link:
     if link.revoked_at is not None:
         raise LinkRevoked(link.id, utc(link.revoked_at))
-    if link.max_downloads is not None and link.downloads >= link.max_downloads:
-        raise LinkExhausted(link.id, link.max_downloads)
+    limit = link.max_downloads
+    if limit is not None and link.downloads >= limit and not may_be_used_up:
+        raise LinkExhausted(link.id, limit)
     return link
 
 

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     default_lifetime: Lifetime = 600
     max_lifetime: Lifetime = 7 * 86400
+    resume_grace: Lifetime = 3600
+    retention: Lifetime = 30 * 86400
     max_upload_size: ByteSize = Field(default=ByteSize(512 * 1024**2))
 
     @field_validator("secret_keys")

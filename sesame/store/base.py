@@ -11,7 +11,7 @@ class Store(Protocol):
     """Link records, their download counters and the download log.
 
     Every method is safe to call from several threads and several processes at once;
-    ``claim_download`` is atomic, so a limit holds however many gateways race for it.
+    ``begin_download`` is atomic, so a limit holds however many gateways race for it.
     """
 
     def add_link(self, link: Link) -> None:
@@ -26,12 +26,20 @@ class Store(Protocol):
     def revoke_link(self, link_id: str, at: int) -> Link | None:
         """Mark the link revoked at ``at`` (kept if it already was); None if unknown."""
 
-    def claim_download(self, link_id: str) -> bool:
-        """Take one download from the link's limit, atomically. False if it is revoked,
-        used up or unknown; nothing is taken then."""
+    def begin_download(
+        self, link_id: str, now: int, nbytes: int, counted: bool, byte_cap: int | None
+    ) -> bool:
+        """Atomically start serving ``nbytes`` of the link's file.
 
-    def release_download(self, link_id: str) -> None:
-        """Give back a download taken by ``claim_download`` that did not complete."""
+        Succeeds only if the link exists and is not revoked, if ``counted`` requests still
+        fit under its download limit, and if its bytes served stay within ``byte_cap``.
+        On success the download count (if ``counted``) and bytes served grow and
+        ``started_at`` is set if it was not; on failure nothing changes.
+        """
+
+    def end_download(self, link_id: str, extra_bytes: int, uncount: bool) -> None:
+        """Settle a download begun with ``begin_download``: add ``extra_bytes`` (negative
+        for bytes reserved but not sent) and, if ``uncount``, give the download back."""
 
     def add_event(self, event: DownloadEvent) -> None:
         """Append one row to the download log."""

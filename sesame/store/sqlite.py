@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ CREATE TABLE IF NOT EXISTS links (
     recipient TEXT,
     note TEXT,
     revoked_at INTEGER,
-    downloads INTEGER NOT NULL DEFAULT 0
+    downloads INTEGER NOT NULL DEFAULT 0,
+    bytes_served INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS downloads (
     id INTEGER PRIMARY KEY,
@@ -36,7 +39,8 @@ CREATE INDEX IF NOT EXISTS downloads_by_time ON downloads (at);
 """
 
 LINK_COLUMNS = (
-    "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads"
+    "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads,"
+    " bytes_served, started_at"
 )
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome"
 
@@ -68,7 +72,7 @@ class SQLiteStore:
 
     def add_link(self, link: Link) -> None:
         self._db.execute(
-            f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             _link_row(link),
         )
 
@@ -90,18 +94,26 @@ class SQLiteStore:
         )
         return self.get_link(link_id)
 
-    def claim_download(self, link_id: str) -> bool:
+    def begin_download(
+        self, link_id: str, now: int, nbytes: int, counted: bool, byte_cap: int | None
+    ) -> bool:
         cursor = self._db.execute(
-            "UPDATE links SET downloads = downloads + 1 WHERE id = ? AND revoked_at IS NULL"
-            " AND (max_downloads IS NULL OR downloads < max_downloads)",
-            (link_id,),
+            """UPDATE links SET downloads = downloads + :counted,
+                   bytes_served = bytes_served + :nbytes,
+                   started_at = COALESCE(started_at, :now)
+               WHERE id = :id AND revoked_at IS NULL
+                 AND (:counted = 0 OR max_downloads IS NULL OR downloads < max_downloads)
+                 AND (:cap IS NULL OR bytes_served + :nbytes <= :cap)""",
+            {"id": link_id, "now": now, "nbytes": nbytes, "counted": int(counted), "cap": byte_cap},
         )
         return cursor.rowcount == 1
 
-    def release_download(self, link_id: str) -> None:
+    def end_download(self, link_id: str, extra_bytes: int, uncount: bool) -> None:
         self._db.execute(
-            "UPDATE links SET downloads = downloads - 1 WHERE id = ? AND downloads > 0",
-            (link_id,),
+            """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
+                   downloads = MAX(0, downloads - :uncount)
+               WHERE id = :id""",
+            {"id": link_id, "extra": extra_bytes, "uncount": int(uncount)},
         )
 
     def add_event(self, event: DownloadEvent) -> None:
@@ -142,17 +154,7 @@ class SQLiteStore:
 
 
 def _link_row(link: Link) -> tuple[Any, ...]:
-    return (
-        link.id,
-        link.file,
-        link.created_at,
-        link.expires_at,
-        link.max_downloads,
-        link.recipient,
-        link.note,
-        link.revoked_at,
-        link.downloads,
-    )
+    return astuple(link)
 
 
 def _event(row: tuple[Any, ...]) -> DownloadEvent:

@@ -1,0 +1,72 @@
+"""Requests that only look: link-preview bots, security scanners and browser prefetches.
+
+They get a small card about the file and never take a download, so a one-time link pasted
+into a chat survives the chat's preview.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.datastructures import Headers
+
+# Fetchers that unfurl or scan links on someone's behalf (matched case-insensitively).
+# Fetchers that unfurl or scan links on someone's behalf (matched case-insensitively).
+# In-app browsers of chat apps (WeChat, Lark, Snapchat...) are people, not bots: not here.
+PREVIEW_AGENTS = (
+    "Slackbot",
+    "Slack-ImgProxy",
+    "TelegramBot",
+    "WhatsApp",
+    "facebookexternalhit",
+    "Facebot",
+    "Discordbot",
+    "Twitterbot",
+    "LinkedInBot",
+    "SkypeUriPreview",
+    "MicrosoftPreview",
+    "BingPreview",
+    "Microsoft Office",
+    "ms-office",
+    "Iframely",
+    "Embedly",
+    "redditbot",
+    "Pinterestbot",
+    "Applebot",
+    "vkShare",
+    "Mattermost-Bot",
+    "Rocket.Chat",
+    "ZulipURLPreview",
+    "Mastodon/",
+    "Bluesky Cardyb",
+    "KakaoTalk-Scrap",
+    "Viber",
+    "Google-PageRenderer",
+    "Google-Safety",
+    "GoogleOther",
+    "Googlebot",
+    "bingbot",
+    "YandexBot",
+    "Baiduspider",
+    "Bytespider",
+    "Sogou web spider",
+    "360Spider",
+    "DingTalkBot",
+    "Proofpoint",
+    "Mimecast",
+    "Barracuda",
+    "Symantec",
+    "Trend Micro",
+)
+_AGENTS = re.compile("|".join(re.escape(agent) for agent in PREVIEW_AGENTS), re.IGNORECASE)
+
+
+def is_preview(headers: Headers) -> bool:
+    """True for a prefetch (``Sec-Purpose``, ``Purpose``, ``X-Purpose``, ``X-Moz``) or a
+    known preview bot or link scanner."""
+    purposes = " ".join(
+        headers.get(name, "") for name in ("sec-purpose", "purpose", "x-purpose", "x-moz")
+    ).lower()
+    if "prefetch" in purposes or "preview" in purposes or "prerender" in purposes:
+        return True
+    return bool(_AGENTS.search(headers.get("user-agent", "")))
