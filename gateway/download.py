@@ -14,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from gateway.disposition import content_disposition
 from gateway.pages import NO_STORE, Pages
-from gateway.previews import is_preview
+from gateway.previews import is_in_app_browser, is_preview
 from sesame.catalog import media_type
 from sesame.errors import LinkExhausted, LinkRevoked
 from sesame.models import Access, DownloadEvent, Link, Outcome
@@ -93,7 +93,11 @@ async def download(request: Request, token: str) -> Response:
     if access is Access.PREVIEW:
         _record(service, request, link.id, 200, 0, Outcome.PREVIEW)
         pages: Pages = request.app.state.pages
-        return pages.preview(request, link, service.catalog.info(link.file))
+        info = service.catalog.info(link.file)
+        if is_in_app_browser(request.headers):
+            url = service.settings.public_url + request.url.path
+            return pages.open_in_browser(url, link, info)
+        return pages.preview(request, link, info)
     if access is not Access.HEAD:
         start = range_start(request, stat.st_size)
         access = Access.FULL if start == 0 else Access.RESUME

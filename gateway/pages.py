@@ -65,13 +65,12 @@ class Pages:
 
     def preview(self, request: Request, link: Link, info: FileInfo) -> Response:
         """A card about the file for a preview bot or a prefetch: it takes nothing."""
-        return self.html(
-            "preview.html",
-            name=info.name.rsplit("/", 1)[-1],
-            size=human_size(info.size),
-            expires=utc(link.expires_at),
-            sha256=info.sha256,
-        )
+        return self.html("preview.html", **_card(link, info))
+
+    def open_in_browser(self, url: str, link: Link, info: FileInfo) -> Response:
+        """For WeChat's and QQ's in-app browsers, which cannot save files: how to open the
+        link ``url`` in the system browser, ready to copy. It takes nothing."""
+        return self.html("open_in_browser.html", url=url, **_card(link, info))
 
     def link_error(self, request: Request, exc: LinkError) -> Response:
         """The answer for a link that cannot be downloaded: 404 if invalid, 410 if gone."""
@@ -79,6 +78,15 @@ class Pages:
         if wants_json(request):
             return JSONResponse(_json_body(exc), status_code=status, headers=NO_STORE)
         return self.html("error.html", status, when=_when(exc), **_TEXTS[exc.code])
+
+
+def _card(link: Link, info: FileInfo) -> dict[str, Any]:
+    return {
+        "name": info.name.rsplit("/", 1)[-1],
+        "size": human_size(info.size),
+        "expires": utc(link.expires_at),
+        "sha256": info.sha256,
+    }
 
 
 def wants_json(request: Request) -> bool:

@@ -62,11 +62,21 @@ _AGENTS = re.compile("|".join(re.escape(agent) for agent in PREVIEW_AGENTS), re.
 
 
 def is_preview(headers: Headers) -> bool:
-    """True for a prefetch (``Sec-Purpose``, ``Purpose``, ``X-Purpose``, ``X-Moz``) or a
-    known preview bot or link scanner."""
+    """True for a prefetch (``Sec-Purpose``, ``Purpose``, ``X-Purpose``, ``X-Moz``), a
+    known preview bot or link scanner, or an in-app browser that cannot save files."""
+    if is_in_app_browser(headers):
+        return True
     purposes = " ".join(
         headers.get(name, "") for name in ("sec-purpose", "purpose", "x-purpose", "x-moz")
     ).lower()
     if "prefetch" in purposes or "preview" in purposes or "prerender" in purposes:
         return True
     return bool(_AGENTS.search(headers.get("user-agent", "")))
+
+
+_IN_APP = re.compile(r"MicroMessenger|\bQQ/", re.IGNORECASE)
+
+
+def is_in_app_browser(headers: Headers) -> bool:
+    """True inside WeChat's or QQ's built-in browser, which cannot save a download."""
+    return bool(_IN_APP.search(headers.get("user-agent", "")))

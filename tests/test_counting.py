@@ -181,3 +181,25 @@ def test_every_request_to_a_link_is_logged(service: Service, client: TestClient)
     outcomes = [event.outcome for event in reversed(service.events(link_id))]
     assert outcomes == [Outcome.HEAD, Outcome.PREVIEW, Outcome.COMPLETED, Outcome.REFUSED]
     assert [event.status for event in reversed(service.events(link_id))] == [200, 200, 200, 410]
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI",
+        "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Chrome/116.0 Mobile Safari/537.36 "
+        "V1_AND_SQ_8.9.83 QQ/8.9.83.12605 NetType/WIFI",
+    ],
+    ids=["wechat", "qq"],
+)
+def test_in_app_browsers_are_told_to_open_the_system_browser(
+    service: Service, client: TestClient, agent: str
+) -> None:
+    """WeChat and QQ get a page with the link to copy; the visit takes nothing."""
+    link_id, path = path_of(service, max_downloads=1)
+    page = client.get(path, headers={"user-agent": agent})
+    assert page.status_code == 200 and "在浏览器打开" in page.text
+    assert path in page.text
+    assert downloads(service, link_id) == 0
+    assert client.get(path, headers={"user-agent": "Mozilla/5.0 Firefox/130.0"}).content == BODY

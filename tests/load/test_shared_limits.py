@@ -48,8 +48,11 @@ def files(tmp_path: Path) -> Path:
 @pytest.fixture
 def service(tmp_path: Path, files: Path, store_url: str) -> Iterator[Service]:
     settings = Settings(
-        secret_keys=(KEY,), files_dir=files, data_dir=tmp_path / "state",
-        store_url=store_url, _env_file=None,
+        secret_keys=(KEY,),
+        files_dir=files,
+        data_dir=tmp_path / "state",
+        store_url=store_url,
+        _env_file=None,
     )
     built = Service.from_settings(settings)
     yield built
