@@ -13,6 +13,7 @@ from gateway.download import download
 from gateway.pages import Pages
 from sesame import __version__
 from sesame.errors import FileMissing, LinkError, LinkInvalid
+from sesame.logs import configure_logging
 from sesame.service import Service
 from sesame.settings import Settings, load_settings
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app = FastAPI(title="Sesame gateway", version=__version__, docs_url=None, redoc_url=None)
     app.state.service = service
     app.state.pages = pages = Pages()
+    configure_logging()
     _install_log_filter()
 
     async def link_error(request: Request, exc: Exception) -> Response:

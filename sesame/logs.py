@@ -1,0 +1,16 @@
+"""Logging for Sesame's entry points: one line per event on stderr, never a full token."""
+
+from __future__ import annotations
+
+import logging
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send ``sesame.*`` records to stderr, unless the host program already set logging up."""
+    logger = logging.getLogger("sesame")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
