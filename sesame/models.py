@@ -12,6 +12,15 @@ def utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def human_size(size: int) -> str:
+    """``1536`` as ``1.5 KiB``: binary units, one decimal above bytes."""
+    value, units = float(size), ["B", "KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value /= 1024
+        units.pop(0)
+    return f"{size} B" if units[0] == "B" else f"{value:.1f} {units[0]}"
+
+
 class LinkStatus(StrEnum):
     ACTIVE = "active"
     EXPIRED = "expired"
