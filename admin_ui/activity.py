@@ -23,13 +23,15 @@ def render(service: Service) -> None:
     if log.empty:
         st.info("Nobody has opened a link yet. Downloads show up here as they happen.")
         return
-    shown = _filtered(log, now)
+    since = _period(now)
+    shown = _filtered(log, since)
     _totals(shown)
+    days = (display.day(since, tz) if since else None, display.day(now, tz))
     downloads, data = st.tabs(["Downloads", "Data served"], key="activity_charts")
     with downloads:
-        _charts(shown, "downloads", "Completed downloads")
+        _charts(shown, "downloads", "Completed downloads", days)
     with data:
-        _charts(shown, "MiB", "MiB sent")
+        _charts(shown, "MiB", "MiB sent", days)
     st.subheader("Log", anchor=False)
     st.dataframe(
         shown[tables.EVENT_COLUMNS],
@@ -42,7 +44,7 @@ def render(service: Service) -> None:
     )
 
 
-def _filtered(log: pd.DataFrame, now: float) -> pd.DataFrame:
+def _period(now: float) -> float | None:
     period = st.segmented_control(
         "Period",
         [*PERIODS, ALL],
@@ -51,6 +53,10 @@ def _filtered(log: pd.DataFrame, now: float) -> pd.DataFrame:
         format_func=lambda key: PERIODS[key][0] if key in PERIODS else "All time",
         key="activity_period",
     )
+    return now - PERIODS[period][1] if period in PERIODS else None
+
+
+def _filtered(log: pd.DataFrame, since: float | None) -> pd.DataFrame:
     files_col, outcomes_col, text_col = st.columns(3)
     files = files_col.multiselect(
         "File", sorted(log["file"].unique()), placeholder="All files", key="activity_file"
@@ -61,7 +67,6 @@ def _filtered(log: pd.DataFrame, now: float) -> pd.DataFrame:
     text = text_col.text_input(
         "Search", placeholder="recipient, link, IP or user agent", key="activity_search"
     )
-    since = now - PERIODS[period][1] if period in PERIODS else None
     return tables.matching(log, since, files, outcomes, text)
 
 
@@ -76,12 +81,15 @@ def _totals(shown: pd.DataFrame) -> None:
         st.metric("Clients", clients, border=True, width=160)
 
 
-def _charts(shown: pd.DataFrame, measure: tables.Measure, label: str) -> None:
+def _charts(
+    shown: pd.DataFrame, measure: tables.Measure, label: str, days: tuple[str | None, str]
+) -> None:
     if shown.empty:
         st.caption("Nothing in this selection.")
         return
     st.caption(f"{label} per day, by file")
-    st.bar_chart(tables.per_day(shown, measure), x_label="", y_label="", height=260)
+    per_day = tables.per_day(shown, measure, *days)
+    st.bar_chart(per_day, x_label="", y_label="", height=260)
     st.caption(f"{label} per file")
     st.bar_chart(tables.per_file(shown, measure), horizontal=True, x_label="", y_label="")
 

@@ -95,6 +95,11 @@ def moment(timestamp: float, tz: tzinfo) -> str:
     return f"{datetime.fromtimestamp(timestamp, tz):%Y-%m-%d %H:%M}"
 
 
+def day(timestamp: float, tz: tzinfo) -> str:
+    """``2025-11-23``: the date in ``tz``."""
+    return f"{datetime.fromtimestamp(timestamp, tz):%Y-%m-%d}"
+
+
 def moment_with_zone(timestamp: float, tz: tzinfo) -> str:
     """``2025-11-23 20:37 (UTC+8)``: for text that may be read in another time zone."""
     local = datetime.fromtimestamp(timestamp, tz)

@@ -54,7 +54,7 @@ def _chosen(service: Service, shown: list[SharedLink], now: float) -> None:
     st.subheader("Open or revoke", anchor=False)
     by_id = {item.link.id: item for item in shown}
     link_id: str = st.selectbox(
-        "Link", list(by_id), format_func=lambda i: _label(by_id[i], now), key="links_chosen"
+        "Link", list(by_id), format_func=lambda i: _label(by_id[i]), key="links_chosen"
     )
     item = by_id[link_id]
     st.code(item.url, language=None, wrap_lines=True)
@@ -101,10 +101,11 @@ def _revoke(service: Service, link_id: str) -> None:
         display.notify("success", f"Revoked the link to “{link.file}”. It no longer opens.")
 
 
-def _label(item: SharedLink, now: float) -> str:
+def _label(item: SharedLink) -> str:
     link = item.link
     whom = f" → {link.recipient}" if link.recipient else ""
-    return f"{link.file}{whom} · {link.status(now).value} · {link.id}"
+    # No status here: it is shown below, and the browser can keep showing a stale label.
+    return f"{link.file}{whom} · {link.id}"
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Literal
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from admin_ui.display import moment, span
+from admin_ui.display import day, moment, span
 from sesame.models import DownloadEvent, Link, LinkStatus, Outcome, SharedLink
 
 MIB = 1024 * 1024
@@ -87,7 +87,7 @@ def events(log: Iterable[DownloadEvent], links: Mapping[str, Link], tz: tzinfo) 
         rows.append(
             {
                 "at": event.at,
-                "day": f"{local:%Y-%m-%d}",
+                "day": day(event.at, tz),
                 "time": f"{local:%Y-%m-%d %H:%M:%S}",
                 "file": link.file if link else "(unknown link)",
                 "recipient": (link.recipient if link else None) or "",
@@ -126,14 +126,17 @@ def matching(
     return log[keep]
 
 
-def per_day(log: pd.DataFrame, measure: Measure) -> pd.DataFrame:
-    """Completed downloads (or MiB sent by any request) per local day, a column per file;
-    every day from the first to the last is there, quiet ones as 0."""
+def per_day(
+    log: pd.DataFrame, measure: Measure, first: str | None = None, last: str | None = None
+) -> pd.DataFrame:
+    """Completed downloads (or MiB sent by any request) per local day, a column per file.
+    Every day from ``first`` to ``last`` (``YYYY-MM-DD``; default: the log's first and last
+    day) is there, quiet ones as 0."""
     table = _pivot(log, "day", measure)
     if table.empty:
         return table
-    days = pd.date_range(min(table.index), max(table.index), freq="D").strftime("%Y-%m-%d")
-    return table.reindex(days, fill_value=0).rename_axis("day")
+    days = pd.date_range(first or min(table.index), last or max(table.index), freq="D")
+    return table.reindex(days.strftime("%Y-%m-%d"), fill_value=0).rename_axis("day")
 
 
 def per_file(log: pd.DataFrame, measure: Measure) -> pd.DataFrame:

@@ -117,6 +117,9 @@ def test_per_day_counts_completed_downloads_by_file() -> None:
         "2023-11-17": {"a.txt": 0, "b.txt": 1},
     }
     assert tables.per_file(frame, "MiB")["MiB"].to_dict() == {"a.txt": 1.5, "b.txt": 0.0}
+    period = tables.per_day(frame, "MiB", "2023-11-14", "2023-11-18")
+    assert list(period.index) == [f"2023-11-{d}" for d in range(14, 19)]
+    assert period.loc["2023-11-15", "a.txt"] == 1.5 and period.loc["2023-11-18"].sum() == 0
 
 
 def test_no_downloads_yet(signed_in: AppTest) -> None:
