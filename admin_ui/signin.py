@@ -3,6 +3,7 @@ answered more slowly, per client and for the whole process."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import math
@@ -25,11 +26,12 @@ SIGNED_IN = "signed_in"  # session key, True once this browser session gave the 
 def matches(given: str, expected: str) -> bool:
     """Whether ``given`` is the password: UTF-8 bytes (NFC, so an ``é`` typed on a phone
     equals one typed on a laptop) compared in constant time."""
-    return hmac.compare_digest(_utf8(given), _utf8(expected))
+    return hmac.compare_digest(_digest(given), _digest(expected))
 
 
-def _utf8(text: str) -> bytes:
-    return unicodedata.normalize("NFC", text).encode("utf-8")
+def _digest(text: str) -> bytes:
+    # Comparing equal-length digests keeps even the password's length out of the timing.
+    return hashlib.sha256(unicodedata.normalize("NFC", text).encode("utf-8")).digest()
 
 
 @dataclass
@@ -43,8 +45,9 @@ class Throttle:
     forget_after: float = 3600.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    _failures: dict[str, tuple[int, float]] = field(default_factory=dict)  # n, next try at
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # client address: (wrong passwords in a row, when it may try again)
+    _failures: dict[str, tuple[int, float]] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def wait(self, client: str) -> float:
         """Seconds before ``client`` may try again; 0 if it may now."""
