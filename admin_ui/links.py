@@ -74,8 +74,8 @@ def _confirm(service: Service, item: SharedLink) -> None:
     whom = f" for {link.recipient}" if link.recipient else ""
     display.show(
         "warning",
-        f"Revoke the link to “{link.file}”{whom}? Whoever opens it from the next request on"
-        " is refused. This cannot be undone.",
+        f"Revoke the link to “{link.file}”{whom}? From now on, whoever opens it is refused."
+        " This cannot be undone.",
     )
     yes, no = st.columns(2)
     yes.button(
