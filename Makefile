@@ -15,7 +15,9 @@ test: system-deps install-test ## set up and run the whole test suite
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+# A new package (a folder with __init__.py) is importable from an editable install only once
+# pip has run again: an existing .venv picks it up on the next make.
+$(VENV)/.installed: pyproject.toml $(wildcard */__init__.py)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .

@@ -115,6 +115,10 @@ class Service:
         """Add a file to the catalog, within the upload size limit. See Catalog.save."""
         return self.catalog.save(name, source, self.settings.max_upload_size, overwrite)
 
+    def free_name(self, name: str) -> str:
+        """``name`` made safe, or a variant of it that takes no existing file (``a (2).txt``)."""
+        return self.catalog.free_name(name)
+
     def events(self, link_id: str | None = None, limit: int | None = None) -> list[DownloadEvent]:
         """The download log, newest first."""
         return self.store.list_events(link_id, limit)

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     store_url: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     admin_password: SecretStr | None = None
+    # Where the dashboard listens. The Procfile's shell reads these two (Streamlit binds before
+    # any Python of ours runs); they are declared here to be checked and documented with the rest.
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=8501, ge=1, le=65535)
     default_lifetime: Lifetime = 600
     max_lifetime: Lifetime = 7 * 86400
     resume_grace: Lifetime = 3600

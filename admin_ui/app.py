@@ -1,0 +1,46 @@
+"""The dashboard's entry point (``streamlit run admin_ui/app.py``): sign the owner in, then
+the Share, Links and Activity pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from admin_ui import display, resources, signin
+from sesame.errors import ConfigError
+from sesame.service import Service
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    st.set_page_config(page_title="Sesame", page_icon=":material/key:", layout="centered")
+    try:
+        service = resources.service()
+    except ConfigError as exc:
+        display.show("error", str(exc))
+        st.stop()
+    if not signin.gate(service.settings):
+        st.stop()
+    page = st.navigation(
+        [
+            st.Page(HERE / "share.py", title="Share", icon=":material/add_link:", default=True),
+            st.Page(HERE / "links.py", title="Links", icon=":material/link:"),
+            st.Page(HERE / "activity.py", title="Activity", icon=":material/monitoring:"),
+        ],
+    )
+    _sidebar(service)
+    page.run()
+
+
+def _sidebar(service: Service) -> None:
+    settings = service.settings
+    with st.sidebar:
+        st.markdown("**Sesame** · 芝麻开门")
+        st.caption(f"Links start with {display.plain(settings.public_url)}")
+        st.caption(f"Files folder: {display.plain(str(settings.files_dir))}")
+        st.button("Sign out", key="signout", icon=":material/logout:", on_click=signin.sign_out)
+
+
+main()

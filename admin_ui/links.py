@@ -1,0 +1,112 @@
+"""The Links page: every link with its state and downloads; open one again, or revoke it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import streamlit as st
+
+from admin_ui import display, resources, tables
+from sesame.models import LinkStatus, SharedLink
+from sesame.service import Service
+
+CONFIRM = "links_confirm"  # session key: the id of the link waiting for "Yes, revoke"
+
+
+def render(service: Service) -> None:
+    """The whole page: filters, the table, and one chosen link."""
+    st.set_page_config(layout="wide")
+    st.title("Links", anchor=False)
+    display.notices()
+    now, tz = service.clock(), display.zone()
+    shared = service.links(include_inactive=True)
+    if not shared:
+        st.info("No links yet. Make one on the Share page.")
+        return
+    counts = Counter(item.link.status(now) for item in shared)
+    status_col, file_col = st.columns([3, 2], vertical_alignment="bottom")
+    statuses = status_col.pills(
+        "Status",
+        list(LinkStatus),
+        selection_mode="multi",
+        wrap=True,
+        format_func=lambda status: f"{tables.ICONS[status]} {status.value} · {counts[status]}",
+        key="links_status",
+    )
+    files = file_col.multiselect(
+        "File",
+        sorted({item.link.file for item in shared}),
+        placeholder="All files",
+        key="links_file",
+    )
+    shown = [
+        item
+        for item in shared
+        if (not statuses or item.link.status(now) in statuses)
+        and (not files or item.link.file in files)
+    ]
+    st.dataframe(tables.colored(tables.links(shown, now, tz)), hide_index=True, key="links_table")
+    if shown:
+        _chosen(service, shown, now)
+
+
+def _chosen(service: Service, shown: list[SharedLink], now: float) -> None:
+    st.subheader("Open or revoke", anchor=False)
+    by_id = {item.link.id: item for item in shown}
+    link_id: str = st.selectbox(
+        "Link", list(by_id), format_func=lambda i: _label(by_id[i]), key="links_chosen"
+    )
+    item = by_id[link_id]
+    st.code(item.url, language=None, wrap_lines=True)
+    status = item.link.status(now)
+    if status is not LinkStatus.ACTIVE:
+        st.caption(f"This link is {status.value}: the gateway already refuses it.")
+    elif st.session_state.get(CONFIRM) != link_id:
+        st.button(
+            "Revoke…", key="links_revoke", icon=":material/block:", on_click=_ask, args=(link_id,)
+        )
+    else:
+        _confirm(service, item)
+
+
+def _confirm(service: Service, item: SharedLink) -> None:
+    link = item.link
+    whom = f" for {link.recipient}" if link.recipient else ""
+    display.show(
+        "warning",
+        f"Revoke the link to “{link.file}”{whom}? From now on, whoever opens it is refused."
+        " This cannot be undone.",
+    )
+    yes, no = st.columns(2)
+    yes.button(
+        "Yes, revoke",
+        key="links_revoke_confirm",
+        type="primary",
+        on_click=_revoke,
+        args=(service, link.id),
+        width="stretch",
+    )
+    no.button("Keep it", key="links_revoke_cancel", on_click=_ask, args=(None,), width="stretch")
+
+
+def _ask(link_id: str | None) -> None:
+    st.session_state[CONFIRM] = link_id
+
+
+def _revoke(service: Service, link_id: str) -> None:
+    """Widget callback: revokes ``link_id`` and says so on the next run."""
+    st.session_state.pop(CONFIRM, None)
+    with display.reported(later=True):
+        link = service.revoke(link_id)
+        display.notify("success", f"Revoked the link to “{link.file}”. It no longer opens.")
+
+
+def _label(item: SharedLink) -> str:
+    link = item.link
+    whom = f" → {link.recipient}" if link.recipient else ""
+    # No status here: it is shown below, and the browser can keep showing a stale label.
+    return f"{link.file}{whom} · {link.id}"
+
+
+if __name__ == "__main__":
+    render(resources.service())

@@ -1,0 +1,159 @@
+"""The tables and series the Links and Activity pages show, as pandas DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime, tzinfo
+from typing import Literal
+
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+from admin_ui.display import day, moment, span
+from sesame.models import DownloadEvent, Link, LinkStatus, Outcome, SharedLink
+
+MIB = 1024 * 1024
+Measure = Literal["downloads", "MiB"]
+ICONS = {
+    LinkStatus.ACTIVE: ":material/check_circle:",
+    LinkStatus.USED_UP: ":material/download_done:",
+    LinkStatus.EXPIRED: ":material/schedule:",
+    LinkStatus.REVOKED: ":material/block:",
+}
+COLORS = {  # text colour of the status cell
+    LinkStatus.ACTIVE: "#15803d",
+    LinkStatus.USED_UP: "#b45309",
+    LinkStatus.EXPIRED: "#6b7280",
+    LinkStatus.REVOKED: "#b91c1c",
+}
+LINK_COLUMNS = [
+    "status",
+    "file",
+    "recipient",
+    "created",
+    "expires",
+    "time left",
+    "downloads",
+    "note",
+    "id",
+]
+EVENT_COLUMNS = [
+    "time",
+    "file",
+    "recipient",
+    "link",
+    "client IP",
+    "user agent",
+    "status",
+    "bytes",
+    "outcome",
+]
+
+
+def links(shared: Iterable[SharedLink], now: float, tz: tzinfo) -> pd.DataFrame:
+    """One row per link, in the given order, with its status at ``now``."""
+    rows = []
+    for item in shared:
+        link = item.link
+        status = link.status(now)
+        rows.append(
+            {
+                "status": status.value,
+                "file": link.file,
+                "recipient": link.recipient or "",
+                "created": moment(link.created_at, tz),
+                "expires": moment(link.expires_at, tz),
+                "time left": span(link.expires_at - now) if status is LinkStatus.ACTIVE else "",
+                "downloads": f"{link.downloads} / {link.max_downloads or '∞'}",
+                "note": link.note or "",
+                "id": link.id,
+            }
+        )
+    return pd.DataFrame(rows, columns=LINK_COLUMNS)
+
+
+def colored(table: pd.DataFrame) -> Styler:
+    """``table`` (from ``links()``) with each status in its colour."""
+    colors = {status.value: color for status, color in COLORS.items()}
+    return table.style.map(lambda value: f"color: {colors.get(value, 'inherit')}", ["status"])
+
+
+def events(log: Iterable[DownloadEvent], links: Mapping[str, Link], tz: tzinfo) -> pd.DataFrame:
+    """The download log, one row per request, with each link's file and recipient."""
+    rows = []
+    for event in log:
+        link = links.get(event.link_id)
+        local = datetime.fromtimestamp(event.at, tz)
+        rows.append(
+            {
+                "at": event.at,
+                "day": day(event.at, tz),
+                "time": f"{local:%Y-%m-%d %H:%M:%S}",
+                "file": link.file if link else "(unknown link)",
+                "recipient": (link.recipient if link else None) or "",
+                "link": event.link_id,
+                "client IP": event.client_ip or "",
+                "user agent": event.user_agent or "",
+                "status": event.status,
+                "bytes": event.bytes_sent,
+                "outcome": str(event.outcome),
+            }
+        )
+    return pd.DataFrame(rows, columns=["at", "day", *EVENT_COLUMNS])
+
+
+def matching(
+    log: pd.DataFrame,
+    since: float | None = None,
+    files: Collection[str] = (),
+    outcomes: Collection[str] = (),
+    text: str = "",
+) -> pd.DataFrame:
+    """The rows of ``log`` after ``since``, for ``files`` and ``outcomes`` (empty: any),
+    that contain ``text`` in their recipient, link, client IP or user agent."""
+    keep = pd.Series(True, index=log.index)
+    if since is not None:
+        keep &= log["at"] >= since
+    if files:
+        keep &= log["file"].isin(list(files))
+    if outcomes:
+        keep &= log["outcome"].isin(list(outcomes))
+    if text.strip():
+        needle = text.strip().casefold()
+        fields = log[["recipient", "link", "client IP", "user agent"]].astype(str)
+        found = fields.apply(lambda column: column.str.casefold().str.contains(needle, regex=False))
+        keep &= found.any(axis=1)
+    return log[keep]
+
+
+def per_day(
+    log: pd.DataFrame, measure: Measure, first: str | None = None, last: str | None = None
+) -> pd.DataFrame:
+    """Completed downloads (or MiB sent by any request) per local day, a column per file.
+    Every day from ``first`` to ``last`` (``YYYY-MM-DD``; default: the log's first and last
+    day) is there, quiet ones as 0."""
+    table = _pivot(log, "day", measure)
+    if table.empty:
+        return table
+    days = pd.date_range(first or min(table.index), last or max(table.index), freq="D")
+    return table.reindex(days.strftime("%Y-%m-%d"), fill_value=0).rename_axis("day")
+
+
+def per_file(log: pd.DataFrame, measure: Measure) -> pd.DataFrame:
+    """Completed downloads (or MiB sent by any request) per file."""
+    values = _values(log, measure)
+    return values.groupby(log["file"]).sum().to_frame(measure).rename_axis("file")
+
+
+def _pivot(log: pd.DataFrame, index: str, measure: Measure) -> pd.DataFrame:
+    values = _values(log, measure)
+    frame = pd.DataFrame({index: log[index], "file": log["file"], measure: values})
+    return frame.pivot_table(
+        index=index, columns="file", values=measure, aggfunc="sum", fill_value=0
+    )
+
+
+def _values(log: pd.DataFrame, measure: Measure) -> pd.Series:
+    if measure == "downloads":
+        return (log["outcome"] == str(Outcome.COMPLETED)).astype(int)
+    return log["bytes"] / MIB

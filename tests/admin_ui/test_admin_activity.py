@@ -1,0 +1,138 @@
+"""The Activity page: the download log with filters, totals and charts per day and file."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from admin_support import ZONE
+from streamlit.testing.v1 import AppTest
+
+from admin_ui import tables
+from sesame.models import DownloadEvent, Link, Outcome
+from sesame.service import Service
+
+DAY = 86400
+UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0"
+
+
+@pytest.fixture
+def seeded(service: Service) -> dict[str, str]:
+    """Requests over three days: two files, completed, aborted and refused downloads."""
+    now = time.time()
+    photos = service.share("芝麻 开门.txt", recipient="Alice").link.id
+    welcome = service.share("welcome.txt", recipient="Bob").link.id
+    for event in [
+        DownloadEvent(photos, now - 2 * DAY, "203.0.113.7", UA, 200, 1000, Outcome.COMPLETED),
+        DownloadEvent(photos, now - 60, "203.0.113.7", UA, 200, 300, Outcome.ABORTED),
+        DownloadEvent(photos, now - 30, "203.0.113.7", UA, 200, 1000, Outcome.COMPLETED),
+        DownloadEvent(welcome, now - 20, "198.51.100.2", "curl/7.88", 200, 18, Outcome.COMPLETED),
+        DownloadEvent(welcome, now - 10, "198.51.100.2", "curl/7.88", 410, 0, Outcome.REFUSED),
+        DownloadEvent(
+            welcome, now - 40 * DAY, "192.0.2.1", "Wget/1.21", 200, 18, Outcome.COMPLETED
+        ),
+    ]:
+        service.record(event)
+    return {"photos": photos, "welcome": welcome}
+
+
+def activity(at: AppTest) -> AppTest:
+    return at.switch_page("activity.py").run()
+
+
+def log(at: AppTest) -> list[dict[str, object]]:
+    return at.dataframe[0].value.to_dict("records")  # type: ignore[no-any-return]
+
+
+def totals(at: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def test_log_of_the_last_30_days(signed_in: AppTest, seeded: dict[str, str]) -> None:
+    """Each request of the period, newest first, with its link's file and recipient."""
+    activity(signed_in)
+    rows = log(signed_in)
+    assert [row["outcome"] for row in rows] == [
+        "refused",
+        "completed",
+        "completed",
+        "aborted",
+        "completed",
+    ]
+    newest = rows[0]
+    assert newest["file"] == "welcome.txt" and newest["recipient"] == "Bob"
+    assert newest["client IP"] == "198.51.100.2" and newest["user agent"] == "curl/7.88"
+    assert newest["status"] == 410 and newest["bytes"] == 0
+    assert newest["link"] == seeded["welcome"]
+    assert totals(signed_in) == {
+        "Downloads": "3",
+        "Data sent": "2.3 KiB",
+        "Aborted": "1",
+        "Clients": "2",
+    }
+
+
+def test_period_file_outcome_and_search_filters(signed_in: AppTest, seeded: dict[str, str]) -> None:
+    """Period, file, outcome and a free-text search narrow the log and the totals."""
+    activity(signed_in)
+    signed_in.segmented_control(key="activity_period").set_value("all").run()
+    assert len(log(signed_in)) == 6
+    signed_in.segmented_control(key="activity_period").set_value("1d").run()
+    assert len(log(signed_in)) == 4
+    signed_in.multiselect(key="activity_file").set_value(["芝麻 开门.txt"]).run()
+    assert {row["recipient"] for row in log(signed_in)} == {"Alice"}
+    signed_in.multiselect(key="activity_outcome").set_value(["completed"]).run()
+    assert len(log(signed_in)) == 1
+    signed_in.multiselect(key="activity_file").set_value([]).run()
+    signed_in.text_input(key="activity_search").input("CURL").run()
+    assert [row["user agent"] for row in log(signed_in)] == ["curl/7.88"]
+
+
+def test_charts_per_day_and_per_file(signed_in: AppTest, seeded: dict[str, str]) -> None:
+    """Downloads and data sent are charted per day and per file."""
+    activity(signed_in)
+    downloads, data = signed_in.tabs
+    assert [tab.label for tab in signed_in.tabs] == ["Downloads", "Data served"]
+    for tab in (downloads, data):
+        assert len(tab.get("vega_lite_chart")) == 2
+
+
+def test_per_day_counts_completed_downloads_by_file() -> None:
+    """Per-day series: completed downloads (or MiB of any request) per file, and quiet days
+    in between are zeros."""
+    day = 1_700_006_400  # 2023-11-15 00:00 UTC
+    events = [
+        DownloadEvent("a", day + 10, None, None, 200, 1024 * 1024, Outcome.COMPLETED),
+        DownloadEvent("a", day + 20, None, None, 200, 512 * 1024, Outcome.ABORTED),
+        DownloadEvent("b", day + 2 * DAY, None, None, 200, 0, Outcome.COMPLETED),
+    ]
+    links = {"a": Link("a", "a.txt", 0, 1), "b": Link("b", "b.txt", 0, 1)}
+    frame = tables.events(events, links, UTC)
+    downloads = tables.per_day(frame, "downloads")
+    assert downloads.to_dict("index") == {
+        "2023-11-15": {"a.txt": 1, "b.txt": 0},
+        "2023-11-16": {"a.txt": 0, "b.txt": 0},
+        "2023-11-17": {"a.txt": 0, "b.txt": 1},
+    }
+    assert tables.per_file(frame, "MiB")["MiB"].to_dict() == {"a.txt": 1.5, "b.txt": 0.0}
+    period = tables.per_day(frame, "MiB", "2023-11-14", "2023-11-18")
+    assert list(period.index) == [f"2023-11-{d}" for d in range(14, 19)]
+    assert period.loc["2023-11-15", "a.txt"] == 1.5 and period.loc["2023-11-18"].sum() == 0
+
+
+def test_no_downloads_yet(signed_in: AppTest) -> None:
+    """Before anyone opens a link, the page says so."""
+    activity(signed_in)
+    assert "Nobody has opened a link yet" in signed_in.info[0].value
+
+
+def test_zone_is_the_browsers(signed_in: AppTest, seeded: dict[str, str]) -> None:
+    """Times in the log are in the browser's time zone."""
+    assert signed_in.context["timezone"] == ZONE
+    activity(signed_in)
+    first = log(signed_in)[-1]["time"]
+    assert isinstance(first, str)
+    parsed = datetime.strptime(first, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo(ZONE))
+    assert abs(parsed.timestamp() - (time.time() - 2 * DAY)) < 120
