@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from gateway import api
+from gateway import api, wechat
 from gateway.download import download
 from gateway.pages import Pages
 from sesame import __version__
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        lifespan=wechat.lifespan,
     )
     app.state.service = service
     app.state.pages = pages = Pages()
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.add_exception_handler(LinkError, link_error)
     app.add_exception_handler(FileMissing, file_missing)
     api.install(app)  # before the download routes: /d/{token}/qr.png is not a download
+    wechat.install(app)
     for path in ("/d/{token:path}", "/api/get_file/{token:path}"):
         app.add_api_route(path, download, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Is the gateway up?")
