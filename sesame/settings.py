@@ -30,6 +30,7 @@ KEY_FILE = "secret.key"
 DEFAULT_WECHAT_HELP = (
     "发送关键词即可获取临时下载链接。\nSend a keyword to get a temporary download link."
 )
+MAX_WECHAT_TEXT = 2000  # WeChat drops text replies over 2048 bytes
 _WECHAT_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
 _RATE = re.compile(r"\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?", re.IGNORECASE)
 
@@ -118,6 +119,13 @@ class Settings(BaseSettings):
         if not info.data.get("wechat_app_id"):
             raise ValueError("safe mode needs SESAME_WECHAT_APP_ID as well")
         return key
+
+    @field_validator("wechat_help")
+    @classmethod
+    def _help(cls, text: str) -> str:
+        if not text.strip() or len(text.encode()) > MAX_WECHAT_TEXT:
+            raise ValueError(f"must be some text, at most {MAX_WECHAT_TEXT} bytes (WeChat's limit)")
+        return text
 
     @field_validator("wechat_timezone")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,15 @@ def test_the_same_sender_within_the_cooldown_gets_the_same_link(
     assert len(service.links(include_inactive=True)) == 3
 
 
+def test_messages_at_once_from_one_sender_make_one_link(wechat: WeChat, service: Service) -> None:
+    """Eight copies of a message arriving together (WeChat retries, impatient followers)
+    all get the same link, and only one link is made."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: wechat.ask("芝麻开门"), range(8)))
+    assert len({url_in(text) for text in replies}) == 1
+    assert len(service.links()) == 1
+
+
 def test_other_texts_get_the_help_reply(wechat: WeChat, service: Service) -> None:
     """A text that matches no rule gets the help text and makes no link."""
     assert wechat.ask("hello") == DEFAULT_WECHAT_HELP
@@ -392,6 +402,7 @@ def test_without_a_token_there_is_no_endpoint(tmp_path: Path, clock: Clock) -> N
         ("wechat_aes_key", AES_KEY),  # without an AppID
         ("wechat_timezone", "Mars/Olympus"),
         ("api_auth_failures", "lots"),
+        ("wechat_help", "帮" * 700),
     ],
 )
 def test_unusable_settings_are_refused_with_their_name(setting: str, value: str) -> None:
