@@ -117,7 +117,8 @@ def _landing(service: Service, request: Request, link: Link) -> Response:
     pages: Pages = request.app.state.pages
     info = service.catalog.info(link.file)
     remaining = max(0, link.expires_at - int(service.clock()))
-    return pages.landing(link, info, remaining, f"{request.url.path}?{DOWNLOAD_PARAM}=1")
+    # Relative, so that the button works behind a proxy that serves Sesame under a prefix.
+    return pages.landing(link, info, remaining, f"?{DOWNLOAD_PARAM}=1")
 
 
 def _refusing(service: Service, request: Request, step: Callable[[], T]) -> T:

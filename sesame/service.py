@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from sesame import apikeys, rules
+from sesame import apikeys, replies
 from sesame.catalog import Catalog
 from sesame.errors import (
     ApiKeyInvalid,
@@ -154,7 +154,7 @@ class Service:
         """Answer ``keyword`` with a link to ``file`` (lifetime, limit and landing page as
         in ``share``). A sender who asks again within ``cooldown`` (default: the lifetime;
         0 for none) gets their last link back. ``template`` is the reply, with placeholders
-        from ``rules.PLACEHOLDERS`` (default: ``rules.DEFAULT_TEMPLATE``).
+        from ``replies.PLACEHOLDERS`` (default: ``replies.DEFAULT_TEMPLATE``).
 
         Raises FileMissing, InvalidInput for a bad value or template, and RuleExists if the
         keyword has a rule and ``replace`` is false.
@@ -162,12 +162,12 @@ class Service:
         seconds = self._lifetime(lifetime)
         _check_limit(max_downloads)
         rule = Rule(
-            keyword=rules.check_keyword(keyword),
+            keyword=replies.check_keyword(keyword),
             file=self.catalog.info(file).name,
             lifetime=seconds,
             max_downloads=max_downloads,
             cooldown=seconds if cooldown is None else _cooldown(cooldown),
-            template=rules.check_template(template) if template else None,
+            template=replies.check_template(template) if template else None,
             landing=landing,
             created_at=int(self.clock()),
         )
@@ -209,7 +209,7 @@ class Service:
             return None
         shared = self._issue(rule, openid)
         info = self.catalog.info(rule.file)
-        return rules.reply(rule, shared, info, self.clock(), self.settings.zone)
+        return replies.reply(rule, shared, info, self.clock(), self.settings.zone)
 
     def _issue(self, rule: Rule, openid: str) -> SharedLink:
         self.catalog.resolve(rule.file)

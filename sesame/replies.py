@@ -1,4 +1,4 @@
-"""Keyword rules' replies: templates checked when a rule is added, and filled per request."""
+"""Replies to keywords: templates checked when a rule is added, and filled per request."""
 
 from __future__ import annotations
 
