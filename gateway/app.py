@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from gateway import api, wechat
 from gateway.download import download
 from gateway.pages import Pages
 from sesame import __version__
@@ -16,6 +17,14 @@ from sesame.errors import FileMissing, LinkError, LinkInvalid
 from sesame.logs import configure_logging
 from sesame.service import Service
 from sesame.settings import Settings, load_settings
+
+DESCRIPTION = """Signed download links that open for a while and then close.
+
+The API makes, reads and revokes links for bots and scripts. Every call but the QR code
+needs an API key (`sesame apikey create NAME`) as `Authorization: Bearer ssk_...`; a client
+that sends wrong keys too often is refused with 429 for a while (SESAME_API_AUTH_FAILURES).
+Recipients open links at `GET /d/{token}`, which is not an API call and not listed here.
+"""
 
 _TOKEN_IN_PATH = re.compile(r"(/(?:d|api/get_file)/[^/?#\s]{0,8})[^/?#\s\"]*")
 
@@ -36,7 +45,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     """The gateway for ``settings`` (read from the environment when not given)."""
     settings = settings or load_settings()
     service = service or Service.from_settings(settings)
-    app = FastAPI(title="Sesame gateway", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Sesame gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=wechat.lifespan,
+    )
     app.state.service = service
     app.state.pages = pages = Pages()
     configure_logging()
@@ -53,9 +69,12 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     app.add_exception_handler(LinkError, link_error)
     app.add_exception_handler(FileMissing, file_missing)
+    api.install(app)  # before the download routes: /d/{token}/qr.png is not a download
+    wechat.install(app)
     for path in ("/d/{token:path}", "/api/get_file/{token:path}"):
         app.add_api_route(path, download, methods=["GET", "HEAD"], include_in_schema=False)
-    app.add_api_route("/healthz", _healthz, methods=["GET", "HEAD"])
+    app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Is the gateway up?")
+    app.add_api_route("/healthz", _healthz, methods=["HEAD"], include_in_schema=False)
     return app
 
 

@@ -14,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from gateway.disposition import content_disposition
 from gateway.pages import NO_STORE, Pages
-from gateway.previews import is_in_app_browser, is_preview
+from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
 from sesame.catalog import media_type
 from sesame.errors import LinkExhausted, LinkRevoked
 from sesame.models import Access, DownloadEvent, Link, Outcome
@@ -98,6 +98,8 @@ async def download(request: Request, token: str) -> Response:
             url = service.settings.public_url + request.url.path
             return pages.open_in_browser(url, link, info)
         return pages.preview(request, link, info)
+    if access is Access.FULL and link.landing and wants_landing(request):
+        return _landing(service, request, link)
     if access is not Access.HEAD:
         start = range_start(request, stat.st_size)
         access = Access.FULL if start == 0 else Access.RESUME
@@ -107,6 +109,16 @@ async def download(request: Request, token: str) -> Response:
         reserved = 0
     finish = _finisher(service, request, link, access, reserved)
     return TrackedFileResponse(path, stat, link.file, finish)
+
+
+def _landing(service: Service, request: Request, link: Link) -> Response:
+    """The landing page: shown, logged, never counted. Its button asks for ``?dl=1``."""
+    _record(service, request, link.id, 200, 0, Outcome.LANDING)
+    pages: Pages = request.app.state.pages
+    info = service.catalog.info(link.file)
+    remaining = max(0, link.expires_at - int(service.clock()))
+    # Relative, so that the button works behind a proxy that serves Sesame under a prefix.
+    return pages.landing(link, info, remaining, f"?{DOWNLOAD_PARAM}=1")
 
 
 def _refusing(service: Service, request: Request, step: Callable[[], T]) -> T:

@@ -72,6 +72,19 @@ class Pages:
         link ``url`` in the system browser, ready to copy. It takes nothing."""
         return self.html("open_in_browser.html", url=url, **_card(link, info))
 
+    def landing(self, link: Link, info: FileInfo, remaining: int, download_href: str) -> Response:
+        """A link's landing page: the file's details, a countdown from the ``remaining``
+        seconds the server measured, and a button to ``download_href``. It takes nothing."""
+        left = None if link.max_downloads is None else max(0, link.max_downloads - link.downloads)
+        return self.html(
+            "landing.html",
+            remaining=remaining,
+            remaining_text=countdown(remaining),
+            download_href=download_href,
+            downloads_left=left,
+            **_card(link, info),
+        )
+
     def link_error(self, request: Request, exc: LinkError) -> Response:
         """The answer for a link that cannot be downloaded: 404 if invalid, 410 if gone."""
         status = 404 if exc.code == "invalid" else 410
@@ -87,6 +100,17 @@ def _card(link: Link, info: FileInfo) -> dict[str, Any]:
         "expires": utc(link.expires_at),
         "sha256": info.sha256,
     }
+
+
+def countdown(seconds: int) -> str:
+    """``3725`` as ``01:02:05``, as the landing page's script writes it."""
+    days, rest = divmod(max(0, seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{minutes:02d}:{secs:02d}"
+    if days or hours:
+        text = f"{hours:02d}:{text}"
+    return f"{days}d {text}" if days else text
 
 
 def wants_json(request: Request) -> bool:

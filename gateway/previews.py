@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 
 # Fetchers that unfurl or scan links on someone's behalf (matched case-insensitively).
 # Fetchers that unfurl or scan links on someone's behalf (matched case-insensitively).
@@ -80,3 +81,17 @@ _IN_APP = re.compile(r"MicroMessenger|\bQQ/", re.IGNORECASE)
 def is_in_app_browser(headers: Headers) -> bool:
     """True inside WeChat's or QQ's built-in browser, which cannot save a download."""
     return bool(_IN_APP.search(headers.get("user-agent", "")))
+
+
+DOWNLOAD_PARAM = "dl"
+
+
+def wants_landing(request: Request) -> bool:
+    """True for a browser opening a link: a GET from the first byte that accepts HTML and
+    is not the landing page's own button (``?dl=1``). curl, wget and download managers
+    (no ``text/html`` in Accept) and resumptions get the file."""
+    if request.method != "GET" or "range" in request.headers:
+        return False
+    if request.query_params.get(DOWNLOAD_PARAM):
+        return False
+    return "text/html" in request.headers.get("accept", "").lower()

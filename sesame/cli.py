@@ -1,4 +1,5 @@
-"""The ``sesame`` command: share files, list and revoke links from a terminal."""
+"""The ``sesame`` command: share files, list and revoke links, manage keyword rules and API
+keys from a terminal."""
 
 from __future__ import annotations
 
@@ -12,22 +13,31 @@ import click
 
 from sesame import __version__, qr
 from sesame.errors import (
+    ApiKeyNotFound,
     ConfigError,
     FileMissing,
     InvalidInput,
     LinkNotFound,
+    RuleNotFound,
     SesameError,
 )
 from sesame.lifetimes import format_lifetime
-from sesame.models import SharedLink, human_size, utc
+from sesame.models import ApiKey, Rule, SharedLink, human_size, utc
 from sesame.service import Service
 from sesame.settings import load_settings
+
+LANDING_HELP = (
+    "Browsers see a page with the file's name, size, SHA-256 and time left, and a download"
+    " button, before the download."
+)
 
 # One place where errors become exit codes (sysexits.h where one fits).
 EXIT_CODES: dict[type[SesameError], int] = {
     InvalidInput: 2,
     FileMissing: 3,
     LinkNotFound: 4,
+    RuleNotFound: 4,
+    ApiKeyNotFound: 4,
     ConfigError: 78,
 }
 
@@ -79,6 +89,7 @@ def cli(ctx: click.Context) -> None:
 )
 @click.option("--recipient", default=None, help="Who the link is for (shown in the log).")
 @click.option("--note", default=None, help="A note for yourself.")
+@click.option("--landing", is_flag=True, help=LANDING_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
 @click.option("--no-qr", is_flag=True, help="Do not draw the QR code.")
 @click.pass_context
@@ -89,12 +100,13 @@ def link(
     max_downloads: int | None,
     recipient: str | None,
     note: str | None,
+    landing: bool,
     as_json: bool,
     no_qr: bool,
 ) -> None:
     """Make a link to FILE (a name inside SESAME_FILES_DIR) and print it with a QR code."""
     with _errors_to_exit_codes():
-        shared = _service(ctx).share(file, lifetime, max_downloads, recipient, note)
+        shared = _service(ctx).share(file, lifetime, max_downloads, recipient, note, landing)
     if as_json:
         _print_json(shared.as_dict())
         return
@@ -154,6 +166,159 @@ def files(ctx: click.Context, as_json: bool) -> None:
         click.echo("No files yet: put some in SESAME_FILES_DIR.")
     for info in infos:
         click.echo(f"{info.name}\t{human_size(info.size)}\t{info.sha256[:12]}")
+
+
+@cli.group()
+def rule() -> None:
+    """Keyword rules: what the WeChat Official Account answers to a keyword."""
+
+
+@rule.command("add")
+@click.argument("keyword")
+@click.argument("file")
+@click.option(
+    "--ttl",
+    "lifetime",
+    metavar="LIFETIME",
+    default=None,
+    help="How long each link works, like 10m or 2h. [default: SESAME_DEFAULT_LIFETIME]",
+)
+@click.option(
+    "--max-downloads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many complete downloads each link allows. [default: no limit]",
+)
+@click.option(
+    "--cooldown",
+    metavar="LIFETIME",
+    default=None,
+    help="A sender asking again within this time gets their last link back; 0 for never."
+    " [default: the link's lifetime]",
+)
+@click.option(
+    "--template",
+    default=None,
+    help="The reply, with {url}, {file}, {size}, {sha256}, {expires}, {minutes}."
+    " [default: a Chinese and English reply like the one in the README]",
+)
+@click.option("--landing", is_flag=True, help=LANDING_HELP)
+@click.option("--replace", is_flag=True, help="Replace the keyword's rule if it has one.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@click.pass_context
+def rule_add(
+    ctx: click.Context,
+    keyword: str,
+    file: str,
+    lifetime: str | None,
+    max_downloads: int | None,
+    cooldown: str | None,
+    template: str | None,
+    landing: bool,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Answer KEYWORD with a fresh link to FILE (a name inside SESAME_FILES_DIR)."""
+    with _errors_to_exit_codes():
+        added = _service(ctx).add_rule(
+            keyword, file, lifetime, max_downloads, cooldown, template, landing, replace
+        )
+    if as_json:
+        _print_json(added.as_dict())
+        return
+    click.echo(f"Keyword {added.keyword!r} now answers with {_rule_line(added)}.")
+
+
+@rule.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list and nothing else.")
+@click.pass_context
+def rule_list(ctx: click.Context, as_json: bool) -> None:
+    """List the keyword rules."""
+    with _errors_to_exit_codes():
+        found = _service(ctx).rules()
+    if as_json:
+        _print_json([item.as_dict() for item in found])
+        return
+    if not found:
+        click.echo("No keyword rules yet: see sesame rule add --help.")
+    for item in found:
+        click.echo(f"{item.keyword}\t{_rule_line(item)}")
+
+
+@rule.command("remove")
+@click.argument("keyword")
+@click.pass_context
+def rule_remove(ctx: click.Context, keyword: str) -> None:
+    """Stop answering KEYWORD; links already sent keep working."""
+    with _errors_to_exit_codes():
+        removed = _service(ctx).remove_rule(keyword)
+    click.echo(f"Removed the rule for {removed.keyword!r}.")
+
+
+@cli.group()
+def apikey() -> None:
+    """API keys for bots and scripts that ask for links over HTTP."""
+
+
+@apikey.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@click.pass_context
+def apikey_create(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Make an API key called NAME. The key is shown this once; only its hash is kept."""
+    with _errors_to_exit_codes():
+        created = _service(ctx).create_api_key(name)
+    if as_json:
+        _print_json(created.as_dict())
+        return
+    click.echo(created.secret)
+    click.echo(
+        f"API key {created.api_key.id} ({created.api_key.name}). Copy it now: it is shown"
+        " only this once. Use it as: Authorization: Bearer <key>",
+        err=True,
+    )
+
+
+@apikey.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list and nothing else.")
+@click.pass_context
+def apikey_list(ctx: click.Context, as_json: bool) -> None:
+    """List API keys (their first letters only), newest first."""
+    with _errors_to_exit_codes():
+        found = _service(ctx).api_keys()
+    if as_json:
+        _print_json([item.as_dict() for item in found])
+        return
+    if not found:
+        click.echo("No API keys yet: see sesame apikey create --help.")
+    for item in found:
+        click.echo(_key_line(item))
+
+
+@apikey.command("revoke")
+@click.argument("key_id", metavar="ID")
+@click.pass_context
+def apikey_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke the API key ID; it is refused from the next request on."""
+    with _errors_to_exit_codes():
+        revoked = _service(ctx).revoke_api_key(key_id)
+    click.echo(f"Revoked API key {revoked.id} ({revoked.name}).")
+
+
+def _rule_line(item: Rule) -> str:
+    limit = f", {item.max_downloads} download(s)" if item.max_downloads else ""
+    cooldown = format_lifetime(item.cooldown) if item.cooldown else "none"
+    landing = ", landing page" if item.landing else ""
+    return (
+        f"{item.file}: {format_lifetime(item.lifetime)} links{limit}{landing}, cool-down {cooldown}"
+    )
+
+
+def _key_line(item: ApiKey) -> str:
+    state = f"revoked {utc(item.revoked_at):%Y-%m-%d}" if item.revoked_at else "active"
+    used = f"last used {utc(item.last_used_at):%Y-%m-%d %H:%M}" if item.last_used_at else ""
+    fields = [item.id, f"{item.prefix}…", item.name, state, used]
+    return "\t".join(fields).rstrip()
 
 
 def _status(service: Service, item: SharedLink) -> str:

@@ -94,3 +94,36 @@ class FileExists(SesameError):
 
 class UploadRejected(SesameError):
     """An upload was refused (too large, unusable name); nothing was written."""
+
+
+class RuleNotFound(SesameError):
+    """No keyword rule matches the keyword the owner gave."""
+
+    def __init__(self, keyword: str) -> None:
+        super().__init__(f"There is no rule for the keyword {keyword!r}.")
+        self.keyword = keyword
+
+
+class RuleExists(InvalidInput):
+    """A rule for the keyword exists already; the owner must replace or remove it."""
+
+    def __init__(self, keyword: str) -> None:
+        super().__init__(
+            f"A rule for the keyword {keyword!r} exists already; remove it first or replace it."
+        )
+        self.keyword = keyword
+
+
+class ApiKeyNotFound(SesameError):
+    """No API key has the id the owner gave."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"There is no API key with id {key_id!r}.")
+        self.key_id = key_id
+
+
+class ApiKeyInvalid(SesameError):
+    """A request's API key is missing, unknown or revoked."""
+
+    def __init__(self, message: str = "A valid API key is needed.") -> None:
+        super().__init__(message)

@@ -1,7 +1,9 @@
-"""The records Sesame keeps and hands around: links, files, download events."""
+"""The records Sesame keeps and hands around: links, files, download events, keyword rules
+and API keys."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +38,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # answered with an error status; nothing was sent
     HEAD = "head"  # headers only
     PREVIEW = "preview"  # a link-preview bot or a prefetch got a card, not the file
+    LANDING = "landing"  # a person saw the link's landing page; its button downloads
 
 
 class Access(StrEnum):
@@ -62,6 +65,7 @@ class Link:
     downloads: int = 0
     bytes_served: int = 0
     started_at: int | None = None  # when a download of it was first begun
+    landing: bool = False  # browsers see a page with a download button first
 
     @property
     def lifetime(self) -> int:
@@ -100,6 +104,7 @@ class SharedLink:
             "recipient": link.recipient,
             "note": link.note,
             "revoked_at": utc(link.revoked_at).isoformat() if link.revoked_at else None,
+            "landing": link.landing,
         }
 
 
@@ -134,3 +139,93 @@ class DownloadEvent:
     status: int
     bytes_sent: int
     outcome: Outcome
+
+
+def keyword_key(text: str) -> str:
+    """The form in which keywords are compared: NFKC, case-folded, without whitespace and
+    without punctuation around it, so "芝麻开门", " 芝麻 开门！" and "芝麻开门。" are one."""
+    folded = "".join(unicodedata.normalize("NFKC", text).casefold().split())
+    start, end = 0, len(folded)
+    while start < end and _is_punctuation(folded[start]):
+        start += 1
+    while end > start and _is_punctuation(folded[end - 1]):
+        end -= 1
+    return folded[start:end]
+
+
+def _is_punctuation(char: str) -> bool:
+    return unicodedata.category(char).startswith(("P", "C"))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A keyword that a WeChat follower sends to get a link to ``file``.
+
+    Each link lives ``lifetime`` seconds and allows ``max_downloads``; a sender who asks
+    again within ``cooldown`` seconds of their last link gets that link back. ``template``
+    is the reply (None: the default one); ``landing`` gives the links a landing page.
+    """
+
+    keyword: str
+    file: str
+    lifetime: int
+    max_downloads: int | None = None
+    cooldown: int = 0
+    template: str | None = None
+    landing: bool = False
+    created_at: int = 0
+
+    @property
+    def key(self) -> str:
+        """The keyword as it is matched and stored."""
+        return keyword_key(self.keyword)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "keyword": self.keyword,
+            "file": self.file,
+            "lifetime": self.lifetime,
+            "max_downloads": self.max_downloads,
+            "cooldown": self.cooldown,
+            "template": self.template,
+            "landing": self.landing,
+            "created_at": utc(self.created_at).isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: never the key itself, only its SHA-256 and its first letters."""
+
+    id: str
+    name: str
+    prefix: str  # the key's first characters, to recognise it in a list
+    digest: str  # SHA-256 of the whole key, hex
+    created_at: int
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "created_at": utc(self.created_at).isoformat(),
+            "revoked_at": utc(self.revoked_at).isoformat() if self.revoked_at else None,
+            "last_used_at": utc(self.last_used_at).isoformat() if self.last_used_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    """A key just created: ``secret`` is the key itself, shown this once and never stored."""
+
+    api_key: ApiKey
+    secret: str
+
+    def as_dict(self) -> dict[str, object]:
+        return self.api_key.as_dict() | {"key": self.secret}

@@ -1,5 +1,5 @@
-"""One method per action on links and files. The CLI, the dashboard and the gateway call
-these; none of them re-implements what happens here."""
+"""One method per action on links, files, keyword rules and API keys. The CLI, the dashboard,
+the gateway's API and its WeChat endpoint call these; none of them re-implements them."""
 
 from __future__ import annotations
 
@@ -11,18 +11,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from sesame import apikeys, replies
 from sesame.catalog import Catalog
 from sesame.errors import (
+    ApiKeyInvalid,
+    ApiKeyNotFound,
     InvalidInput,
     LinkExhausted,
     LinkExpired,
     LinkInvalid,
     LinkNotFound,
     LinkRevoked,
+    RuleExists,
+    RuleNotFound,
 )
 from sesame.lifetimes import format_lifetime, parse_lifetime
 from sesame.links import Clock, LinkSigner
-from sesame.models import Access, DownloadEvent, FileInfo, Link, LinkStatus, SharedLink, utc
+from sesame.models import (
+    Access,
+    ApiKey,
+    DownloadEvent,
+    FileInfo,
+    Link,
+    LinkStatus,
+    NewApiKey,
+    Rule,
+    SharedLink,
+    keyword_key,
+    utc,
+)
 from sesame.settings import Settings, signing_keys
 from sesame.store import Store, open_store
 
@@ -61,16 +78,17 @@ class Service:
         max_downloads: int | None = None,
         recipient: str | None = None,
         note: str | None = None,
+        landing: bool = False,
     ) -> SharedLink:
         """Make a link to ``file`` that works for ``lifetime`` (default: the setting).
+        With ``landing``, browsers see a page with the file's details and a button first.
 
         Raises FileMissing for a file outside the catalog and InvalidInput for a lifetime
         beyond the maximum, a limit below 1 or an over-long recipient or note.
         """
         info = self.catalog.info(file)
         seconds = self._lifetime(lifetime)
-        if max_downloads is not None and max_downloads < 1:
-            raise InvalidInput("A download limit must be at least 1 (or none at all).")
+        _check_limit(max_downloads)
         now = int(self.clock())
         link = Link(
             id=new_id(),
@@ -80,6 +98,7 @@ class Service:
             max_downloads=max_downloads,
             recipient=_text(recipient, "recipient"),
             note=_text(note, "note"),
+            landing=landing,
         )
         self.store.add_link(link)
         return self.shared(link)
@@ -122,6 +141,137 @@ class Service:
     def events(self, link_id: str | None = None, limit: int | None = None) -> list[DownloadEvent]:
         """The download log, newest first."""
         return self.store.list_events(link_id, limit)
+
+    # -- keyword rules (WeChat) -------------------------------------------------------------
+
+    def add_rule(
+        self,
+        keyword: str,
+        file: str,
+        lifetime: str | int | None = None,
+        max_downloads: int | None = None,
+        cooldown: str | int | None = None,
+        template: str | None = None,
+        landing: bool = False,
+        replace: bool = False,
+    ) -> Rule:
+        """Answer ``keyword`` with a link to ``file`` (lifetime, limit and landing page as
+        in ``share``). A sender who asks again within ``cooldown`` (default: the lifetime;
+        0 for none) gets their last link back. ``template`` is the reply, with placeholders
+        from ``replies.PLACEHOLDERS`` (default: ``replies.DEFAULT_TEMPLATE``).
+
+        Raises FileMissing, InvalidInput for a bad value or template, and RuleExists if the
+        keyword has a rule and ``replace`` is false.
+        """
+        seconds = self._lifetime(lifetime)
+        _check_limit(max_downloads)
+        rule = Rule(
+            keyword=replies.check_keyword(keyword),
+            file=self.catalog.info(file).name,
+            lifetime=seconds,
+            max_downloads=max_downloads,
+            cooldown=seconds if cooldown is None else _cooldown(cooldown),
+            template=replies.check_template(template) if template else None,
+            landing=landing,
+            created_at=int(self.clock()),
+        )
+        if not self.store.add_rule(rule, replace):
+            raise RuleExists(rule.keyword)
+        return rule
+
+    def remove_rule(self, keyword: str) -> Rule:
+        """Stop answering ``keyword``; links already sent keep working. Raises RuleNotFound."""
+        rule = self.store.remove_rule(keyword_key(keyword))
+        if rule is None:
+            raise RuleNotFound(keyword)
+        return rule
+
+    def rule(self, keyword: str) -> Rule:
+        """The rule that ``keyword`` matches. Raises RuleNotFound."""
+        rule = self.store.get_rule(keyword_key(keyword))
+        if rule is None:
+            raise RuleNotFound(keyword)
+        return rule
+
+    def rules(self) -> list[Rule]:
+        """Every keyword rule, by keyword."""
+        return self.store.list_rules()
+
+    def link_for_keyword(self, keyword: str, openid: str) -> SharedLink | None:
+        """The link a WeChat follower ``openid`` gets for sending ``keyword``: a new one, or
+        the one they got within the rule's cool-down. None if no rule matches.
+        Raises FileMissing if the rule's file is gone."""
+        rule = self.store.get_rule(keyword_key(keyword))
+        return None if rule is None else self._issue(rule, openid)
+
+    def keyword_reply(self, keyword: str, openid: str) -> str | None:
+        """The text that answers ``keyword`` from ``openid``: the rule's template filled with
+        the link (see ``link_for_keyword``), or when that link is used up, revoked or expired
+        within the cool-down, when to ask again. None if no rule matches."""
+        rule = self.store.get_rule(keyword_key(keyword))
+        if rule is None:
+            return None
+        shared = self._issue(rule, openid)
+        info = self.catalog.info(rule.file)
+        return replies.reply(rule, shared, info, self.clock(), self.settings.zone)
+
+    def _issue(self, rule: Rule, openid: str) -> SharedLink:
+        self.catalog.resolve(rule.file)
+        now = int(self.clock())
+        link = Link(
+            id=new_id(),
+            file=rule.file,
+            created_at=now,
+            expires_at=now + min(rule.lifetime, self.settings.max_lifetime),
+            max_downloads=rule.max_downloads,
+            recipient=_text(openid, "recipient"),
+            note=f"keyword {rule.keyword}",
+            landing=rule.landing,
+        )
+        scope = f"rule:{rule.key}:{rule.created_at}"  # a replaced rule starts afresh
+        return self.shared(self.store.issue_link(scope, openid, link, rule.cooldown))
+
+    # -- API keys --------------------------------------------------------------------------
+
+    def create_api_key(self, name: str) -> NewApiKey:
+        """A new API key called ``name``. Its secret is in the result and nowhere else: the
+        store keeps only its SHA-256. Raises InvalidInput for an empty or long name."""
+        label = _text(name, "name")
+        if not label:
+            raise InvalidInput("An API key needs a name, like the bot or script that uses it.")
+        secret = apikeys.new_secret()
+        key = ApiKey(
+            id=new_id(),
+            name=label,
+            prefix=apikeys.prefix(secret),
+            digest=apikeys.digest(secret),
+            created_at=int(self.clock()),
+        )
+        self.store.add_api_key(key)
+        return NewApiKey(key, secret)
+
+    def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Revoke an API key; it is refused from the next request on. Raises ApiKeyNotFound."""
+        key = self.store.revoke_api_key(key_id, int(self.clock()))
+        if key is None:
+            raise ApiKeyNotFound(key_id)
+        return key
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every API key, newest first, revoked ones included."""
+        return self.store.list_api_keys()
+
+    def authenticate(self, secret: str) -> ApiKey:
+        """The active API key ``secret`` is, noting its use. Raises ApiKeyInvalid."""
+        if not apikeys.looks_like_key(secret):
+            raise ApiKeyInvalid()
+        key = self.store.find_api_key(apikeys.digest(secret))
+        if key is None or not key.active:
+            raise ApiKeyInvalid()
+        self.store.touch_api_key(key.id, int(self.clock()))
+        return key
+
+    # -- what the faces share ----------------------------------------------------------------
 
     def shared(self, link: Link) -> SharedLink:
         """A record with its URL. The token is minted again from the record, not stored."""
@@ -202,6 +352,17 @@ def _usable(link: Link, may_be_used_up: bool = False) -> Link:
     if limit is not None and link.downloads >= limit and not may_be_used_up:
         raise LinkExhausted(link.id, limit)
     return link
+
+
+def _check_limit(max_downloads: int | None) -> None:
+    if max_downloads is not None and max_downloads < 1:
+        raise InvalidInput("A download limit must be at least 1 (or none at all).")
+
+
+def _cooldown(value: str | int) -> int:
+    if str(value).strip() in ("0", "0s"):
+        return 0
+    return parse_lifetime(value)
 
 
 def _text(value: str | None, what: str) -> str | None:

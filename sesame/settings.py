@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, ByteSize, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    ByteSize,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sesame.errors import ConfigError, InvalidInput
@@ -15,6 +27,12 @@ from sesame.lifetimes import parse_lifetime
 
 MIN_KEY_BYTES = 32
 KEY_FILE = "secret.key"
+DEFAULT_WECHAT_HELP = (
+    "发送关键词即可获取临时下载链接。\nSend a keyword to get a temporary download link."
+)
+MAX_WECHAT_TEXT = 2000  # WeChat drops text replies over 2048 bytes
+_WECHAT_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
+_RATE = re.compile(r"\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?", re.IGNORECASE)
 
 
 def _lifetime(value: Any) -> int:
@@ -59,6 +77,12 @@ class Settings(BaseSettings):
     resume_grace: Lifetime = 3600
     retention: Lifetime = 30 * 86400
     max_upload_size: ByteSize = Field(default=ByteSize(512 * 1024**2))
+    wechat_token: SecretStr | None = None
+    wechat_app_id: str | None = None
+    wechat_aes_key: SecretStr | None = None
+    wechat_help: str = DEFAULT_WECHAT_HELP
+    wechat_timezone: str = "Asia/Shanghai"
+    api_auth_failures: str = "10/minute"
 
     @field_validator("secret_keys")
     @classmethod
@@ -77,6 +101,56 @@ class Settings(BaseSettings):
         if not url.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return url.rstrip("/")
+
+    @field_validator("wechat_token")
+    @classmethod
+    def _wechat_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not _WECHAT_TOKEN.fullmatch(token.get_secret_value()):
+            raise ValueError("must be 3 to 32 letters and digits, as in the WeChat console")
+        return token
+
+    @field_validator("wechat_aes_key")
+    @classmethod
+    def _wechat_aes_key(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if key is None:
+            return None
+        try:
+            raw = base64.b64decode(key.get_secret_value() + "=", validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(key.get_secret_value()) != 43 or len(raw) != 32:
+            raise ValueError("must be the 43-character EncodingAESKey from the WeChat console")
+        if not info.data.get("wechat_app_id"):
+            raise ValueError("safe mode needs SESAME_WECHAT_APP_ID as well")
+        return key
+
+    @field_validator("wechat_help")
+    @classmethod
+    def _help(cls, text: str) -> str:
+        if not text.strip() or len(text.encode()) > MAX_WECHAT_TEXT:
+            raise ValueError(f"must be some text, at most {MAX_WECHAT_TEXT} bytes (WeChat's limit)")
+        return text
+
+    @field_validator("wechat_timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a time zone name like Asia/Shanghai") from None
+        return name
+
+    @field_validator("api_auth_failures")
+    @classmethod
+    def _rate(cls, rate: str) -> str:
+        if not _RATE.fullmatch(rate.strip()):
+            raise ValueError("must be a rate like 10/minute, 20/hour or 5 per 10 seconds")
+        return rate.strip()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone WeChat replies state times in."""
+        return ZoneInfo(self.wechat_timezone)
 
     @property
     def resolved_store_url(self) -> str:

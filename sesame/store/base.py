@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sesame.models import DownloadEvent, Link
+from sesame.models import ApiKey, DownloadEvent, Link, Rule
 
 
 class Store(Protocol):
-    """Link records, their download counters and the download log.
+    """Link records, their download counters and the download log; keyword rules and the
+    links issued for them; API keys.
 
     Every method is safe to call from several threads and several processes at once;
     ``begin_download`` is atomic, so a limit holds however many gateways race for it.
@@ -48,6 +49,45 @@ class Store(Protocol):
         self, link_id: str | None = None, limit: int | None = None
     ) -> list[DownloadEvent]:
         """Download log rows, newest first, optionally for one link and at most ``limit``."""
+
+    def issue_link(self, scope: str, recipient: str, link: Link, cooldown: int) -> Link:
+        """The link ``recipient`` was issued in ``scope`` (a keyword rule) less than
+        ``cooldown`` seconds before ``link.created_at``, if its record is still kept;
+        otherwise ``link``, added and remembered as the one issued.
+
+        Atomic: two requests at once from one recipient get the same link.
+        """
+
+    # -- keyword rules, keyed by Rule.key -----------------------------------------------
+
+    def add_rule(self, rule: Rule, replace: bool = False) -> bool:
+        """Keep ``rule``; False (and nothing changes) if its key exists and not ``replace``."""
+
+    def get_rule(self, key: str) -> Rule | None:
+        """The rule whose key is ``key``, or None."""
+
+    def list_rules(self) -> list[Rule]:
+        """Every rule, by keyword."""
+
+    def remove_rule(self, key: str) -> Rule | None:
+        """Forget the rule whose key is ``key``; the rule, or None if there was none."""
+
+    # -- API keys -----------------------------------------------------------------------
+
+    def add_api_key(self, api_key: ApiKey) -> None:
+        """Keep a new API key record."""
+
+    def find_api_key(self, digest: str) -> ApiKey | None:
+        """The key whose SHA-256 is ``digest``, revoked or not, or None."""
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every API key record, newest first."""
+
+    def revoke_api_key(self, key_id: str, at: int) -> ApiKey | None:
+        """Mark the key revoked at ``at`` (kept if it already was); None if unknown."""
+
+    def touch_api_key(self, key_id: str, at: int) -> None:
+        """Note that the key was used at ``at``."""
 
     def close(self) -> None:
         """Release connections."""

@@ -14,10 +14,11 @@ from typing import Any, cast
 
 import redis
 
-from sesame.models import DownloadEvent, Link, Outcome
+from sesame.models import ApiKey, DownloadEvent, Link, Outcome, Rule
 
 PREFIX = "sesame:"
 _LINK_FIELDS = {f.name for f in fields(Link)}
+_KEY_FIELDS = {f.name for f in fields(ApiKey)}
 _INT_FIELDS = {
     "created_at",
     "expires_at",
@@ -26,7 +27,9 @@ _INT_FIELDS = {
     "downloads",
     "bytes_served",
     "started_at",
+    "last_used_at",
 }
+_BOOL_FIELDS = {"landing"}
 
 _BEGIN = """
 local f = redis.call('HMGET', KEYS[1], 'created_at', 'revoked_at', 'max_downloads',
@@ -57,6 +60,23 @@ redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[1])
 return 1
 """
 
+# KEYS: the issue record, the new link's record, the link index.
+# ARGV: key prefix of link records, new link id, its created_at, cool-down, its expireat,
+# how long the issue record is kept, then the new link's fields and values.
+_ISSUE = """
+local prev = redis.call('HMGET', KEYS[1], 'link', 'at')
+if prev[1] and tonumber(prev[2]) + tonumber(ARGV[4]) > tonumber(ARGV[3])
+   and redis.call('EXISTS', ARGV[1] .. prev[1]) == 1 then
+  return prev[1]
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 7))
+redis.call('EXPIREAT', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[1], 'link', ARGV[2], 'at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return ARGV[2]
+"""
+
 
 class RedisStore:
     """A Store in Redis, shared by any number of gateway processes and hosts."""
@@ -67,12 +87,12 @@ class RedisStore:
         self._begin = self.redis.register_script(_BEGIN)
         self._end = self.redis.register_script(_END)
         self._revoke = self.redis.register_script(_REVOKE)
+        self._issue = self.redis.register_script(_ISSUE)
 
     def add_link(self, link: Link) -> None:
         key = _link_key(link.id)
-        mapping: dict[str, str | int] = {k: v for k, v in asdict(link).items() if v is not None}
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # invariant key type
+            pipe.hset(key, mapping=_mapping(link))  # type: ignore[arg-type]  # invariant key type
             pipe.expireat(key, link.expires_at + self.retention)
             pipe.zadd(PREFIX + "links", {link.id: link.created_at})
             pipe.execute()
@@ -130,6 +150,72 @@ class RedisStore:
             rows = [entry["e"] for _, entry in entries]
         return [_event(json.loads(row)) for row in rows]
 
+    def issue_link(self, scope: str, recipient: str, link: Link, cooldown: int) -> Link:
+        issue_key = PREFIX + "issue:" + json.dumps([scope, recipient], ensure_ascii=False)
+        pairs = [part for item in _mapping(link).items() for part in item]
+        args = [
+            PREFIX + "link:",
+            link.id,
+            link.created_at,
+            cooldown,
+            link.expires_at + self.retention,
+            max(1, cooldown),
+            *pairs,
+        ]
+        keys = [issue_key, _link_key(link.id), PREFIX + "links"]
+        issued = self._issue(keys=keys, args=args)
+        return link if issued == link.id else (self.get_link(issued) or link)
+
+    def add_rule(self, rule: Rule, replace: bool = False) -> bool:
+        data = json.dumps(asdict(rule), ensure_ascii=False)
+        if replace:
+            self.redis.hset(PREFIX + "rules", rule.key, data)
+            return True
+        return bool(self.redis.hsetnx(PREFIX + "rules", rule.key, data))
+
+    def get_rule(self, key: str) -> Rule | None:
+        data = cast(str | None, self.redis.hget(PREFIX + "rules", key))
+        return Rule(**json.loads(data)) if data else None
+
+    def list_rules(self) -> list[Rule]:
+        records = cast(dict[str, str], self.redis.hgetall(PREFIX + "rules"))
+        return [Rule(**json.loads(records[key])) for key in sorted(records)]
+
+    def remove_rule(self, key: str) -> Rule | None:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(PREFIX + "rules", key)
+            pipe.hdel(PREFIX + "rules", key)
+            data, _ = pipe.execute()
+        return Rule(**json.loads(data)) if data else None
+
+    def add_api_key(self, api_key: ApiKey) -> None:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(_api_key_key(api_key.id), mapping=_mapping(api_key))  # type: ignore[arg-type]
+            pipe.set(PREFIX + "apikey-digest:" + api_key.digest, api_key.id)
+            pipe.zadd(PREFIX + "apikeys", {api_key.id: api_key.created_at})
+            pipe.execute()
+
+    def find_api_key(self, digest: str) -> ApiKey | None:
+        key_id = cast(str | None, self.redis.get(PREFIX + "apikey-digest:" + digest))
+        return self._api_key(key_id) if key_id else None
+
+    def list_api_keys(self) -> list[ApiKey]:
+        ids = cast(list[str], self.redis.zrange(PREFIX + "apikeys", 0, -1))
+        keys = [key for key in map(self._api_key, ids) if key is not None]
+        return sorted(keys, key=lambda key: (-key.created_at, key.id))
+
+    def revoke_api_key(self, key_id: str, at: int) -> ApiKey | None:
+        self._revoke(keys=[_api_key_key(key_id)], args=[at])
+        return self._api_key(key_id)
+
+    def touch_api_key(self, key_id: str, at: int) -> None:
+        if self.redis.exists(_api_key_key(key_id)):
+            self.redis.hset(_api_key_key(key_id), "last_used_at", at)
+
+    def _api_key(self, key_id: str) -> ApiKey | None:
+        record = cast(dict[str, str], self.redis.hgetall(_api_key_key(key_id)))
+        return ApiKey(**_values(record, _KEY_FIELDS)) if record else None
+
     def close(self) -> None:
         self.redis.close()
 
@@ -138,13 +224,35 @@ def _link_key(link_id: str) -> str:
     return f"{PREFIX}link:{link_id}"
 
 
+def _api_key_key(key_id: str) -> str:
+    return f"{PREFIX}apikey:{key_id}"
+
+
+def _mapping(record: Link | ApiKey) -> dict[str, str | int]:
+    """A record as a Redis hash: no None values, booleans as 0 and 1."""
+    return {
+        k: int(v) if isinstance(v, bool) else v for k, v in asdict(record).items() if v is not None
+    }
+
+
+def _values(record: dict[str, str], names: set[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in record.items():
+        if name not in names:
+            continue
+        if name in _INT_FIELDS:
+            values[name] = int(value)
+        elif name in _BOOL_FIELDS:
+            values[name] = value == "1"
+        else:
+            values[name] = value
+    return values
+
+
 def _link(record: dict[str, str]) -> Link | None:
     if not record:
         return None
-    values: dict[str, Any] = {
-        k: int(v) if k in _INT_FIELDS else v for k, v in record.items() if k in _LINK_FIELDS
-    }
-    return Link(**values)
+    return Link(**_values(record, _LINK_FIELDS))
 
 
 def _event(data: dict[str, Any]) -> DownloadEvent:

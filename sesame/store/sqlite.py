@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
-from sesame.models import DownloadEvent, Link, Outcome
+from sesame.models import ApiKey, DownloadEvent, Link, Outcome, Rule
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -36,13 +38,42 @@ CREATE TABLE IF NOT EXISTS downloads (
 );
 CREATE INDEX IF NOT EXISTS downloads_by_link ON downloads (link_id, at);
 CREATE INDEX IF NOT EXISTS downloads_by_time ON downloads (at);
+CREATE TABLE IF NOT EXISTS rules (
+    key TEXT PRIMARY KEY,
+    keyword TEXT NOT NULL,
+    file TEXT NOT NULL,
+    lifetime INTEGER NOT NULL,
+    max_downloads INTEGER,
+    cooldown INTEGER NOT NULL,
+    template TEXT,
+    landing INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS issues (
+    scope TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    link_id TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, recipient)
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    digest TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    last_used_at INTEGER
+);
 """
 
 LINK_COLUMNS = (
     "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads,"
-    " bytes_served, started_at"
+    " bytes_served, started_at, landing"
 )
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome"
+RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at"
+KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
 
 
 class SQLiteStore:
@@ -55,6 +86,7 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._db.executescript(SCHEMA)
+        self._migrate()
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -70,9 +102,31 @@ class SQLiteStore:
                 self._connections.append(conn)
         return conn
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once so that check-then-write cannot race."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        """Bring a database made by an earlier version up to this schema."""
+        with self._transaction() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(links)")}
+            if "landing" not in columns:
+                db.execute("ALTER TABLE links ADD COLUMN landing INTEGER NOT NULL DEFAULT 0")
+
     def add_link(self, link: Link) -> None:
-        self._db.execute(
-            f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._insert_link(self._db, link)
+
+    def _insert_link(self, db: sqlite3.Connection, link: Link) -> None:
+        db.execute(
+            f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             _link_row(link),
         )
 
@@ -80,13 +134,13 @@ class SQLiteStore:
         row = self._db.execute(
             f"SELECT {LINK_COLUMNS} FROM links WHERE id = ?", (link_id,)
         ).fetchone()
-        return Link(*row) if row else None
+        return _link(row) if row else None
 
     def list_links(self) -> list[Link]:
         rows = self._db.execute(
             f"SELECT {LINK_COLUMNS} FROM links ORDER BY created_at DESC, id"
         ).fetchall()
-        return [Link(*row) for row in rows]
+        return [_link(row) for row in rows]
 
     def revoke_link(self, link_id: str, at: int) -> Link | None:
         self._db.execute(
@@ -145,6 +199,76 @@ class SQLiteStore:
         rows = self._db.execute(query, params).fetchall()
         return [_event(row) for row in rows]
 
+    def issue_link(self, scope: str, recipient: str, link: Link, cooldown: int) -> Link:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT link_id, issued_at FROM issues WHERE scope = ? AND recipient = ?",
+                (scope, recipient),
+            ).fetchone()
+            if row and row[1] + cooldown > link.created_at:
+                existing = self.get_link(row[0])
+                if existing is not None:
+                    return existing
+            self._insert_link(db, link)
+            db.execute(
+                """INSERT INTO issues (scope, recipient, link_id, issued_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (scope, recipient)
+                   DO UPDATE SET link_id = excluded.link_id, issued_at = excluded.issued_at""",
+                (scope, recipient, link.id, link.created_at),
+            )
+        return link
+
+    def add_rule(self, rule: Rule, replace: bool = False) -> bool:
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        cursor = self._db.execute(
+            f"{verb} INTO rules (key, {RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rule.key, *astuple(rule)),
+        )
+        return cursor.rowcount == 1
+
+    def get_rule(self, key: str) -> Rule | None:
+        row = self._db.execute(f"SELECT {RULE_COLUMNS} FROM rules WHERE key = ?", (key,)).fetchone()
+        return _rule(row) if row else None
+
+    def list_rules(self) -> list[Rule]:
+        rows = self._db.execute(f"SELECT {RULE_COLUMNS} FROM rules ORDER BY key").fetchall()
+        return [_rule(row) for row in rows]
+
+    def remove_rule(self, key: str) -> Rule | None:
+        with self._transaction() as db:
+            rule = self.get_rule(key)
+            db.execute("DELETE FROM rules WHERE key = ?", (key,))
+        return rule
+
+    def add_api_key(self, api_key: ApiKey) -> None:
+        self._db.execute(
+            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", astuple(api_key)
+        )
+
+    def find_api_key(self, digest: str) -> ApiKey | None:
+        row = self._db.execute(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = ?", (digest,)
+        ).fetchone()
+        return ApiKey(*row) if row else None
+
+    def list_api_keys(self) -> list[ApiKey]:
+        rows = self._db.execute(
+            f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
+        ).fetchall()
+        return [ApiKey(*row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, at: int) -> ApiKey | None:
+        self._db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)
+        )
+        row = self._db.execute(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
+        ).fetchone()
+        return ApiKey(*row) if row else None
+
+    def touch_api_key(self, key_id: str, at: int) -> None:
+        self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
+
     def close(self) -> None:
         with self._guard:
             for conn in self._connections:
@@ -155,6 +279,18 @@ class SQLiteStore:
 
 def _link_row(link: Link) -> tuple[Any, ...]:
     return astuple(link)
+
+
+def _link(row: tuple[Any, ...]) -> Link:
+    values = dict(zip(LINK_COLUMNS.replace(" ", "").split(","), row, strict=True))
+    return Link(**values | {"landing": bool(values["landing"])})
+
+
+def _rule(row: tuple[Any, ...]) -> Rule:
+    keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at = row
+    return Rule(
+        keyword, file, lifetime, max_downloads, cooldown, template, bool(landing), created_at
+    )
 
 
 def _event(row: tuple[Any, ...]) -> DownloadEvent:

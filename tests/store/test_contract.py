@@ -145,3 +145,141 @@ def test_events_are_listed_newest_first(store: Store) -> None:
     assert [e.at for e in store.list_events("A")] == [NOW + 3, NOW + 1]
     assert [e.at for e in store.list_events(limit=1)] == [NOW + 3]
     assert store.list_events()[0] == event("A", NOW + 3)
+
+
+# -- landing pages, keyword rules, issued links and API keys ------------------------------
+# (Imported here so that this section only adds to the file.)
+import sqlite3  # noqa: E402
+
+from sesame.models import ApiKey, Rule  # noqa: E402
+
+
+def test_the_landing_flag_comes_back(store: Store) -> None:
+    """A link made with a landing page keeps the flag; links without it read False."""
+    with_page = Link("P1", "a.txt", NOW, NOW + 600, landing=True)
+    store.add_link(with_page)
+    store.add_link(link("P2"))
+    assert store.get_link("P1") == with_page and store.get_link("P1").landing is True  # type: ignore[union-attr]
+    assert store.get_link("P2").landing is False  # type: ignore[union-attr]
+
+
+def test_an_issued_link_comes_back_within_the_cooldown(store: Store) -> None:
+    """issue_link keeps the first link for one recipient until the cool-down has passed."""
+    first = store.issue_link("rule:a", "openid-1", link("I1", created=NOW), cooldown=60)
+    assert first.id == "I1" and store.get_link("I1") == first
+    again = store.issue_link("rule:a", "openid-1", link("I2", created=NOW + 59), cooldown=60)
+    assert again.id == "I1" and store.get_link("I2") is None
+    later = store.issue_link("rule:a", "openid-1", link("I3", created=NOW + 60), cooldown=60)
+    assert later.id == "I3" and store.get_link("I3") is not None
+
+
+def test_issued_links_are_per_recipient_and_scope(store: Store) -> None:
+    """Another recipient or another rule gets a link of its own."""
+    store.issue_link("rule:a", "openid-1", link("J1"), cooldown=600)
+    assert store.issue_link("rule:a", "openid-2", link("J2"), cooldown=600).id == "J2"
+    assert store.issue_link("rule:b", "openid-1", link("J3"), cooldown=600).id == "J3"
+    assert store.issue_link("rule:a", "openid-1", link("J4"), cooldown=600).id == "J1"
+
+
+def test_no_cooldown_always_issues_a_new_link(store: Store) -> None:
+    """With a cool-down of 0 every request gets a new link."""
+    store.issue_link("rule:a", "openid-1", link("K1"), cooldown=0)
+    assert store.issue_link("rule:a", "openid-1", link("K2"), cooldown=0).id == "K2"
+
+
+def test_racing_requests_from_one_recipient_make_one_link(store: Store) -> None:
+    """Twenty threads asking at once for one recipient all get the same, single link."""
+    got: list[str] = []
+    barrier = threading.Barrier(20)
+
+    def ask(number: int) -> None:
+        barrier.wait()
+        got.append(store.issue_link("rule:a", "openid-1", link(f"R{number}"), 600).id)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(got)) == 1 and len(got) == 20
+    assert [item.id for item in store.list_links()] == [got[0]]
+
+
+def rule(keyword: str = "芝麻开门", file: str = "a.txt", **options: object) -> Rule:
+    return Rule(keyword, file, 600, cooldown=600, created_at=NOW, **options)  # type: ignore[arg-type]
+
+
+def test_a_rule_comes_back_as_it_went_in(store: Store) -> None:
+    """add_rule then get_rule by its key returns an equal rule; unknown keys give None."""
+    full = rule("Open Sesame", max_downloads=2, template="{url}", landing=True)
+    assert store.add_rule(full)
+    assert store.get_rule("opensesame") == full
+    assert store.get_rule("nope") is None
+
+
+def test_a_rule_is_replaced_only_when_asked(store: Store) -> None:
+    """A second rule with the same key is refused unless replace=True."""
+    assert store.add_rule(rule(file="a.txt"))
+    assert not store.add_rule(rule("芝麻 开门!", file="b.txt"))
+    assert store.get_rule("芝麻开门").file == "a.txt"  # type: ignore[union-attr]
+    assert store.add_rule(rule(file="b.txt"), replace=True)
+    assert store.get_rule("芝麻开门").file == "b.txt"  # type: ignore[union-attr]
+
+
+def test_rules_are_listed_by_key_and_removed(store: Store) -> None:
+    """list_rules sorts by key; remove_rule returns the rule once, then None."""
+    for keyword in ("b", "C", "a"):
+        store.add_rule(rule(keyword))
+    assert [item.keyword for item in store.list_rules()] == ["a", "b", "C"]
+    assert store.remove_rule("c") == rule("C")
+    assert store.remove_rule("c") is None
+    assert [item.keyword for item in store.list_rules()] == ["a", "b"]
+
+
+def api_key(key_id: str = "K1", created: int = NOW) -> ApiKey:
+    return ApiKey(key_id, "bot", "ssk_abcd", f"digest-{key_id}", created)
+
+
+def test_an_api_key_is_found_by_its_digest(store: Store) -> None:
+    """find_api_key looks a key up by its SHA-256; unknown digests give None."""
+    store.add_api_key(api_key())
+    assert store.find_api_key("digest-K1") == api_key()
+    assert store.find_api_key("digest-K2") is None
+
+
+def test_api_keys_are_listed_newest_first_and_revoked_once(store: Store) -> None:
+    """list_api_keys orders by creation; revoking keeps the first time; unknown ids give None."""
+    for number in range(3):
+        store.add_api_key(api_key(f"K{number}", NOW + number))
+    assert [key.id for key in store.list_api_keys()] == ["K2", "K1", "K0"]
+    assert store.revoke_api_key("K1", NOW + 5).revoked_at == NOW + 5  # type: ignore[union-attr]
+    assert store.revoke_api_key("K1", NOW + 9).revoked_at == NOW + 5  # type: ignore[union-attr]
+    assert store.find_api_key("digest-K1").revoked_at == NOW + 5  # type: ignore[union-attr]
+    assert store.revoke_api_key("nope", NOW) is None
+
+
+def test_using_an_api_key_is_noted(store: Store) -> None:
+    """touch_api_key records the last use; touching an unknown id changes nothing."""
+    store.add_api_key(api_key())
+    store.touch_api_key("K1", NOW + 30)
+    store.touch_api_key("nope", NOW + 30)
+    assert store.find_api_key("digest-K1").last_used_at == NOW + 30  # type: ignore[union-attr]
+    assert len(store.list_api_keys()) == 1
+
+
+def test_an_older_sqlite_database_gains_the_landing_column(tmp_path: Path) -> None:
+    """A database made before landing pages existed opens, and its links read landing=False."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE links (id TEXT PRIMARY KEY, file TEXT NOT NULL, created_at INTEGER"
+            " NOT NULL, expires_at INTEGER NOT NULL, max_downloads INTEGER, recipient TEXT,"
+            " note TEXT, revoked_at INTEGER, downloads INTEGER NOT NULL DEFAULT 0,"
+            " bytes_served INTEGER NOT NULL DEFAULT 0, started_at INTEGER)"
+        )
+        old.execute("INSERT INTO links (id, file, created_at, expires_at) VALUES ('O1', 'a', 1, 2)")
+    opened = open_store(f"sqlite:///{path}", retention=86400)
+    try:
+        assert opened.get_link("O1") == Link("O1", "a", 1, 2)
+    finally:
+        opened.close()

@@ -1,0 +1,232 @@
+"""The WeChat Official Account endpoint: a follower sends a keyword, Sesame answers with a link.
+
+wechatpy checks the signatures, parses the messages, builds the replies and, in safe mode,
+decrypts and encrypts them exactly as WeChat does; this module refuses what did not come
+from WeChat and asks ``Service.keyword_reply`` what to answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.replies import TextReply
+from wechatpy.utils import check_signature
+
+from sesame.errors import FileMissing
+from sesame.service import Service
+
+log = logging.getLogger("sesame.wechat")
+
+MAX_BODY = 64 * 1024  # WeChat's messages are a few hundred bytes
+MAX_SKEW = 300  # seconds WeChat's timestamp may differ from our clock: limits replays
+SLOW = 3.0  # WeChat gives up after 5 seconds; warn well before
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # OpenIDs and account ids (gh_...)
+# WeChat never sends a DTD; refusing one stops entity tricks before any parser sees them.
+_DTD = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+UNAVAILABLE = (
+    "这个文件暂时无法提供,请稍后再试。\nThis file is not available right now; please try later."
+)
+NO_REPLY = "success"  # what WeChat expects when there is nothing to say
+
+
+class Refused(Exception):
+    """A request that did not come from WeChat or cannot be a WeChat message."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The account's settings, and its crypto in safe mode (built once per app)."""
+
+    token: str
+    crypto: WeChatCrypto | None
+    help: str
+
+
+def install(app: FastAPI) -> None:
+    """Serve ``/wechat`` if SESAME_WECHAT_TOKEN is set; without it the route does not exist."""
+    settings = app.state.service.settings
+    if settings.wechat_token is None:
+        return
+    token = settings.wechat_token.get_secret_value()
+    crypto = None
+    if settings.wechat_aes_key is not None:
+        aes_key = settings.wechat_aes_key.get_secret_value()
+        crypto = WeChatCrypto(token, aes_key, settings.wechat_app_id)
+    app.state.wechat = Endpoint(token, crypto, settings.wechat_help)
+    app.add_api_route("/wechat", verify_server, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/wechat", receive, methods=["POST"], include_in_schema=False)
+
+
+async def verify_server(request: Request) -> Response:
+    """WeChat's server check: a good signature is answered with ``echostr``, as is."""
+    try:
+        _check_signature(request)
+    except Refused as exc:
+        log.warning("wechat: refused the server check: %s", exc)
+        return PlainTextResponse(str(exc), status_code=exc.status)
+    return PlainTextResponse(request.query_params.get("echostr", ""))
+
+
+async def receive(request: Request) -> Response:
+    """A message from a follower: a keyword gets its link, anything else the help text."""
+    started = time.monotonic()
+    endpoint: Endpoint = request.app.state.wechat
+    try:
+        _check_signature(request)
+        xml = _plaintext(endpoint, request, await _body(request))
+        message = _parse(xml)
+    except Refused as exc:
+        log.warning("wechat: refused a message (%d): %s", exc.status, exc)
+        return PlainTextResponse("" if exc.status < 403 else str(exc), status_code=exc.status)
+    service: Service = request.app.state.service
+    text = await run_in_threadpool(_answer, endpoint, service, message)
+    body = NO_REPLY if text is None else _reply(endpoint, request, message, text)
+    elapsed = time.monotonic() - started
+    if elapsed > SLOW:
+        log.warning("wechat: the reply took %.1fs; WeChat gives up after 5s", elapsed)
+    return Response(body, media_type="application/xml" if text else "text/plain")
+
+
+def _check_signature(request: Request) -> None:
+    query = request.query_params
+    timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+    endpoint: Endpoint = request.app.state.wechat
+    try:
+        check_signature(endpoint.token, query.get("signature", ""), timestamp, nonce)
+    except InvalidSignatureException:
+        raise Refused(403, "bad signature") from None
+    now = request.app.state.service.clock()
+    if not timestamp.isdigit() or abs(int(timestamp) - now) > MAX_SKEW:
+        # Also what a wrong server clock looks like: say so in the log.
+        raise Refused(403, f"timestamp {timestamp!r} is more than {MAX_SKEW}s from our clock")
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused (413) past MAX_BODY without reading the rest."""
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY:
+        raise Refused(413, "body too large")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise Refused(413, "body too large")
+    except ClientDisconnect:
+        raise Refused(400, "client went away") from None
+    return bytes(body)
+
+
+def _plaintext(endpoint: Endpoint, request: Request, body: bytes) -> str:
+    """The message's XML: decrypted in safe mode, where a plaintext message is refused."""
+    text = _screen(body)
+    encrypted = request.query_params.get("encrypt_type", "raw").lower() == "aes"
+    if endpoint.crypto is None:
+        if encrypted:
+            raise Refused(400, "an encrypted message, but SESAME_WECHAT_AES_KEY is not set")
+        return text
+    if not encrypted:
+        raise Refused(400, "a plaintext message, but safe mode is set (SESAME_WECHAT_AES_KEY)")
+    query = request.query_params
+    try:
+        xml: str = endpoint.crypto.decrypt_message(
+            text, query.get("msg_signature", ""), query.get("timestamp"), query.get("nonce")
+        )
+    except (InvalidSignatureException, InvalidAppIdException):
+        raise Refused(403, "bad message signature or AppID") from None
+    except Exception as exc:  # any failure to decrypt hostile input is a 400
+        raise Refused(400, f"cannot decrypt the message ({type(exc).__name__})") from None
+    return _screen(xml.encode())
+
+
+def _screen(data: bytes) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused(400, "not UTF-8") from None
+    if _DTD.search(text):
+        raise Refused(400, "XML with a DTD or entities")
+    return text
+
+
+def _parse(xml: str) -> Any:
+    try:
+        message = parse_message(xml)
+    except Exception as exc:  # xmltodict and wechatpy raise many kinds
+        raise Refused(400, f"not a WeChat message ({type(exc).__name__})") from None
+    if message is None:
+        raise Refused(400, "empty message")
+    for value in (message.source, message.target):
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            raise Refused(400, "a message without a proper sender or account")
+    return message
+
+
+def _answer(endpoint: Endpoint, service: Service, message: Any) -> str | None:
+    """What to say: a link for a keyword (a text, or a menu button's key), the help text
+    for other messages and for new followers, nothing for other events."""
+    if message.type == "text":
+        keyword = message.content
+    elif message.type == "event" and message.event == "click":
+        keyword = message.key
+    elif message.type == "event":
+        return endpoint.help if message.event in ("subscribe", "subscribe_scan") else None
+    else:
+        return endpoint.help
+    if not isinstance(keyword, str) or not keyword.strip():
+        return endpoint.help
+    try:
+        reply = service.keyword_reply(keyword, message.source)
+    except FileMissing as exc:
+        log.error("wechat: the rule for %r cannot be answered: %s", keyword, exc)
+        return UNAVAILABLE
+    return endpoint.help if reply is None else reply
+
+
+def _reply(endpoint: Endpoint, request: Request, message: Any, text: str) -> str:
+    # wechatpy puts the text in CDATA as is; split any "]]>" so it cannot end the section.
+    content = text.replace("]]>", "]]]]><![CDATA[>")
+    xml: str = TextReply(content=content, message=message).render()
+    if endpoint.crypto is None:
+        return xml
+    query = request.query_params
+    encrypted: str = endpoint.crypto.encrypt_message(
+        xml, query.get("nonce"), query.get("timestamp")
+    )
+    return encrypted
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At startup, hash the files of keyword rules in the background, so that the first
+    reply does not spend WeChat's five seconds on a large file's SHA-256."""
+    if getattr(app.state, "wechat", None) is not None:
+        service: Service = app.state.service
+        threading.Thread(target=_warm, args=(service,), name="sesame-warm", daemon=True).start()
+    yield
+
+
+def _warm(service: Service) -> None:
+    try:
+        for rule in service.rules():
+            service.catalog.info(rule.file)
+    except Exception:  # a cold cache is slower, not broken
+        log.warning("wechat: could not hash the rules' files in advance", exc_info=True)
