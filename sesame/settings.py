@@ -7,7 +7,15 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ByteSize, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    ByteSize,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sesame.errors import ConfigError, InvalidInput
@@ -64,6 +72,16 @@ class Settings(BaseSettings):
                     "make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
                 )
         return keys
+
+    @field_validator("max_lifetime")
+    @classmethod
+    def _not_below_default(cls, seconds: int, info: ValidationInfo) -> int:
+        # Otherwise a link made with the default lifetime would have a record that
+        # outlives its token: the token is capped at max_lifetime when it is verified.
+        default = info.data.get("default_lifetime")
+        if default is not None and default > seconds:
+            raise ValueError("is shorter than SESAME_DEFAULT_LIFETIME")
+        return seconds
 
     @field_validator("public_url")
     @classmethod
