@@ -15,8 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sesame.settings import Settings
-
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 KEY = "sesame-test-key-0123456789abcdefghijklmnopqrstu"  # 48 characters, fixed
@@ -65,20 +63,11 @@ def free_port() -> int:
         return port
 
 
-def sesame_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a child process that reads the same settings as ``settings``."""
+def sesame_env(**values: str) -> dict[str, str]:
+    """This process's environment without its SESAME_* variables, plus ``values`` as
+    SESAME_<NAME>: what a child process that must read exactly these settings gets."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESAME_")}
-    env.update(
-        SESAME_SECRET_KEYS=",".join(k.get_secret_value() for k in settings.secret_keys),
-        SESAME_FILES_DIR=str(settings.files_dir),
-        SESAME_DATA_DIR=str(settings.data_dir),
-        SESAME_PUBLIC_URL=settings.public_url,
-        SESAME_MAX_LIFETIME=str(settings.max_lifetime),
-        SESAME_DEFAULT_LIFETIME=str(settings.default_lifetime),
-    )
-    if settings.store_url:
-        env["SESAME_STORE_URL"] = settings.store_url
-    env.update(extra)
+    env.update({f"SESAME_{name.upper()}": value for name, value in values.items()})
     return env
 
 
