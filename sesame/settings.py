@@ -95,6 +95,16 @@ class Settings(BaseSettings):
                 )
         return keys
 
+    @field_validator("max_lifetime")
+    @classmethod
+    def _not_below_default(cls, seconds: int, info: ValidationInfo) -> int:
+        # Otherwise a link made with the default lifetime would have a record that
+        # outlives its token: the token is capped at max_lifetime when it is verified.
+        default = info.data.get("default_lifetime")
+        if default is not None and default > seconds:
+            raise ValueError("is shorter than SESAME_DEFAULT_LIFETIME")
+        return seconds
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, url: str) -> str:

@@ -1,0 +1,158 @@
+"""The ``sesame`` command, driven through click's runner with a Service built from test settings."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner, Result
+from support import NOW
+
+from sesame.cli import cli
+from sesame.service import Service
+
+
+def run(service: Service | None, *args: str) -> Result:
+    obj = {} if service is None else {"factory": lambda: service}
+    return CliRunner().invoke(cli, list(args), obj=obj)
+
+
+def assert_clean_error(result: Result, code: int) -> None:
+    """Exit code ``code``, one sentence on stderr, nothing on stdout, no traceback."""
+    assert result.exit_code == code, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip() and "Traceback" not in result.stderr
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_link_json(service: Service) -> None:
+    """link --json prints exactly one JSON object with the contract's fields."""
+    options = ["--ttl", "2h", "--max-downloads", "3", "--recipient", "小明", "--json"]
+    result = run(service, "link", "芝麻 开门.txt", *options)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    data = json.loads(result.stdout)
+    assert {"id", "url", "file", "expires_at", "max_downloads", "recipient"} <= data.keys()
+    assert data["url"].startswith("http://sesame.test/d/")
+    assert (data["file"], data["max_downloads"], data["recipient"]) == ("芝麻 开门.txt", 3, "小明")
+    expires = datetime.fromisoformat(data["expires_at"])
+    assert expires.utcoffset() == timedelta(0)
+    assert expires == datetime.fromtimestamp(NOW, UTC) + timedelta(hours=2)
+    assert service.link(data["id"]).url == data["url"]
+
+
+def test_link_plain(service: Service) -> None:
+    """Without --json, link prints the URL first, then the file and expiry, then a QR code."""
+    result = run(service, "link", "hello.txt", "--ttl", "90s")
+    assert result.exit_code == 0
+    url, summary, *qr = result.stdout.splitlines()
+    assert url == service.links()[0].url
+    assert "hello.txt" in summary and "1m30s" in summary
+    assert len(qr) > 10
+
+
+def test_link_no_qr(service: Service) -> None:
+    """--no-qr prints only the URL and the summary line."""
+    result = run(service, "link", "hello.txt", "--no-qr")
+    assert len(result.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["link", "missing.txt"], 3, "missing.txt"),
+        (["link", "../etc/passwd"], 3, "not a file you can share"),
+        (["link", "hello.txt", "--ttl", "soon"], 2, "not a lifetime"),
+        (["link", "hello.txt", "--ttl", "30d"], 2, "SESAME_MAX_LIFETIME"),
+        (["link", "hello.txt", "--max-downloads", "0"], 2, "max-downloads"),
+        (["link", "hello.txt", "--recipient", "x" * 501], 2, "longer than 500"),
+        (["revoke", "nope"], 4, "nope"),
+        (["link"], 2, "FILE"),
+        (["nonsense"], 2, "nonsense"),
+    ],
+)
+def test_errors(service: Service, args: list[str], code: int, says: str) -> None:
+    """Errors go to stderr as a sentence with their exit code (2, 3, 4) and no traceback."""
+    result = run(service, *args)
+    assert_clean_error(result, code)
+    assert says in result.stderr
+
+
+def test_unusable_settings_exit_78(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unusable settings exit with 78 (EX_CONFIG) and say which variable is wrong."""
+    monkeypatch.setenv("SESAME_SECRET_KEYS", "short")
+    result = run(None, "links")
+    assert_clean_error(result, 78)
+    assert "SESAME_SECRET_KEYS" in result.stderr
+
+
+def test_links_json(service: Service) -> None:
+    """links --json lists active links; --all adds revoked ones, each with its status."""
+    kept = json.loads(run(service, "link", "hello.txt", "--json").stdout)
+    gone = json.loads(run(service, "link", "hello.txt", "--json").stdout)
+    assert run(service, "revoke", gone["id"]).exit_code == 0
+    active = json.loads(run(service, "links", "--json").stdout)
+    assert [(item["id"], item["status"]) for item in active] == [(kept["id"], "active")]
+    everything = json.loads(run(service, "links", "--all", "--json").stdout)
+    statuses = {item["id"]: item["status"] for item in everything}
+    assert statuses == {kept["id"]: "active", gone["id"]: "revoked"}
+
+
+def test_links_json_empty(service: Service) -> None:
+    """With no links, links --json prints an empty JSON list."""
+    assert json.loads(run(service, "links", "--json").stdout) == []
+
+
+def test_links_plain(service: Service) -> None:
+    """links prints one line per link; an empty list says so."""
+    assert "No active links" in run(service, "links").stdout
+    made = json.loads(run(service, "link", "hello.txt", "--json").stdout)
+    lines = run(service, "links").stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(made["id"]) and "hello.txt" in lines[0]
+
+
+def test_revoke(service: Service) -> None:
+    """revoke ID confirms on stdout, and the link is refused from then on."""
+    made = json.loads(run(service, "link", "hello.txt", "--json").stdout)
+    result = run(service, "revoke", made["id"])
+    assert result.exit_code == 0
+    assert made["id"] in result.stdout
+    assert service.link(made["id"]).link.revoked_at == NOW
+
+
+def test_files_json(service: Service) -> None:
+    """files --json lists every shareable file with size, hash and media type."""
+    result = run(service, "files", "--json")
+    assert result.exit_code == 0
+    listed = {item["name"]: item for item in json.loads(result.stdout)}
+    assert listed.keys() == {f.name for f in service.files()}
+    assert listed["hello.txt"]["size"] == 14
+    assert listed["page.html"]["media_type"] == "text/html"
+    assert len(listed["hello.txt"]["sha256"]) == 64
+
+
+def test_files_plain(service: Service) -> None:
+    """files prints one line per file."""
+    assert len(run(service, "files").stdout.splitlines()) == len(service.files())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["-h"],
+        *([command, "--help"] for command in ("link", "links", "revoke", "files")),
+    ],
+)
+def test_help(args: list[str]) -> None:
+    """--help works for the command and each subcommand without building a Service."""
+    result = run(None, *args)
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage:")
+
+
+def test_version() -> None:
+    """--version prints the version."""
+    result = run(None, "--version")
+    assert result.exit_code == 0 and "0.1.0" in result.stdout
