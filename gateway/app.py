@@ -57,7 +57,6 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.pages = pages = Pages()
     configure_logging()
     _install_log_filter()
-    _install_download_log()
 
     async def link_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LinkError)
@@ -87,16 +86,3 @@ def _install_log_filter() -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, _RedactTokens) for f in access.filters):
         access.addFilter(_RedactTokens())
-
-
-def _install_download_log() -> None:
-    # uvicorn configures only its own loggers, so without this the per-download lines
-    # ("link ID: GET 200, N bytes, completed") are dropped. A logging setup of the
-    # operator's (any handler on the root logger) is left alone.
-    log = logging.getLogger("sesame")
-    if log.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)

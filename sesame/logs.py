@@ -11,6 +11,6 @@ def configure_logging(level: int = logging.INFO) -> None:
     if logger.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))  # as uvicorn
     logger.addHandler(handler)
     logger.setLevel(level)

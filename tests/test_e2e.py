@@ -187,7 +187,7 @@ def test_downloads_are_logged(deployment: Deployment) -> None:
     """Each download writes a line with the link id, status, bytes and outcome."""
     link = deployment.link("hello.txt")
     assert status_of(str(link["url"]))[0] == 200
-    line = f"link {link['id']}: GET 200, 14 bytes, completed"
+    line = f"link {link['id']}: GET full 200, 14 bytes, completed"
     # The line is written just after the body is sent: poll briefly for it.
     deadline = time.monotonic() + 5
     while line not in deployment.log.read_text(encoding="utf-8", errors="replace"):

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from support import NOW, SAMPLES, FakeClock
 
 from gateway.app import create_app
-from sesame.models import Outcome
+from sesame.models import Access, Outcome
 from sesame.service import Service
 from sesame.settings import Settings
 
@@ -144,7 +144,7 @@ def make_gone(service: Service, clock: FakeClock, code: str) -> str:
     elif code == "revoked":
         service.revoke(link.id)
     else:
-        service.claim(link)
+        service.begin(link, Access.FULL, 0, 1)
     return path
 
 

@@ -19,7 +19,7 @@ from sesame.errors import (
     LinkRevoked,
     UploadRejected,
 )
-from sesame.models import LinkStatus
+from sesame.models import Access, LinkStatus
 from sesame.service import ID_ALPHABET, Service, new_id
 from sesame.settings import Settings
 
@@ -124,7 +124,7 @@ def test_links_filtering(service: Service, clock: FakeClock) -> None:
     clock.advance(30)
     active = service.share("hello.txt").link
     service.revoke(revoked.id)
-    service.claim(used_up)
+    service.begin(used_up, Access.FULL, 0, 1)
     clock.advance(31)
     assert [s.link.id for s in service.links()] == [active.id]
     everything = {s.link.id: s.link.status(clock()) for s in service.links(include_inactive=True)}
@@ -192,7 +192,7 @@ def test_admit_used_up(service: Service) -> None:
     """A link downloaded max_downloads times raises LinkExhausted with the limit."""
     shared = service.share("hello.txt", max_downloads=2)
     for _ in range(2):
-        service.claim(service.admit(token_of(shared.url)))
+        service.begin(service.admit(token_of(shared.url)), Access.FULL, 0, 1)
     with pytest.raises(LinkExhausted) as info:
         service.admit(token_of(shared.url))
     assert info.value.max_downloads == 2
@@ -213,31 +213,33 @@ def test_admit_unknown_link(service: Service) -> None:
         service.admit(service.signer.mint("notastored1", 600, NOW))
 
 
-def test_claim_after_admission_can_still_fail(service: Service) -> None:
-    """If the link is revoked between admit and claim, claim raises LinkRevoked."""
+def test_begin_after_admission_can_still_fail(service: Service) -> None:
+    """If the link is revoked between admit and begin, begin raises LinkRevoked."""
     shared = service.share("hello.txt", max_downloads=1)
     link = service.admit(token_of(shared.url))
     service.revoke(link.id)
     with pytest.raises(LinkRevoked):
-        service.claim(link)
+        service.begin(link, Access.FULL, 5, 5)
 
 
-def test_claim_race_lost(service: Service) -> None:
-    """Two admitted requests for the last download: the second claim raises LinkExhausted."""
+def test_begin_race_lost(service: Service) -> None:
+    """Two admitted requests for the last download: the second begin raises LinkExhausted."""
     shared = service.share("hello.txt", max_downloads=1)
     first, second = (service.admit(token_of(shared.url)) for _ in range(2))
-    service.claim(first)
+    service.begin(first, Access.FULL, 5, 5)
     with pytest.raises(LinkExhausted):
-        service.claim(second)
+        service.begin(second, Access.FULL, 5, 5)
 
 
-def test_release_gives_the_download_back(service: Service) -> None:
-    """A released claim can be taken again."""
+def test_an_unfinished_download_is_given_back(service: Service) -> None:
+    """end() of a FULL download that did not complete returns it and its unsent bytes."""
     shared = service.share("hello.txt", max_downloads=1)
     link = service.admit(token_of(shared.url))
-    service.claim(link)
-    service.release(link)
-    service.claim(service.admit(token_of(shared.url)))
+    service.begin(link, Access.FULL, 5, 5)
+    service.end(link, Access.FULL, reserved=5, sent=2, completed=False)
+    record = service.link(link.id).link
+    assert (record.downloads, record.bytes_served) == (0, 2)
+    service.begin(service.admit(token_of(shared.url)), Access.FULL, 5, 5)
 
 
 def test_file_path_after_removal(service: Service, settings: Settings) -> None:
