@@ -29,7 +29,7 @@ def render(service: Service) -> None:
     days = (display.day(since, tz) if since else None, display.day(now, tz))
     downloads, data = st.tabs(["Downloads", "Data served"], key="activity_charts")
     with downloads:
-        _charts(shown, "downloads", "Completed downloads", days)
+        _charts(shown, "downloads", "Downloads", days)
     with data:
         _charts(shown, "MiB", "MiB sent", days)
     st.subheader("Log", anchor=False)
@@ -40,6 +40,9 @@ def render(service: Service) -> None:
         column_config={
             "bytes": st.column_config.NumberColumn("bytes", format="%d"),
             "status": st.column_config.NumberColumn("status", format="%d"),
+            "counted": st.column_config.CheckboxColumn(
+                "counted", help="took one download from the link's limit"
+            ),
         },
     )
 
@@ -71,14 +74,35 @@ def _filtered(log: pd.DataFrame, since: float | None) -> pd.DataFrame:
 
 
 def _totals(shown: pd.DataFrame) -> None:
-    completed = int((shown["outcome"] == str(Outcome.COMPLETED)).sum())
-    aborted = int((shown["outcome"] == str(Outcome.ABORTED)).sum())
+    def count(outcome: Outcome) -> int:
+        return int((shown["outcome"] == str(outcome)).sum())
+
     clients = shown.loc[shown["client IP"] != "", "client IP"].nunique()
-    with st.container(horizontal=True, key="activity_totals"):  # two by two on a phone
-        st.metric("Downloads", completed, border=True, width=160)
-        st.metric("Data sent", human_size(int(shown["bytes"].sum())), border=True, width=160)
-        st.metric("Aborted", aborted, border=True, width=160)
-        st.metric("Clients", clients, border=True, width=160)
+    with st.container(horizontal=True, key="activity_totals"):  # wraps on a phone
+        st.metric(
+            "Downloads",
+            int(shown["counted"].sum()),
+            border=True,
+            width=150,
+            help="Complete downloads that took one from a link's limit.",
+        )
+        st.metric(
+            "Aborted",
+            count(Outcome.ABORTED),
+            border=True,
+            width=150,
+            help="Downloads the client left unfinished; they were given back.",
+        )
+        st.metric(
+            "Previews",
+            count(Outcome.PREVIEW),
+            border=True,
+            width=150,
+            help="Link-preview bots, scanners, prefetches and in-app browsers: "
+            "they saw a card and took nothing.",
+        )
+        st.metric("Data sent", human_size(int(shown["bytes"].sum())), border=True, width=150)
+        st.metric("Clients", clients, border=True, width=150)
 
 
 def _charts(

@@ -45,7 +45,24 @@ def render(service: Service) -> None:
         if (not statuses or item.link.status(now) in statuses)
         and (not files or item.link.file in files)
     ]
-    st.dataframe(tables.colored(tables.links(shown, now, tz)), hide_index=True, key="links_table")
+    outcomes = tables.outcome_counts(service.events())
+    table = tables.links(shown, now, tz, outcomes)
+    st.dataframe(
+        tables.colored(table),
+        hide_index=True,
+        key="links_table",
+        column_config={
+            "downloads": st.column_config.TextColumn(
+                "downloads", help="complete downloads / the link's limit"
+            ),
+            "aborted": st.column_config.NumberColumn(
+                "aborted", help="downloads left unfinished (given back)"
+            ),
+            "previews": st.column_config.NumberColumn(
+                "previews", help="bots, prefetches and in-app browsers that took nothing"
+            ),
+        },
+    )
     if shown:
         _chosen(service, shown, now)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, tzinfo
 from typing import Literal
@@ -34,6 +35,8 @@ LINK_COLUMNS = [
     "expires",
     "time left",
     "downloads",
+    "aborted",
+    "previews",
     "note",
     "id",
 ]
@@ -47,11 +50,27 @@ EVENT_COLUMNS = [
     "status",
     "bytes",
     "outcome",
+    "counted",
 ]
 
 
-def links(shared: Iterable[SharedLink], now: float, tz: tzinfo) -> pd.DataFrame:
-    """One row per link, in the given order, with its status at ``now``."""
+def outcome_counts(log: Iterable[DownloadEvent]) -> dict[str, Counter[Outcome]]:
+    """For each link id, how many of its requests ended in each outcome."""
+    counts: dict[str, Counter[Outcome]] = defaultdict(Counter)
+    for event in log:
+        counts[event.link_id][event.outcome] += 1
+    return counts
+
+
+def links(
+    shared: Iterable[SharedLink],
+    now: float,
+    tz: tzinfo,
+    outcomes: Mapping[str, Counter[Outcome]] | None = None,
+) -> pd.DataFrame:
+    """One row per link, in the given order, with its status at ``now`` and, from
+    ``outcomes``, its aborted downloads and the previews (bots, prefetches) it answered."""
+    outcomes = outcomes or {}
     rows = []
     for item in shared:
         link = item.link
@@ -65,6 +84,8 @@ def links(shared: Iterable[SharedLink], now: float, tz: tzinfo) -> pd.DataFrame:
                 "expires": moment(link.expires_at, tz),
                 "time left": span(link.expires_at - now) if status is LinkStatus.ACTIVE else "",
                 "downloads": f"{link.downloads} / {link.max_downloads or '∞'}",
+                "aborted": outcomes.get(link.id, Counter())[Outcome.ABORTED],
+                "previews": outcomes.get(link.id, Counter())[Outcome.PREVIEW],
                 "note": link.note or "",
                 "id": link.id,
             }
@@ -97,6 +118,7 @@ def events(log: Iterable[DownloadEvent], links: Mapping[str, Link], tz: tzinfo) 
                 "status": event.status,
                 "bytes": event.bytes_sent,
                 "outcome": str(event.outcome),
+                "counted": event.counted,
             }
         )
     return pd.DataFrame(rows, columns=["at", "day", *EVENT_COLUMNS])
@@ -129,7 +151,7 @@ def matching(
 def per_day(
     log: pd.DataFrame, measure: Measure, first: str | None = None, last: str | None = None
 ) -> pd.DataFrame:
-    """Completed downloads (or MiB sent by any request) per local day, a column per file.
+    """Counted downloads (or MiB sent by any request) per local day, a column per file.
     Every day from ``first`` to ``last`` (``YYYY-MM-DD``; default: the log's first and last
     day) is there, quiet ones as 0."""
     table = _pivot(log, "day", measure)
@@ -140,7 +162,7 @@ def per_day(
 
 
 def per_file(log: pd.DataFrame, measure: Measure) -> pd.DataFrame:
-    """Completed downloads (or MiB sent by any request) per file."""
+    """Counted downloads (or MiB sent by any request) per file."""
     values = _values(log, measure)
     return values.groupby(log["file"]).sum().to_frame(measure).rename_axis("file")
 
@@ -155,5 +177,5 @@ def _pivot(log: pd.DataFrame, index: str, measure: Measure) -> pd.DataFrame:
 
 def _values(log: pd.DataFrame, measure: Measure) -> pd.Series:
     if measure == "downloads":
-        return (log["outcome"] == str(Outcome.COMPLETED)).astype(int)
+        return log["counted"].astype(int)
     return log["bytes"] / MIB

@@ -143,7 +143,8 @@ def _finisher(
                 outcome = Outcome.REFUSED
             else:
                 outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
-        _record(service, request, link.id, status, sent, outcome)
+        counted = access is Access.FULL and outcome is Outcome.COMPLETED
+        _record(service, request, link.id, status, sent, outcome, counted)
         log.info(
             "link %s: %s %s %s, %d bytes, %s",
             link.id,
@@ -158,7 +159,13 @@ def _finisher(
 
 
 def _record(
-    service: Service, request: Request, link_id: str, status: int, sent: int, outcome: Outcome
+    service: Service,
+    request: Request,
+    link_id: str,
+    status: int,
+    sent: int,
+    outcome: Outcome,
+    counted: bool = False,
 ) -> None:
     service.record(
         DownloadEvent(
@@ -169,5 +176,6 @@ def _record(
             status=status,
             bytes_sent=sent,
             outcome=outcome,
+            counted=counted,
         )
     )

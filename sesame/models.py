@@ -139,6 +139,7 @@ class DownloadEvent:
     status: int
     bytes_sent: int
     outcome: Outcome
+    counted: bool = False  # a completed download that took one from the link's limit
 
 
 def keyword_key(text: str) -> str:

@@ -120,6 +120,7 @@ def test_a_range_from_zero_counts_and_a_later_one_does_not(
     assert client.get(path, headers={"range": "bytes=10-"}).content == BODY[10:]
     assert client.get(path, headers={"range": "bytes=-10"}).content == BODY[-10:]
     assert downloads(service, link_id) == 1
+    assert [event.counted for event in reversed(service.events(link_id))] == [True, False, False]
 
 
 def test_resume_after_expiry_within_grace(

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS links (
     revoked_at INTEGER,
     downloads INTEGER NOT NULL DEFAULT 0,
     bytes_served INTEGER NOT NULL DEFAULT 0,
-    started_at INTEGER
+    started_at INTEGER,
+    landing INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS downloads (
     id INTEGER PRIMARY KEY,
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS downloads (
     user_agent TEXT,
     status INTEGER NOT NULL,
     bytes_sent INTEGER NOT NULL,
-    outcome TEXT NOT NULL
+    outcome TEXT NOT NULL,
+    counted INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS downloads_by_link ON downloads (link_id, at);
 CREATE INDEX IF NOT EXISTS downloads_by_time ON downloads (at);
@@ -71,7 +73,7 @@ LINK_COLUMNS = (
     "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads,"
     " bytes_served, started_at, landing"
 )
-EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome"
+EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at"
 KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
 
@@ -86,7 +88,6 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._db.executescript(SCHEMA)
-        self._migrate()
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -113,13 +114,6 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        """Bring a database made by an earlier version up to this schema."""
-        with self._transaction() as db:
-            columns = {row[1] for row in db.execute("PRAGMA table_info(links)")}
-            if "landing" not in columns:
-                db.execute("ALTER TABLE links ADD COLUMN landing INTEGER NOT NULL DEFAULT 0")
 
     def add_link(self, link: Link) -> None:
         self._insert_link(self._db, link)
@@ -172,16 +166,8 @@ class SQLiteStore:
 
     def add_event(self, event: DownloadEvent) -> None:
         self._db.execute(
-            f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.link_id,
-                event.at,
-                event.client_ip,
-                event.user_agent,
-                event.status,
-                event.bytes_sent,
-                event.outcome.value,
-            ),
+            f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            astuple(event),
         )
 
     def list_events(
@@ -294,5 +280,7 @@ def _rule(row: tuple[Any, ...]) -> Rule:
 
 
 def _event(row: tuple[Any, ...]) -> DownloadEvent:
-    link_id, at, client_ip, user_agent, status, bytes_sent, outcome = row
-    return DownloadEvent(link_id, at, client_ip, user_agent, status, bytes_sent, Outcome(outcome))
+    link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted = row
+    return DownloadEvent(
+        link_id, at, client_ip, user_agent, status, bytes_sent, Outcome(outcome), bool(counted)
+    )

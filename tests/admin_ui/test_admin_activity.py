@@ -16,6 +16,7 @@ from sesame.service import Service
 
 DAY = 86400
 UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0"
+IP = "203.0.113.7"
 
 
 @pytest.fixture
@@ -25,13 +26,15 @@ def seeded(service: Service) -> dict[str, str]:
     photos = service.share("芝麻 开门.txt", recipient="Alice").link.id
     welcome = service.share("welcome.txt", recipient="Bob").link.id
     for event in [
-        DownloadEvent(photos, now - 2 * DAY, "203.0.113.7", UA, 200, 1000, Outcome.COMPLETED),
-        DownloadEvent(photos, now - 60, "203.0.113.7", UA, 200, 300, Outcome.ABORTED),
-        DownloadEvent(photos, now - 30, "203.0.113.7", UA, 200, 1000, Outcome.COMPLETED),
-        DownloadEvent(welcome, now - 20, "198.51.100.2", "curl/7.88", 200, 18, Outcome.COMPLETED),
+        DownloadEvent(photos, now - 2 * DAY, IP, UA, 200, 1000, Outcome.COMPLETED, counted=True),
+        DownloadEvent(photos, now - 60, IP, UA, 200, 300, Outcome.ABORTED),
+        DownloadEvent(photos, now - 30, IP, UA, 200, 1000, Outcome.COMPLETED, counted=True),
+        DownloadEvent(
+            welcome, now - 20, "198.51.100.2", "curl/7.88", 200, 18, Outcome.COMPLETED, counted=True
+        ),
         DownloadEvent(welcome, now - 10, "198.51.100.2", "curl/7.88", 410, 0, Outcome.REFUSED),
         DownloadEvent(
-            welcome, now - 40 * DAY, "192.0.2.1", "Wget/1.21", 200, 18, Outcome.COMPLETED
+            welcome, now - 40 * DAY, "192.0.2.1", "Wget/1.21", 200, 18, Outcome.COMPLETED, True
         ),
     ]:
         service.record(event)
@@ -70,6 +73,7 @@ def test_log_of_the_last_30_days(signed_in: AppTest, seeded: dict[str, str]) -> 
         "Downloads": "3",
         "Data sent": "2.3 KiB",
         "Aborted": "1",
+        "Previews": "0",
         "Clients": "2",
     }
 
@@ -104,9 +108,9 @@ def test_per_day_counts_completed_downloads_by_file() -> None:
     in between are zeros."""
     day = 1_700_006_400  # 2023-11-15 00:00 UTC
     events = [
-        DownloadEvent("a", day + 10, None, None, 200, 1024 * 1024, Outcome.COMPLETED),
+        DownloadEvent("a", day + 10, None, None, 200, 1024 * 1024, Outcome.COMPLETED, True),
         DownloadEvent("a", day + 20, None, None, 200, 512 * 1024, Outcome.ABORTED),
-        DownloadEvent("b", day + 2 * DAY, None, None, 200, 0, Outcome.COMPLETED),
+        DownloadEvent("b", day + 2 * DAY, None, None, 200, 0, Outcome.COMPLETED, True),
     ]
     links = {"a": Link("a", "a.txt", 0, 1), "b": Link("b", "b.txt", 0, 1)}
     frame = tables.events(events, links, UTC)
@@ -136,3 +140,23 @@ def test_zone_is_the_browsers(signed_in: AppTest, seeded: dict[str, str]) -> Non
     assert isinstance(first, str)
     parsed = datetime.strptime(first, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo(ZONE))
     assert abs(parsed.timestamp() - (time.time() - 2 * DAY)) < 120
+
+
+def test_counted_aborted_and_previews_are_told_apart(signed_in: AppTest, service: Service) -> None:
+    """Only counted downloads are Downloads; resumptions are not, previews stand apart."""
+    now = time.time()
+    link = service.share("welcome.txt").link.id
+    for event in [
+        DownloadEvent(link, now - 50, "192.0.2.9", "Slackbot 1.0", 200, 0, Outcome.PREVIEW),
+        DownloadEvent(link, now - 40, "192.0.2.8", "curl/8", 200, 9, Outcome.ABORTED),
+        DownloadEvent(link, now - 30, "192.0.2.8", "curl/8", 206, 9, Outcome.COMPLETED),
+        DownloadEvent(link, now - 20, "192.0.2.7", "curl/8", 200, 18, Outcome.COMPLETED, True),
+    ]:
+        service.record(event)
+    activity(signed_in)
+    shown = totals(signed_in)
+    assert (shown["Downloads"], shown["Aborted"], shown["Previews"]) == ("1", "1", "1")
+    assert [row["counted"] for row in log(signed_in)] == [True, False, False, False]
+    signed_in.switch_page("links.py").run()
+    row = signed_in.dataframe[0].value.iloc[0]
+    assert (row["aborted"], row["previews"]) == (1, 1)
