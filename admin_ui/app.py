@@ -1,5 +1,5 @@
 """The dashboard's entry point (``streamlit run admin_ui/app.py``): sign the owner in, then
-the Share, Links and Activity pages."""
+the Share, Links, Activity, WeChat and API keys pages."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def main() -> None:
             st.Page(HERE / "share.py", title="Share", icon=":material/add_link:", default=True),
             st.Page(HERE / "links.py", title="Links", icon=":material/link:"),
             st.Page(HERE / "activity.py", title="Activity", icon=":material/monitoring:"),
+            st.Page(HERE / "wechat.py", title="WeChat", icon=":material/chat:"),
+            st.Page(HERE / "apikeys.py", title="API keys", icon=":material/key:"),
         ],
     )
     _sidebar(service)

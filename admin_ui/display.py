@@ -73,6 +73,41 @@ def show(kind: Kind, text: str) -> None:
     _SHOW[kind](plain(text), icon=_ICONS[kind])
 
 
+def confirmed(
+    key: str, item: str, ask: str, question: str, yes: str, act: Callable[[], str]
+) -> None:
+    """A button ``ask`` (key ``key``) that first asks ``question`` about ``item``, then on
+    ``yes`` runs ``act`` and shows the sentence it returns; "Keep it" calls it off."""
+    pending = f"{key}_pending"  # session key: the item waiting for an answer
+    if st.session_state.get(pending) != item:
+        st.button(ask, key=key, on_click=_set, args=(pending, item))
+        return
+    show("warning", question)
+    left, right = st.columns(2)
+    left.button(
+        yes,
+        key=f"{key}_confirm",
+        type="primary",
+        on_click=_answered,
+        args=(pending, act),
+        width="stretch",
+    )
+    right.button(
+        "Keep it", key=f"{key}_cancel", on_click=_set, args=(pending, None), width="stretch"
+    )
+
+
+def _set(name: str, value: object) -> None:
+    st.session_state[name] = value
+
+
+def _answered(pending: str, act: Callable[[], str]) -> None:
+    """Widget callback: runs ``act`` and keeps its sentence for the next run."""
+    st.session_state.pop(pending, None)
+    with reported(later=True):
+        notify("success", act())
+
+
 def plain(text: str) -> str:
     """``text`` escaped for Streamlit's Markdown, so a name like ``*a*$b$.txt`` stays as is."""
     return _MARKDOWN.sub(r"\\\1", text)

@@ -7,10 +7,8 @@ from collections import Counter
 import streamlit as st
 
 from admin_ui import display, resources, tables
-from sesame.models import LinkStatus, SharedLink
+from sesame.models import Link, LinkStatus, SharedLink
 from sesame.service import Service
-
-CONFIRM = "links_confirm"  # session key: the id of the link waiting for "Yes, revoke"
 
 
 def render(service: Service) -> None:
@@ -78,44 +76,28 @@ def _chosen(service: Service, shown: list[SharedLink], now: float) -> None:
     status = item.link.status(now)
     if status is not LinkStatus.ACTIVE:
         st.caption(f"This link is {status.value}: the gateway already refuses it.")
-    elif st.session_state.get(CONFIRM) != link_id:
-        st.button(
-            "Revoke…", key="links_revoke", icon=":material/block:", on_click=_ask, args=(link_id,)
-        )
     else:
-        _confirm(service, item)
+        display.confirmed(
+            "links_revoke",
+            link_id,
+            "Revoke…",
+            _question(item.link),
+            "Yes, revoke",
+            lambda: _revoke(service, link_id),
+        )
 
 
-def _confirm(service: Service, item: SharedLink) -> None:
-    link = item.link
+def _question(link: Link) -> str:
     whom = f" for {link.recipient}" if link.recipient else ""
-    display.show(
-        "warning",
+    return (
         f"Revoke the link to “{link.file}”{whom}? From now on, whoever opens it is refused."
-        " This cannot be undone.",
+        " This cannot be undone."
     )
-    yes, no = st.columns(2)
-    yes.button(
-        "Yes, revoke",
-        key="links_revoke_confirm",
-        type="primary",
-        on_click=_revoke,
-        args=(service, link.id),
-        width="stretch",
-    )
-    no.button("Keep it", key="links_revoke_cancel", on_click=_ask, args=(None,), width="stretch")
 
 
-def _ask(link_id: str | None) -> None:
-    st.session_state[CONFIRM] = link_id
-
-
-def _revoke(service: Service, link_id: str) -> None:
-    """Widget callback: revokes ``link_id`` and says so on the next run."""
-    st.session_state.pop(CONFIRM, None)
-    with display.reported(later=True):
-        link = service.revoke(link_id)
-        display.notify("success", f"Revoked the link to “{link.file}”. It no longer opens.")
+def _revoke(service: Service, link_id: str) -> str:
+    link = service.revoke(link_id)
+    return f"Revoked the link to “{link.file}”. It no longer opens."
 
 
 def _label(item: SharedLink) -> str:

@@ -35,6 +35,12 @@ def render(service: Service) -> None:
     lifetime = _lifetime(service.settings)
     max_downloads = _limit()
     recipient, note = _people()
+    landing = st.toggle(
+        "Landing page first",
+        key="share_landing",
+        help="Browsers see the file's name, size, SHA-256 and a countdown, with a download"
+        " button, instead of downloading at once. The page itself never counts.",
+    )
     if st.button(
         "Make link",
         key="share_submit",
@@ -45,7 +51,9 @@ def render(service: Service) -> None:
     ):
         st.session_state.pop(MADE, None)
         with display.reported():
-            st.session_state[MADE] = service.share(file, lifetime, max_downloads, recipient, note)
+            st.session_state[MADE] = service.share(
+                file, lifetime, max_downloads, recipient, note, landing=landing
+            )
     made: SharedLink | None = st.session_state.get(MADE)
     if made is not None:
         _result(made, files.get(made.link.file), service.clock())
