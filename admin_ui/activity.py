@@ -73,36 +73,27 @@ def _filtered(log: pd.DataFrame, since: float | None) -> pd.DataFrame:
     return tables.matching(log, since, files, outcomes, text)
 
 
-def _totals(shown: pd.DataFrame) -> None:
-    def count(outcome: Outcome) -> int:
-        return int((shown["outcome"] == str(outcome)).sum())
+TOTALS = {  # metric: what it counts
+    "Downloads": "Complete downloads that took one from a link's limit.",
+    "Aborted": "Downloads the client left unfinished; they were given back.",
+    "Previews": "Link-preview bots, scanners, prefetches and in-app browsers: "
+    "they saw a card and took nothing.",
+    "Data sent": "Bytes sent by every request.",
+    "Clients": "Distinct client addresses.",
+}
 
-    clients = shown.loc[shown["client IP"] != "", "client IP"].nunique()
+
+def _totals(shown: pd.DataFrame) -> None:
+    values = {
+        "Downloads": int(shown["counted"].sum()),
+        "Aborted": int((shown["outcome"] == str(Outcome.ABORTED)).sum()),
+        "Previews": int((shown["outcome"] == str(Outcome.PREVIEW)).sum()),
+        "Data sent": human_size(int(shown["bytes"].sum())),
+        "Clients": shown.loc[shown["client IP"] != "", "client IP"].nunique(),
+    }
     with st.container(horizontal=True, key="activity_totals"):  # wraps on a phone
-        st.metric(
-            "Downloads",
-            int(shown["counted"].sum()),
-            border=True,
-            width=150,
-            help="Complete downloads that took one from a link's limit.",
-        )
-        st.metric(
-            "Aborted",
-            count(Outcome.ABORTED),
-            border=True,
-            width=150,
-            help="Downloads the client left unfinished; they were given back.",
-        )
-        st.metric(
-            "Previews",
-            count(Outcome.PREVIEW),
-            border=True,
-            width=150,
-            help="Link-preview bots, scanners, prefetches and in-app browsers: "
-            "they saw a card and took nothing.",
-        )
-        st.metric("Data sent", human_size(int(shown["bytes"].sum())), border=True, width=150)
-        st.metric("Clients", clients, border=True, width=150)
+        for label, about in TOTALS.items():
+            st.metric(label, values[label], border=True, width=150, help=about)
 
 
 def _charts(

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -72,21 +72,34 @@ def cli(ctx: click.Context) -> None:
     ctx.obj.setdefault("factory", lambda: Service.from_settings(load_settings()))
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _link_options(which: str) -> Callable[[F], F]:
+    """The --ttl and --max-downloads options, for ``which`` ("the link", "each link")."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--max-downloads",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"How many complete downloads {which} allows. [default: no limit]",
+        )(command)
+        return click.option(
+            "--ttl",
+            "lifetime",
+            metavar="LIFETIME",
+            default=None,
+            help=f"How long {which} works, like 90s, 10m, 2h, 7d."
+            " [default: SESAME_DEFAULT_LIFETIME]",
+        )(command)
+
+    return decorate
+
+
 @cli.command()
 @click.argument("file")
-@click.option(
-    "--ttl",
-    "lifetime",
-    metavar="LIFETIME",
-    default=None,
-    help="How long the link works, like 90s, 10m, 2h, 7d. [default: SESAME_DEFAULT_LIFETIME]",
-)
-@click.option(
-    "--max-downloads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="How many complete downloads the link allows. [default: no limit]",
-)
+@_link_options("the link")
 @click.option("--recipient", default=None, help="Who the link is for (shown in the log).")
 @click.option("--note", default=None, help="A note for yourself.")
 @click.option("--landing", is_flag=True, help=LANDING_HELP)
@@ -176,19 +189,7 @@ def rule() -> None:
 @rule.command("add")
 @click.argument("keyword")
 @click.argument("file")
-@click.option(
-    "--ttl",
-    "lifetime",
-    metavar="LIFETIME",
-    default=None,
-    help="How long each link works, like 10m or 2h. [default: SESAME_DEFAULT_LIFETIME]",
-)
-@click.option(
-    "--max-downloads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="How many complete downloads each link allows. [default: no limit]",
-)
+@_link_options("each link")
 @click.option(
     "--cooldown",
     metavar="LIFETIME",
