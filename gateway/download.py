@@ -24,6 +24,8 @@ log = logging.getLogger("sesame.gateway")
 
 DOWNLOAD_HEADERS = {**NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"}
 
+_ERROR_HEADERS = [(k.lower().encode(), v.encode()) for k, v in NO_STORE.items()]
+
 Finish = Callable[[int, int, bool], None]
 T = TypeVar("T")
 
@@ -46,6 +48,8 @@ class TrackedFileResponse(FileResponse):
             nonlocal status, sent, done
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status not in (200, 206):  # Starlette's own 400/416 answers lack them
+                    message = {**message, "headers": [*message["headers"], *_ERROR_HEADERS]}
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
                 done = not message.get("more_body", False)

@@ -8,6 +8,7 @@ import os
 import secrets
 import stat
 import threading
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -139,9 +140,11 @@ def _parts(name: str) -> list[str]:
 
 
 def safe_filename(name: str) -> str:
-    """An upload's name made safe: its last component, no control or reserved characters,
-    no leading dots or spaces. Raises UploadRejected if nothing usable is left."""
+    """An upload's name made safe: its last component, no control, format (such as the
+    right-to-left override that disguises an extension) or reserved characters, no leading
+    dots or spaces. Raises UploadRejected if nothing usable is left."""
     last = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    last = "".join(ch for ch in last if unicodedata.category(ch) != "Cf")
     clean = sanitize_filename(last, replacement_text="_").strip().lstrip(". ").strip()
     if not clean:
         raise UploadRejected(f"{name!r} is not a usable file name.")

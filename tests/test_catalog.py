@@ -265,6 +265,8 @@ def test_overwrite_replaces(catalog: Catalog, files_dir: Path) -> None:
         ("line\nbreak.txt", "line_break.txt"),
         ("a:b*c?.txt", "a_b_c_.txt"),
         ("芝麻 上传.txt", "芝麻 上传.txt"),
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),  # right-to-left override: .pdf shown
+        ("zero\u200bwidth.txt", "zerowidth.txt"),
     ],
 )
 def test_upload_name_sanitised(catalog: Catalog, files_dir: Path, name: str, saved: str) -> None:

@@ -96,6 +96,8 @@ def test_unsatisfiable_range(client: TestClient, service: Service) -> None:
     response = client.get(path_of(service, max_downloads=1), headers={"Range": "bytes=500-"})
     assert response.status_code == 416
     assert response.headers["content-range"] == "bytes */14"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "private, no-store"
     assert downloads(service) == 0
 
 
