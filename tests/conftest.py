@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import KEY, SAMPLES, FakeClock
 
 from sesame.service import Service
 from sesame.settings import Settings, load_settings
+from tests.support import KEY, SAMPLES, FakeClock
 
 
 @pytest.fixture(autouse=True)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import BIN, KEY, SAMPLES, free_port, require_binary, running_gateway, sesame_env
 
 from sesame.links import LinkSigner
 from sesame.models import Link
 from sesame.store.sqlite import SQLiteStore
+from tests.support import BIN, KEY, SAMPLES, free_port, require_binary, running_gateway, sesame_env
 
 pytestmark = pytest.mark.e2e
 
