@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from sesame.service import Service
-from tests.servers import redis_server
+from tests.support import redis_server
 from tests.wechat_support import BODY, FILE, T0, Clock, make_service, path_of
 
 LINK_FIELDS = {

@@ -16,7 +16,7 @@ from wechatpy import parse_message
 
 from sesame.service import Service
 from sesame.settings import Settings
-from tests.servers import free_port, gateway, require
+from tests.support import free_port, require_binary, running_gateway, sesame_env
 from tests.wechat_support import BODY, FILE, KEY, make_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -44,7 +44,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = require("chromium")
+    executable = require_binary("chromium")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield launched
@@ -74,14 +74,14 @@ def service(tmp_path: Path, port: int) -> Iterator[Service]:
 @pytest.fixture
 def base(service: Service, tmp_path: Path, port: int) -> Iterator[str]:
     """A gateway process sharing the service's SQLite store; links point at it."""
-    env = {
-        "SESAME_SECRET_KEYS": KEY,
-        "SESAME_FILES_DIR": str(service.settings.files_dir),
-        "SESAME_DATA_DIR": str(service.settings.data_dir),
-        "SESAME_PUBLIC_URL": service.settings.public_url,
-        "SESAME_WECHAT_TOKEN": TOKEN,
-    }
-    with gateway(env, tmp_path / "gateway.log", port) as url:
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(service.settings.files_dir),
+        data_dir=str(service.settings.data_dir),
+        public_url=service.settings.public_url,
+        wechat_token=TOKEN,
+    )
+    with running_gateway(env, tmp_path / "gateway.log", port) as url:
         yield url
 
 

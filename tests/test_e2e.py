@@ -65,7 +65,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         secret_keys=KEY, files_dir=str(files), data_dir=str(home / "data"), public_url=url
     )
     log = home / "gateway.log"
-    with running_gateway(env, port, log, cwd=home):
+    with running_gateway(env, log, port):
         yield Deployment(url, env, home, home / "data", log)
 
 

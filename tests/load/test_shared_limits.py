@@ -17,7 +17,7 @@ import pytest
 from sesame.models import Link, Outcome
 from sesame.service import Service
 from sesame.settings import Settings
-from tests.servers import gateway, redis_server
+from tests.support import redis_server, running_gateway, sesame_env
 
 pytestmark = pytest.mark.e2e
 
@@ -62,14 +62,14 @@ def service(tmp_path: Path, files: Path, store_url: str) -> Iterator[Service]:
 @pytest.fixture
 def gateways(service: Service, tmp_path: Path) -> Iterator[list[str]]:
     """Two gateway processes sharing the service's store."""
-    env = {
-        "SESAME_SECRET_KEYS": KEY,
-        "SESAME_FILES_DIR": str(service.settings.files_dir),
-        "SESAME_DATA_DIR": str(tmp_path / "state"),
-        "SESAME_STORE_URL": service.settings.resolved_store_url,
-    }
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(service.settings.files_dir),
+        data_dir=str(tmp_path / "state"),
+        store_url=service.settings.resolved_store_url,
+    )
     with ExitStack() as stack:
-        yield [stack.enter_context(gateway(env, tmp_path / f"gw{n}.log")) for n in range(2)]
+        yield [stack.enter_context(running_gateway(env, tmp_path / f"gw{n}.log")) for n in range(2)]
 
 
 def token_path(url: str) -> str:

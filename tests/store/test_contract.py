@@ -10,7 +10,7 @@ import pytest
 
 from sesame.models import DownloadEvent, Link, Outcome
 from sesame.store import Store, open_store
-from tests.servers import redis_server
+from tests.support import redis_server
 
 NOW = 1_800_000_000
 
