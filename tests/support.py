@@ -12,15 +12,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from sesame.service import Service
+from sesame.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 KEY = "sesame-test-key-0123456789abcdefghijklmnopqrstu"  # 48 characters, fixed
 SBIN = os.pathsep.join(["/usr/local/sbin", "/usr/sbin", "/sbin"])  # off a user's PATH on Debian
-NOW = 1_700_000_000  # 2023-11-14 22:13:20 UTC: every frozen test starts here
+NOW = 1_700_000_000  # 2023-11-14 22:13:20 UTC: the core's frozen tests start here
+T0 = 1_800_000_000  # 2027-01-15 08:00:00 UTC: the WeChat, API and rule tests start here
 
 # The sample files every test gets, by name: a Chinese name with a space, a double quote,
 # an HTML page that must never render, and one in a subfolder.
@@ -31,6 +36,9 @@ SAMPLES: dict[str, bytes] = {
     "page.html": b"<!doctype html><script>alert(1)</script>\n",
     "sub/nested.bin": bytes(range(256)) * 4,
 }
+# The one file the WeChat, API and rule tests share.
+FILE = "InstMsiW.exe"
+BODY = b"MZ" + bytes(range(256)) * 64  # about 16 KiB that looks like nothing in particular
 
 
 class FakeClock:
@@ -44,6 +52,36 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def make_files(tmp_path: Path) -> Path:
+    """tmp_path/files holding FILE."""
+    files = tmp_path / "files"
+    files.mkdir(exist_ok=True)
+    (files / FILE).write_bytes(BODY)
+    return files
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings with KEY, FILE in tmp_path/files, state in tmp_path/state and no .env;
+    ``overrides`` win."""
+    values: dict[str, Any] = {
+        "secret_keys": (KEY,),
+        "files_dir": make_files(tmp_path),
+        "data_dir": tmp_path / "state",
+        "_env_file": None,
+    }
+    return Settings(**(values | overrides))
+
+
+def make_service(tmp_path: Path, clock: FakeClock, **overrides: Any) -> Service:
+    """A Service on ``make_settings(tmp_path, **overrides)`` running on ``clock``."""
+    return Service.from_settings(make_settings(tmp_path, **overrides), clock=clock)
+
+
+def path_of(service: Service, url: str) -> str:
+    """A link's URL as a path for the in-process client."""
+    return url.removeprefix(service.settings.public_url)
 
 
 def require_binary(name: str) -> str:

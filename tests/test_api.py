@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from sesame.service import Service
-from tests.support import redis_server
-from tests.wechat_support import BODY, FILE, T0, Clock, make_service, path_of
+from tests.support import BODY, FILE, T0, FakeClock, make_service, path_of, redis_server
 
 LINK_FIELDS = {
     "id",
@@ -38,12 +37,12 @@ LINK_FIELDS = {
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def service(tmp_path: Path, clock: Clock) -> Iterator[Service]:
+def service(tmp_path: Path, clock: FakeClock) -> Iterator[Service]:
     built = make_service(tmp_path, clock, api_auth_failures="5/minute")
     yield built
     built.store.close()
@@ -122,7 +121,7 @@ def test_successes_are_not_counted_as_failures(client: TestClient, auth: dict[st
     } == {201}
 
 
-def test_failures_are_counted_across_gateways_with_redis(tmp_path: Path, clock: Clock) -> None:
+def test_failures_are_counted_across_gateways_with_redis(tmp_path: Path, clock: FakeClock) -> None:
     """With a Redis store, failures at one gateway count at another."""
     with redis_server(tmp_path) as url:
         service = make_service(tmp_path, clock, store_url=url, api_auth_failures="3/minute")

@@ -16,8 +16,16 @@ from wechatpy import parse_message
 
 from sesame.service import Service
 from sesame.settings import Settings
-from tests.support import free_port, require_binary, running_gateway, sesame_env
-from tests.wechat_support import BODY, FILE, KEY, make_files
+from tests.support import (
+    BODY,
+    FILE,
+    KEY,
+    free_port,
+    make_files,
+    require_binary,
+    running_gateway,
+    sesame_env,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,26 +12,18 @@ from gateway.app import create_app
 from sesame.models import Outcome
 from sesame.service import Service
 from sesame.settings import Settings
+from tests.support import T0, FakeClock
 
-T0 = 1_800_000_000
 BODY = bytes(range(256)) * 40  # 10 KiB
 
 
-@dataclass
-class Clock:
-    now: float = T0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(tmp_path: Path, clock: Clock) -> Iterator[Service]:
+def service(tmp_path: Path, clock: FakeClock) -> Iterator[Service]:
     files = tmp_path / "files"
     files.mkdir()
     (files / "data.bin").write_bytes(BODY)
@@ -123,7 +114,7 @@ def test_a_range_from_zero_counts_and_a_later_one_does_not(
 
 
 def test_resume_after_expiry_within_grace(
-    service: Service, client: TestClient, clock: Clock
+    service: Service, client: TestClient, clock: FakeClock
 ) -> None:
     """A download begun before expiry may resume during the grace period, and no later."""
     _, path = path_of(service, lifetime="10m")
@@ -138,7 +129,7 @@ def test_resume_after_expiry_within_grace(
 
 
 def test_no_grace_without_a_download_before_expiry(
-    service: Service, client: TestClient, clock: Clock
+    service: Service, client: TestClient, clock: FakeClock
 ) -> None:
     """An expired link that nobody began downloading cannot be 'resumed'."""
     _, path = path_of(service, lifetime="10m")

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from sesame.models import Outcome
 from sesame.service import Service
-from tests.wechat_support import BODY, FILE, T0, Clock, make_service, path_of
+from tests.support import BODY, FILE, T0, FakeClock, make_service, path_of
 
 BROWSER = {
     "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -28,12 +28,12 @@ WECHAT = {
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def service(tmp_path: Path, clock: Clock) -> Iterator[Service]:
+def service(tmp_path: Path, clock: FakeClock) -> Iterator[Service]:
     built = make_service(tmp_path, clock)
     yield built
     built.store.close()
@@ -81,7 +81,7 @@ def test_the_button_downloads_and_counts(service: Service, client: TestClient) -
 
 
 def test_the_countdown_starts_from_the_servers_time(
-    service: Service, client: TestClient, clock: Clock
+    service: Service, client: TestClient, clock: FakeClock
 ) -> None:
     """The remaining seconds are the server's: 250 s after making a 10-minute link, 350."""
     _, path = landing_link(service, lifetime="10m")
