@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from sesame.service import Service
 from sesame.settings import Settings
+
+if TYPE_CHECKING:  # streamlit is slow to import, and only the dashboard's tests need it
+    from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -35,6 +39,14 @@ SAMPLES: dict[str, bytes] = {
     'say "hi".txt': b"hi\n",
     "page.html": b"<!doctype html><script>alert(1)</script>\n",
     "sub/nested.bin": bytes(range(256)) * 4,
+}
+# The dashboard: its script, its password, the zone its browser is in, and its files.
+APP = REPO / "admin_ui" / "app.py"
+PASSWORD = "芝麻开门 open-Sésame"  # not ASCII on purpose
+ZONE = "Asia/Shanghai"  # UTC+8 all year: local times in tests are predictable
+FILES = {
+    "welcome.txt": b"welcome to sesame\n",
+    "芝麻 开门.txt": "芝麻开门 — open sesame\n".encode(),
 }
 # The one file the WeChat, API and rule tests share.
 FILE = "InstMsiW.exe"
@@ -82,6 +94,16 @@ def make_service(tmp_path: Path, clock: FakeClock, **overrides: Any) -> Service:
 def path_of(service: Service, url: str) -> str:
     """A link's URL as a path for the in-process client."""
     return url.removeprefix(service.settings.public_url)
+
+
+def errors(at: AppTest) -> list[str]:
+    """The text of every error box on the dashboard's page."""
+    return texts(at.error)
+
+
+def texts(elements: Iterable[Any]) -> list[str]:
+    """The text of Markdown elements, without the escapes that kept it literal."""
+    return [re.sub(r"\\(.)", r"\1", element.value) for element in elements]
 
 
 def require_binary(name: str) -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from admin_support import APP, FILES, KEY, PASSWORD, ZONE
 from streamlit.testing.v1 import AppTest
 
 from admin_ui import signin
 from sesame.service import Service
 from sesame.settings import load_settings
+from tests.support import APP, FILES, KEY, PASSWORD, ZONE
 
 
 @pytest.fixture(autouse=True)

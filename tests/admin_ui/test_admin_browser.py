@@ -16,11 +16,13 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from admin_support import KEY, PASSWORD, REPO
 from playwright.sync_api import Browser, Error, Page, expect, sync_playwright
 
 from tests.support import (
     BIN,
+    KEY,
+    PASSWORD,
+    REPO,
     answers,
     free_port,
     require_binary,
