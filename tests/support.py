@@ -1,4 +1,6 @@
-"""Helpers the tests share that are not fixtures: a frozen clock, system binaries, processes."""
+"""What the tests share that is not a fixture: fixed keys, times and files; a frozen clock and
+services built on them; the dashboard's text; real programs on loopback. Fixtures built on
+these are in conftest.py."""
 
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ if TYPE_CHECKING:  # streamlit is slow to import, and only the dashboard's tests
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-KEY = "sesame-test-key-0123456789abcdefghijklmnopqrstu"  # 48 characters, fixed
 SBIN = os.pathsep.join(["/usr/local/sbin", "/usr/sbin", "/sbin"])  # off a user's PATH on Debian
+KEY = "sesame-test-key-0123456789abcdefghijklmnopqrstu"  # 48 characters, fixed
 NOW = 1_700_000_000  # 2023-11-14 22:13:20 UTC: the core's frozen tests start here
 T0 = 1_800_000_000  # 2027-01-15 08:00:00 UTC: the WeChat, API and rule tests start here
 
@@ -53,6 +55,9 @@ FILE = "InstMsiW.exe"
 BODY = b"MZ" + bytes(range(256)) * 64  # about 16 KiB that looks like nothing in particular
 
 
+# -- a frozen clock, files and services ----------------------------------------------------
+
+
 class FakeClock:
     """A clock that stands still until a test moves it."""
 
@@ -66,23 +71,25 @@ class FakeClock:
         self.now += seconds
 
 
-def make_files(tmp_path: Path) -> Path:
-    """tmp_path/files holding FILE."""
-    files = tmp_path / "files"
-    files.mkdir(exist_ok=True)
-    (files / FILE).write_bytes(BODY)
-    return files
+def write_files(folder: Path, files: Mapping[str, bytes]) -> Path:
+    """``folder`` holding ``files`` (relative name: bytes), made as needed; returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(body)
+    return folder
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings with KEY, FILE in tmp_path/files, state in tmp_path/state and no .env;
-    ``overrides`` win."""
+    """Settings with KEY, state in tmp_path/state and no .env, over tmp_path/files holding
+    FILE unless ``files_dir`` is among the ``overrides``, which win."""
     values: dict[str, Any] = {
         "secret_keys": (KEY,),
-        "files_dir": make_files(tmp_path),
         "data_dir": tmp_path / "state",
         "_env_file": None,
     }
+    if "files_dir" not in overrides:
+        values["files_dir"] = write_files(tmp_path / "files", {FILE: BODY})
     return Settings(**(values | overrides))
 
 
@@ -96,6 +103,9 @@ def path_of(service: Service, url: str) -> str:
     return url.removeprefix(service.settings.public_url)
 
 
+# -- the dashboard's page ------------------------------------------------------------------
+
+
 def errors(at: AppTest) -> list[str]:
     """The text of every error box on the dashboard's page."""
     return texts(at.error)
@@ -104,6 +114,9 @@ def errors(at: AppTest) -> list[str]:
 def texts(elements: Iterable[Any]) -> list[str]:
     """The text of Markdown elements, without the escapes that kept it literal."""
     return [re.sub(r"\\(.)", r"\1", element.value) for element in elements]
+
+
+# -- real programs -------------------------------------------------------------------------
 
 
 def require_binary(name: str) -> str:

@@ -10,19 +10,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 from playwright.sync_api import Error as PlaywrightError
 from wechatpy import parse_message
 
 from sesame.service import Service
-from sesame.settings import Settings
 from tests.support import (
     BODY,
     FILE,
     KEY,
     free_port,
-    make_files,
-    require_binary,
+    make_settings,
     running_gateway,
     sesame_env,
 )
@@ -41,22 +39,6 @@ DESKTOP_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
     " Chrome/126.0.0.0 Safari/537.36"
 )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = require_binary("chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -66,14 +48,7 @@ def port() -> int:
 
 @pytest.fixture
 def service(tmp_path: Path, port: int) -> Iterator[Service]:
-    settings = Settings(
-        secret_keys=(KEY,),
-        files_dir=make_files(tmp_path),
-        data_dir=tmp_path / "state",
-        public_url=f"http://127.0.0.1:{port}",
-        wechat_token=TOKEN,
-        _env_file=None,
-    )
+    settings = make_settings(tmp_path, public_url=f"http://127.0.0.1:{port}", wechat_token=TOKEN)
     built = Service.from_settings(settings)
     yield built
     built.store.close()

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.app import create_app
 from sesame.models import Outcome
 from sesame.service import Service
 from sesame.settings import Settings
-from tests.support import T0, FakeClock
+from tests.support import T0, FakeClock, make_settings, write_files
+
+pytestmark = pytest.mark.frozen_at(T0)
 
 BODY = bytes(range(256)) * 40  # 10 KiB
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def service(tmp_path: Path, clock: FakeClock) -> Iterator[Service]:
-    files = tmp_path / "files"
-    files.mkdir()
-    (files / "data.bin").write_bytes(BODY)
-    settings = Settings(
-        secret_keys=("k" * 48,), files_dir=files, data_dir=tmp_path / "state", _env_file=None
-    )
-    built = Service.from_settings(settings, clock=clock)
-    yield built
-    built.store.close()
-
-
-@pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service.settings, service))
+def settings(tmp_path: Path) -> Settings:
+    """data.bin in tmp_path; conftest builds the service and client on these."""
+    return make_settings(tmp_path, files_dir=write_files(tmp_path / "files", {"data.bin": BODY}))
 
 
 def path_of(service: Service, **options: object) -> tuple[str, str]:

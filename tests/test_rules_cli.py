@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,18 @@ from click.testing import CliRunner, Result
 from sesame.cli import cli
 from sesame.errors import ApiKeyInvalid, FileMissing, InvalidInput, RuleExists, RuleNotFound
 from sesame.service import Service
-from tests.support import BODY, FILE, T0, FakeClock, make_service
+from sesame.settings import Settings
+from tests.support import BODY, FILE, T0, FakeClock, make_service, make_settings
+
+pytestmark = pytest.mark.frozen_at(T0)
 
 OPENID = "oWx1p5ABCDEFGHIJKLMNOPQRSTUV"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def service(tmp_path: Path, clock: FakeClock) -> Iterator[Service]:
-    built = make_service(tmp_path, clock)
-    yield built
-    built.store.close()
+def settings(tmp_path: Path) -> Settings:
+    """FILE in tmp_path; conftest builds the service on these."""
+    return make_settings(tmp_path)
 
 
 def run(service: Service, *args: str) -> Result:

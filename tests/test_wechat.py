@@ -26,6 +26,8 @@ from sesame.service import Service
 from sesame.settings import DEFAULT_WECHAT_HELP
 from tests.support import BODY, FILE, REPO, T0, FakeClock, make_service, path_of
 
+pytestmark = pytest.mark.frozen_at(T0)
+
 TOKEN = "sesameWeChat2024"
 APP_ID = "wx5a1b2c3d4e5f6a7b"
 AES_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"  # 43 characters, as in the console
@@ -116,11 +118,6 @@ class WeChat:
         return content_text
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
 @pytest.fixture(params=["plaintext", "safe"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -133,11 +130,6 @@ def service(tmp_path: Path, clock: FakeClock, mode: str) -> Iterator[Service]:
     built.add_rule("芝麻开门", FILE, lifetime="10m", max_downloads=3, cooldown="10m")
     yield built
     built.store.close()
-
-
-@pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service.settings, service))
 
 
 @pytest.fixture

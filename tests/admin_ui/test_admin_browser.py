@@ -16,7 +16,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Error, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Error, Page, expect
 
 from tests.support import (
     BIN,
@@ -25,7 +25,6 @@ from tests.support import (
     REPO,
     answers,
     free_port,
-    require_binary,
     running_process,
     sesame_env,
     wait_until,
@@ -33,16 +32,6 @@ from tests.support import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = REPO / "test-artifacts"
 NAME = "芝麻 开门.txt"
 BODY = "芝麻开门 — open sesame\n".encode() * 100
@@ -83,16 +72,6 @@ def stack(tmp_path: Path, dashboard_settings: Path) -> Iterator[Stack]:
         wait_until(lambda: answers(f"{gateway}/healthz"), honcho, log)
         wait_until(lambda: answers(f"{dashboard}/_stcore/health"), honcho, log)
         yield Stack(gateway, dashboard)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless (skipped without it, except under CI=true)."""
-    require_binary(CHROMIUM)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def snap(page: Page, name: str) -> None:

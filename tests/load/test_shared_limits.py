@@ -16,12 +16,10 @@ import pytest
 
 from sesame.models import Link, Outcome
 from sesame.service import Service
-from sesame.settings import Settings
-from tests.support import redis_server, running_gateway, sesame_env
+from tests.support import KEY, make_settings, running_gateway, sesame_env
 
 pytestmark = pytest.mark.e2e
 
-KEY = "load-test-key-" + "x" * 40
 SMALL = bytes(range(256)) * 256  # 64 KiB
 LARGE_SIZE = 48 * 1024 * 1024
 
@@ -31,8 +29,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shared.db'}"
     else:
-        with redis_server(tmp_path) as url:
-            yield url
+        yield request.getfixturevalue("redis_url")
 
 
 @pytest.fixture
@@ -47,14 +44,7 @@ def files(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def service(tmp_path: Path, files: Path, store_url: str) -> Iterator[Service]:
-    settings = Settings(
-        secret_keys=(KEY,),
-        files_dir=files,
-        data_dir=tmp_path / "state",
-        store_url=store_url,
-        _env_file=None,
-    )
-    built = Service.from_settings(settings)
+    built = Service.from_settings(make_settings(tmp_path, files_dir=files, store_url=store_url))
     yield built
     built.store.close()
 
