@@ -4,7 +4,6 @@ links, their QR codes, and an OpenAPI page that says so."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,10 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from sesame.service import Service
-from tests.servers import redis_server
-from tests.wechat_support import BODY, FILE, T0, Clock, make_service, path_of
+from sesame.settings import Settings
+from tests.support import BODY, FILE, T0, FakeClock, make_service, make_settings, path_of
+
+pytestmark = pytest.mark.frozen_at(T0)
 
 LINK_FIELDS = {
     "id",
@@ -38,20 +39,9 @@ LINK_FIELDS = {
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(tmp_path: Path, clock: Clock) -> Iterator[Service]:
-    built = make_service(tmp_path, clock, api_auth_failures="5/minute")
-    yield built
-    built.store.close()
-
-
-@pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service.settings, service))
+def settings(tmp_path: Path) -> Settings:
+    """FILE and five failed sign-ins a minute; conftest builds the service and client."""
+    return make_settings(tmp_path, api_auth_failures="5/minute")
 
 
 @pytest.fixture
@@ -122,16 +112,17 @@ def test_successes_are_not_counted_as_failures(client: TestClient, auth: dict[st
     } == {201}
 
 
-def test_failures_are_counted_across_gateways_with_redis(tmp_path: Path, clock: Clock) -> None:
+def test_failures_are_counted_across_gateways_with_redis(
+    tmp_path: Path, clock: FakeClock, redis_url: str
+) -> None:
     """With a Redis store, failures at one gateway count at another."""
-    with redis_server(tmp_path) as url:
-        service = make_service(tmp_path, clock, store_url=url, api_auth_failures="3/minute")
-        first = TestClient(create_app(service.settings, service))
-        second = TestClient(create_app(service.settings, service))
-        wrong = {"authorization": "Bearer ssk_guess"}
-        assert [first.get("/api/links/x", headers=wrong).status_code for _ in range(3)] == [401] * 3
-        assert second.get("/api/links/x", headers=wrong).status_code == 429
-        service.store.close()
+    service = make_service(tmp_path, clock, store_url=redis_url, api_auth_failures="3/minute")
+    first = TestClient(create_app(service.settings, service))
+    second = TestClient(create_app(service.settings, service))
+    wrong = {"authorization": "Bearer ssk_guess"}
+    assert [first.get("/api/links/x", headers=wrong).status_code for _ in range(3)] == [401] * 3
+    assert second.get("/api/links/x", headers=wrong).status_code == 429
+    service.store.close()
 
 
 def test_keys_never_reach_the_log(

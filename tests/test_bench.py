@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from support import REPO, sesame_env
+
+from tests.support import REPO, sesame_env
 
 pytestmark = pytest.mark.e2e
 

@@ -10,14 +10,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 from playwright.sync_api import Error as PlaywrightError
 from wechatpy import parse_message
 
 from sesame.service import Service
-from sesame.settings import Settings
-from tests.servers import free_port, gateway, require
-from tests.wechat_support import BODY, FILE, KEY, make_files
+from tests.support import (
+    BODY,
+    FILE,
+    KEY,
+    free_port,
+    make_settings,
+    running_gateway,
+    sesame_env,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -33,22 +39,6 @@ DESKTOP_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
     " Chrome/126.0.0.0 Safari/537.36"
 )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = require("chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -58,14 +48,7 @@ def port() -> int:
 
 @pytest.fixture
 def service(tmp_path: Path, port: int) -> Iterator[Service]:
-    settings = Settings(
-        secret_keys=(KEY,),
-        files_dir=make_files(tmp_path),
-        data_dir=tmp_path / "state",
-        public_url=f"http://127.0.0.1:{port}",
-        wechat_token=TOKEN,
-        _env_file=None,
-    )
+    settings = make_settings(tmp_path, public_url=f"http://127.0.0.1:{port}", wechat_token=TOKEN)
     built = Service.from_settings(settings)
     yield built
     built.store.close()
@@ -74,14 +57,14 @@ def service(tmp_path: Path, port: int) -> Iterator[Service]:
 @pytest.fixture
 def base(service: Service, tmp_path: Path, port: int) -> Iterator[str]:
     """A gateway process sharing the service's SQLite store; links point at it."""
-    env = {
-        "SESAME_SECRET_KEYS": KEY,
-        "SESAME_FILES_DIR": str(service.settings.files_dir),
-        "SESAME_DATA_DIR": str(service.settings.data_dir),
-        "SESAME_PUBLIC_URL": service.settings.public_url,
-        "SESAME_WECHAT_TOKEN": TOKEN,
-    }
-    with gateway(env, tmp_path / "gateway.log", port) as url:
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(service.settings.files_dir),
+        data_dir=str(service.settings.data_dir),
+        public_url=service.settings.public_url,
+        wechat_token=TOKEN,
+    )
+    with running_gateway(env, tmp_path / "gateway.log", port) as url:
         yield url
 
 

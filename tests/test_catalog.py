@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from support import SAMPLES
 
 import sesame.catalog
 from sesame.catalog import UPLOAD_PREFIX, Catalog, safe_filename
 from sesame.errors import FileExists, FileMissing, UploadRejected
+from tests.support import SAMPLES
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner, Result
-from support import NOW
 
 from sesame.cli import cli
 from sesame.service import Service
+from tests.support import NOW
 
 
 def run(service: Service | None, *args: str) -> Result:

@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.app import create_app
 from sesame.models import Outcome
 from sesame.service import Service
 from sesame.settings import Settings
+from tests.support import T0, FakeClock, make_settings, write_files
 
-T0 = 1_800_000_000
+pytestmark = pytest.mark.frozen_at(T0)
+
 BODY = bytes(range(256)) * 40  # 10 KiB
 
 
-@dataclass
-class Clock:
-    now: float = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(tmp_path: Path, clock: Clock) -> Iterator[Service]:
-    files = tmp_path / "files"
-    files.mkdir()
-    (files / "data.bin").write_bytes(BODY)
-    settings = Settings(
-        secret_keys=("k" * 48,), files_dir=files, data_dir=tmp_path / "state", _env_file=None
-    )
-    built = Service.from_settings(settings, clock=clock)
-    yield built
-    built.store.close()
-
-
-@pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service.settings, service))
+def settings(tmp_path: Path) -> Settings:
+    """data.bin in tmp_path; conftest builds the service and client on these."""
+    return make_settings(tmp_path, files_dir=write_files(tmp_path / "files", {"data.bin": BODY}))
 
 
 def path_of(service: Service, **options: object) -> tuple[str, str]:
@@ -124,7 +98,7 @@ def test_a_range_from_zero_counts_and_a_later_one_does_not(
 
 
 def test_resume_after_expiry_within_grace(
-    service: Service, client: TestClient, clock: Clock
+    service: Service, client: TestClient, clock: FakeClock
 ) -> None:
     """A download begun before expiry may resume during the grace period, and no later."""
     _, path = path_of(service, lifetime="10m")
@@ -139,7 +113,7 @@ def test_resume_after_expiry_within_grace(
 
 
 def test_no_grace_without_a_download_before_expiry(
-    service: Service, client: TestClient, clock: Clock
+    service: Service, client: TestClient, clock: FakeClock
 ) -> None:
     """An expired link that nobody began downloading cannot be 'resumed'."""
     _, path = path_of(service, lifetime="10m")

@@ -12,11 +12,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import BIN, KEY, SAMPLES, free_port, require_binary, running_gateway, sesame_env
 
 from sesame.links import LinkSigner
 from sesame.models import Link
 from sesame.store.sqlite import SQLiteStore
+from tests.support import (
+    BIN,
+    KEY,
+    SAMPLES,
+    free_port,
+    require_binary,
+    running_gateway,
+    sesame_env,
+    write_files,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -55,17 +64,14 @@ class Deployment:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """The gateway on a free loopback port, over sample files plus a 3 MiB one."""
     home = tmp_path_factory.mktemp("e2e")
-    files = home / "files"
-    for name, body in {**SAMPLES, "big.bin": BIG}.items():
-        (files / name).parent.mkdir(parents=True, exist_ok=True)
-        (files / name).write_bytes(body)
+    files = write_files(home / "files", {**SAMPLES, "big.bin": BIG})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = sesame_env(
         secret_keys=KEY, files_dir=str(files), data_dir=str(home / "data"), public_url=url
     )
     log = home / "gateway.log"
-    with running_gateway(env, port, log, cwd=home):
+    with running_gateway(env, log, port):
         yield Deployment(url, env, home, home / "data", log)
 
 

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
-from support import NOW, SAMPLES, FakeClock
 
 from gateway.app import create_app
 from sesame.models import Access, Outcome
 from sesame.service import Service
 from sesame.settings import Settings
+from tests.support import NOW, SAMPLES, FakeClock
 
 JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}

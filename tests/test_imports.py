@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 import pytest
-from support import REPO
+
+from tests.support import REPO
 
 # package -> top-level modules it must never import
 FORBIDDEN = {

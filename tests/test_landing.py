@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.app import create_app
 from sesame.models import Outcome
 from sesame.service import Service
-from tests.wechat_support import BODY, FILE, T0, Clock, make_service, path_of
+from sesame.settings import Settings
+from tests.support import BODY, FILE, T0, FakeClock, make_settings, path_of
+
+pytestmark = pytest.mark.frozen_at(T0)
 
 BROWSER = {
     "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -28,20 +29,9 @@ WECHAT = {
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(tmp_path: Path, clock: Clock) -> Iterator[Service]:
-    built = make_service(tmp_path, clock)
-    yield built
-    built.store.close()
-
-
-@pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service.settings, service))
+def settings(tmp_path: Path) -> Settings:
+    """FILE in tmp_path; conftest builds the service on these."""
+    return make_settings(tmp_path)
 
 
 def landing_link(service: Service, **options: object) -> tuple[str, str]:
@@ -81,7 +71,7 @@ def test_the_button_downloads_and_counts(service: Service, client: TestClient) -
 
 
 def test_the_countdown_starts_from_the_servers_time(
-    service: Service, client: TestClient, clock: Clock
+    service: Service, client: TestClient, clock: FakeClock
 ) -> None:
     """The remaining seconds are the server's: 250 s after making a 10-minute link, 350."""
     _, path = landing_link(service, lifetime="10m")

@@ -8,11 +8,11 @@ from collections.abc import Callable
 import pytest
 import time_machine
 from itsdangerous import URLSafeTimedSerializer
-from support import KEY, NOW, FakeClock
 
 from sesame.errors import LinkExpired, LinkInvalid
 from sesame.links import CLOCK_SKEW, SALT, Claims, LinkSigner
 from sesame.models import utc
+from tests.support import KEY, NOW, FakeClock
 
 OLD_KEY = b"old-test-key-abcdefghijklmnopqrstuvwxyz012345678"
 NEW_KEY = b"new-test-key-abcdefghijklmnopqrstuvwxyz012345678"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,18 @@ from click.testing import CliRunner, Result
 from sesame.cli import cli
 from sesame.errors import ApiKeyInvalid, FileMissing, InvalidInput, RuleExists, RuleNotFound
 from sesame.service import Service
-from tests.wechat_support import BODY, FILE, T0, Clock, make_service
+from sesame.settings import Settings
+from tests.support import BODY, FILE, T0, FakeClock, make_service, make_settings
+
+pytestmark = pytest.mark.frozen_at(T0)
 
 OPENID = "oWx1p5ABCDEFGHIJKLMNOPQRSTUV"
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(tmp_path: Path, clock: Clock) -> Iterator[Service]:
-    built = make_service(tmp_path, clock)
-    yield built
-    built.store.close()
+def settings(tmp_path: Path) -> Settings:
+    """FILE in tmp_path; conftest builds the service on these."""
+    return make_settings(tmp_path)
 
 
 def run(service: Service, *args: str) -> Result:
@@ -134,7 +130,7 @@ def test_a_keyword_link_is_issued_to_the_sender(service: Service) -> None:
     assert link.note == "keyword 芝麻开门"
 
 
-def test_the_cooldown_gives_the_same_link_back(service: Service, clock: Clock) -> None:
+def test_the_cooldown_gives_the_same_link_back(service: Service, clock: FakeClock) -> None:
     """Within the cool-down one sender gets one link; after it, a new one; others their own."""
     service.add_rule("芝麻开门", FILE, lifetime="10m", cooldown="5m")
     first = service.link_for_keyword("芝麻开门", OPENID)
@@ -166,7 +162,7 @@ def test_the_default_reply_has_link_expiry_and_hash(service: Service) -> None:
     assert hashlib.sha256(BODY).hexdigest() in reply
 
 
-def test_a_template_is_filled_and_keeps_literal_braces(service: Service, clock: Clock) -> None:
+def test_a_template_is_filled_and_keeps_literal_braces(service: Service, clock: FakeClock) -> None:
     """A custom template gets every placeholder; {{ }} stays a brace; minutes count down."""
     template = "{{{file}}} {size} {minutes}m {expires} {url}"
     service.add_rule("k", FILE, lifetime="1h", template=template)
@@ -178,7 +174,7 @@ def test_a_template_is_filled_and_keeps_literal_braces(service: Service, clock: 
 
 
 def test_a_used_up_link_in_the_cooldown_says_when_to_ask_again(
-    service: Service, clock: Clock
+    service: Service, clock: FakeClock
 ) -> None:
     """If the sender's link is used up, the reply says so and when a new one can be had."""
     service.add_rule("芝麻开门", FILE, lifetime="10m", max_downloads=1, cooldown="1h")
@@ -191,7 +187,7 @@ def test_a_used_up_link_in_the_cooldown_says_when_to_ask_again(
     assert "2027-01-15 17:00 (UTC+8)" in reply  # T0 + 1 hour: when to ask again
 
 
-def test_times_follow_the_configured_zone(tmp_path: Path, clock: Clock) -> None:
+def test_times_follow_the_configured_zone(tmp_path: Path, clock: FakeClock) -> None:
     """SESAME_WECHAT_TIMEZONE changes how reply times are written."""
     service = make_service(tmp_path, clock, wechat_timezone="Asia/Kolkata")
     service.add_rule("k", FILE, lifetime="10m")

@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from support import NOW, FakeClock
 
 from sesame.errors import (
     FileMissing,
@@ -22,6 +21,7 @@ from sesame.errors import (
 from sesame.models import Access, LinkStatus
 from sesame.service import ID_ALPHABET, Service, new_id
 from sesame.settings import Settings
+from tests.support import NOW, FakeClock
 
 
 def token_of(url: str) -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pydantic
 import pytest
-from support import KEY, REPO
 
 from sesame.errors import ConfigError
 from sesame.settings import KEY_FILE, Settings, load_settings, signing_keys
+from tests.support import KEY, REPO
 
 OTHER_KEY = "another-test-key-abcdefghijklmnopqrstuvwxyz0123"
 

@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from support import NOW
 
 from sesame.errors import ConfigError
 from sesame.models import Link
 from sesame.store import open_store
 from sesame.store.sqlite import SQLiteStore
+from tests.support import NOW
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from support import require_binary
+
+from tests.support import require_binary
 
 
 def test_require_binary_finds_a_program() -> None:

@@ -24,14 +24,15 @@ from gateway.app import create_app
 from gateway.wechat import UNAVAILABLE
 from sesame.service import Service
 from sesame.settings import DEFAULT_WECHAT_HELP
-from tests.wechat_support import BODY, FILE, T0, Clock, make_service, path_of
+from tests.support import BODY, FILE, REPO, T0, FakeClock, make_service, path_of
+
+pytestmark = pytest.mark.frozen_at(T0)
 
 TOKEN = "sesameWeChat2024"
 APP_ID = "wx5a1b2c3d4e5f6a7b"
 AES_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"  # 43 characters, as in the console
 ACCOUNT = "gh_3f1e2d4c5b6a"
 OPENID = "oWx1p5ABCDEFGHIJKLMNOPQRSTUV"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def text_message(content: str, openid: str = OPENID) -> str:
@@ -74,7 +75,7 @@ class WeChat:
     """WeChat's servers, as far as the gateway can tell: they sign, encrypt and post."""
 
     client: TestClient
-    clock: Clock
+    clock: FakeClock
     crypto: WeChatCrypto | None
     nonce: str = "1405803721"
 
@@ -117,18 +118,13 @@ class WeChat:
         return content_text
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture(params=["plaintext", "safe"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def service(tmp_path: Path, clock: Clock, mode: str) -> Iterator[Service]:
+def service(tmp_path: Path, clock: FakeClock, mode: str) -> Iterator[Service]:
     safe = {"wechat_app_id": APP_ID, "wechat_aes_key": AES_KEY} if mode == "safe" else {}
     built = make_service(tmp_path, clock, wechat_token=TOKEN, **safe)
     built.add_rule("芝麻开门", FILE, lifetime="10m", max_downloads=3, cooldown="10m")
@@ -137,12 +133,7 @@ def service(tmp_path: Path, clock: Clock, mode: str) -> Iterator[Service]:
 
 
 @pytest.fixture
-def client(service: Service) -> TestClient:
-    return TestClient(create_app(service.settings, service))
-
-
-@pytest.fixture
-def wechat(client: TestClient, clock: Clock, mode: str) -> WeChat:
+def wechat(client: TestClient, clock: FakeClock, mode: str) -> WeChat:
     crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID) if mode == "safe" else None
     return WeChat(client, clock, crypto)
 
@@ -179,7 +170,7 @@ def test_a_bad_signature_gets_403(wechat: WeChat, change: dict[str, str]) -> Non
     assert wechat.post(text_message("芝麻开门"), **change).status_code == 403
 
 
-def test_an_old_signed_request_is_not_replayed(wechat: WeChat, clock: Clock) -> None:
+def test_an_old_signed_request_is_not_replayed(wechat: WeChat, clock: FakeClock) -> None:
     """A correctly signed request from more than five minutes ago gets 403."""
     old = wechat.query(echostr="x")
     clock.now = T0 + 301
@@ -204,7 +195,7 @@ def test_a_keyword_is_answered_with_a_link_that_downloads(wechat: WeChat, servic
 
 
 def test_the_same_sender_within_the_cooldown_gets_the_same_link(
-    wechat: WeChat, clock: Clock, service: Service
+    wechat: WeChat, clock: FakeClock, service: Service
 ) -> None:
     """Asking again within the cool-down returns the same link; after it, a new one."""
     first = url_in(wechat.ask("芝麻开门"))
@@ -231,7 +222,7 @@ def test_other_texts_get_the_help_reply(wechat: WeChat, service: Service) -> Non
     assert service.links() == []
 
 
-def test_the_help_reply_is_configurable(tmp_path: Path, clock: Clock) -> None:
+def test_the_help_reply_is_configurable(tmp_path: Path, clock: FakeClock) -> None:
     """SESAME_WECHAT_HELP replaces the help text."""
     service = make_service(tmp_path, clock, wechat_token=TOKEN, wechat_help="回复 芝麻开门")
     wechat = WeChat(TestClient(create_app(service.settings, service)), clock, None)
@@ -337,7 +328,7 @@ def test_hostile_or_malformed_xml_never_gets_a_500(
 
 @pytest.mark.parametrize("body", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["laughs", "xxe"])
 def test_hostile_xml_inside_the_encryption_is_refused(
-    tmp_path: Path, clock: Clock, body: str
+    tmp_path: Path, clock: FakeClock, body: str
 ) -> None:
     """Entities are refused also when they arrive properly encrypted in safe mode."""
     service = make_service(
@@ -362,7 +353,7 @@ def test_a_huge_body_is_refused_by_its_length(wechat: WeChat) -> None:
 
 @pytest.mark.parametrize("mode", ["safe"])
 def test_safe_mode_checks_the_message_signature_and_appid(
-    wechat: WeChat, clock: Clock, mode: str
+    wechat: WeChat, clock: FakeClock, mode: str
 ) -> None:
     """A bad msg_signature, another account's AppID, or a plaintext message: refused."""
     xml = text_message("芝麻开门")
@@ -382,7 +373,7 @@ def test_an_encrypted_message_without_an_aes_key_is_refused(wechat: WeChat, mode
     assert response.status_code == 400
 
 
-def test_without_a_token_there_is_no_endpoint(tmp_path: Path, clock: Clock) -> None:
+def test_without_a_token_there_is_no_endpoint(tmp_path: Path, clock: FakeClock) -> None:
     """With SESAME_WECHAT_TOKEN unset, /wechat does not exist."""
     service = make_service(tmp_path, clock)
     client = TestClient(create_app(service.settings, service))
@@ -427,6 +418,6 @@ NEW_SETTINGS = [
 @pytest.mark.parametrize("name", NEW_SETTINGS)
 def test_the_settings_are_documented(name: str) -> None:
     """Every WeChat and API setting is in the README's table and in .env.example."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     assert f"| `{name}` |" in readme
-    assert re.search(rf"^#?\s*{name}=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    assert re.search(rf"^#?\s*{name}=", (REPO / ".env.example").read_text(), re.MULTILINE)

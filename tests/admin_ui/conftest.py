@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from admin_support import APP, FILES, KEY, PASSWORD, ZONE
 from streamlit.testing.v1 import AppTest
 
 from admin_ui import signin
 from sesame.service import Service
 from sesame.settings import load_settings
+from tests.support import APP, FILES, KEY, PASSWORD, ZONE, write_files
 
 
 @pytest.fixture(autouse=True)
-def dashboard_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """SESAME_* variables for a dashboard over tmp_path (files in FILES), none of the
-    developer's; the process-wide Service and sign-in throttle start afresh. Yields the files
+def dashboard_settings(
+    _isolated: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Path]:
+    """SESAME_* variables for a dashboard over tmp_path (files in FILES), once the developer's
+    are gone; the process-wide Service and sign-in throttle start afresh. Yields the files
     folder."""
-    for name in [n for n in os.environ if n.startswith("SESAME_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no .env of the developer's
-    files = tmp_path / "files"
-    files.mkdir()
-    for name, body in FILES.items():
-        (files / name).write_bytes(body)
+    files = write_files(tmp_path / "files", FILES)
     monkeypatch.setenv("SESAME_FILES_DIR", str(files))
     monkeypatch.setenv("SESAME_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SESAME_SECRET_KEYS", KEY)

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from admin_support import ZONE
 from streamlit.testing.v1 import AppTest
 
 from admin_ui import tables
 from sesame.models import DownloadEvent, Link, Outcome
 from sesame.service import Service
+from tests.support import ZONE
 
 DAY = 86400
 UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0"

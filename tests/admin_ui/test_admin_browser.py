@@ -7,11 +7,6 @@ Screenshots of each page (wide and phone-sized) are saved in test-artifacts/.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +16,22 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from admin_support import KEY, PASSWORD, REPO, require
-from playwright.sync_api import Browser, Error, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Error, Page, expect
+
+from tests.support import (
+    BIN,
+    KEY,
+    PASSWORD,
+    REPO,
+    answers,
+    free_port,
+    running_process,
+    sesame_env,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = REPO / "test-artifacts"
 NAME = "芝麻 开门.txt"
 BODY = "芝麻开门 — open sesame\n".encode() * 100
@@ -49,77 +45,33 @@ class Stack:
     dashboard: str
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"honcho exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{url} did not answer in 30 s:\n{log.read_text()}")
-
-
 @pytest.fixture
 def stack(tmp_path: Path, dashboard_settings: Path) -> Iterator[Stack]:
     """The Procfile's two processes under honcho, as `make run` starts them, on free ports,
     sharing the files in ``dashboard_settings`` and their state in tmp_path."""
     web, admin = free_port(), free_port()
-    bin_dir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESAME_")}
-    env.update(
-        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONUNBUFFERED="1",
-        SESAME_FILES_DIR=str(dashboard_settings),
-        SESAME_DATA_DIR=str(tmp_path / "data"),
-        SESAME_STORE_URL=f"sqlite:///{tmp_path / 'data' / 'sesame.db'}",
-        SESAME_SECRET_KEYS=KEY,
-        SESAME_PUBLIC_URL=f"http://127.0.0.1:{web}",
-        SESAME_ADMIN_PASSWORD=PASSWORD,
-        SESAME_HOST="127.0.0.1",
-        SESAME_ADMIN_HOST="127.0.0.1",
-        SESAME_ADMIN_PORT=str(admin),
+    env = sesame_env(
+        files_dir=str(dashboard_settings),
+        data_dir=str(tmp_path / "data"),
+        store_url=f"sqlite:///{tmp_path / 'data' / 'sesame.db'}",
+        secret_keys=KEY,
+        public_url=f"http://127.0.0.1:{web}",
+        admin_password=PASSWORD,
+        host="127.0.0.1",
+        admin_host="127.0.0.1",
+        admin_port=str(admin),
     )
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1")
     (dashboard_settings / NAME).unlink()  # the browser uploads it
     no_dotenv = tmp_path / "empty.env"  # honcho's .env would override these variables
     no_dotenv.write_text("")
     log = tmp_path / "honcho.log"
-    command = [f"{bin_dir}/honcho", "start", "-f", "Procfile", "-e", str(no_dotenv), "-p", str(web)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_until_up(f"http://127.0.0.1:{web}/healthz", process, log)
-        wait_until_up(f"http://127.0.0.1:{admin}/_stcore/health", process, log)
-        yield Stack(f"http://127.0.0.1:{web}", f"http://127.0.0.1:{admin}")
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless (skipped without it, except under CI=true)."""
-    require(CHROMIUM)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    command = [str(BIN / "honcho"), "start", "-f", "Procfile", "-e", str(no_dotenv), "-p", str(web)]
+    gateway, dashboard = f"http://127.0.0.1:{web}", f"http://127.0.0.1:{admin}"
+    with running_process(command, log, env=env, cwd=REPO) as honcho:
+        wait_until(lambda: answers(f"{gateway}/healthz"), honcho, log)
+        wait_until(lambda: answers(f"{dashboard}/_stcore/health"), honcho, log)
+        yield Stack(gateway, dashboard)
 
 
 def snap(page: Page, name: str) -> None:

@@ -9,9 +9,9 @@ import subprocess
 import tomllib
 
 import pytest
-from admin_support import REPO
 
 from sesame.settings import Settings
+from tests.support import REPO
 
 MODULES = sorted((REPO / "admin_ui").glob("*.py"))
 WIDGETS = {

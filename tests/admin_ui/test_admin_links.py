@@ -7,12 +7,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from admin_support import ZONE, texts
 from streamlit.testing.v1 import AppTest
 
 from sesame.errors import LinkRevoked
 from sesame.models import Link, LinkStatus
 from sesame.service import Service
+from tests.support import ZONE, texts
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from admin_support import FILES, ZONE, errors, texts
 from streamlit.testing.v1 import AppTest
 
 from sesame.models import Link
 from sesame.service import Service
+from tests.support import FILES, ZONE, errors, texts
 
 
 def make_link(at: AppTest) -> AppTest:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from admin_support import APP, PASSWORD, errors
 from streamlit.testing.v1 import AppTest
 
 from admin_ui import signin
 from admin_ui.signin import Throttle, matches
+from tests.support import APP, PASSWORD, errors
 
 
 def sign_in(at: AppTest, password: str) -> AppTest:

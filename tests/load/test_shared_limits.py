@@ -16,12 +16,10 @@ import pytest
 
 from sesame.models import Link, Outcome
 from sesame.service import Service
-from sesame.settings import Settings
-from tests.servers import gateway, redis_server
+from tests.support import KEY, make_settings, running_gateway, sesame_env
 
 pytestmark = pytest.mark.e2e
 
-KEY = "load-test-key-" + "x" * 40
 SMALL = bytes(range(256)) * 256  # 64 KiB
 LARGE_SIZE = 48 * 1024 * 1024
 
@@ -31,8 +29,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shared.db'}"
     else:
-        with redis_server(tmp_path) as url:
-            yield url
+        yield request.getfixturevalue("redis_url")
 
 
 @pytest.fixture
@@ -47,14 +44,7 @@ def files(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def service(tmp_path: Path, files: Path, store_url: str) -> Iterator[Service]:
-    settings = Settings(
-        secret_keys=(KEY,),
-        files_dir=files,
-        data_dir=tmp_path / "state",
-        store_url=store_url,
-        _env_file=None,
-    )
-    built = Service.from_settings(settings)
+    built = Service.from_settings(make_settings(tmp_path, files_dir=files, store_url=store_url))
     yield built
     built.store.close()
 
@@ -62,14 +52,14 @@ def service(tmp_path: Path, files: Path, store_url: str) -> Iterator[Service]:
 @pytest.fixture
 def gateways(service: Service, tmp_path: Path) -> Iterator[list[str]]:
     """Two gateway processes sharing the service's store."""
-    env = {
-        "SESAME_SECRET_KEYS": KEY,
-        "SESAME_FILES_DIR": str(service.settings.files_dir),
-        "SESAME_DATA_DIR": str(tmp_path / "state"),
-        "SESAME_STORE_URL": service.settings.resolved_store_url,
-    }
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(service.settings.files_dir),
+        data_dir=str(tmp_path / "state"),
+        store_url=service.settings.resolved_store_url,
+    )
     with ExitStack() as stack:
-        yield [stack.enter_context(gateway(env, tmp_path / f"gw{n}.log")) for n in range(2)]
+        yield [stack.enter_context(running_gateway(env, tmp_path / f"gw{n}.log")) for n in range(2)]
 
 
 def token_path(url: str) -> str:

@@ -10,15 +10,8 @@ import pytest
 
 from sesame.models import DownloadEvent, Link, Outcome
 from sesame.store import Store, open_store
-from tests.servers import redis_server
 
 NOW = 1_800_000_000
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -27,7 +20,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         opened = open_store(f"sqlite:///{tmp_path / 'store.db'}", retention=86400)
     else:
         opened = open_store(request.getfixturevalue("redis_url"), retention=86400)
-        opened.redis.flushdb()  # type: ignore[attr-defined]
     yield opened
     opened.close()
 
