@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
-import cv2
 import httpx
-import numpy as np
 import pytest
 from playwright.sync_api import Browser, Error, Page, expect
 
@@ -24,6 +22,7 @@ from tests.support import (
     PASSWORD,
     REPO,
     answers,
+    decode_qr,
     free_port,
     running_process,
     sesame_env,
@@ -118,10 +117,7 @@ def qr_code_of(page: Page, base: str) -> str:
     """The text of the QR code on the page, read from the image the browser shows."""
     source = page.locator(".st-key-share_result").get_by_role("img").get_attribute("src")
     assert source
-    image = cv2.imdecode(np.frombuffer(page.request.get(urljoin(base, source)).body(), np.uint8),
-                         cv2.IMREAD_GRAYSCALE)  # fmt: skip
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return str(text)
+    return decode_qr(page.request.get(urljoin(base, source)).body())
 
 
 def download(page: Page, url: str) -> tuple[str, bytes]:
