@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,8 +13,10 @@ from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.disposition import content_disposition
+from gateway.pacing import pacer
 from gateway.pages import NO_STORE, Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
+from sesame.bandwidth import Ticket
 from sesame.catalog import media_type
 from sesame.errors import LinkExhausted, LinkRevoked
 from sesame.models import Access, DownloadEvent, Link, Outcome
@@ -25,6 +27,7 @@ log = logging.getLogger("sesame.gateway")
 DOWNLOAD_HEADERS = {**NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"}
 
 Finish = Callable[[int, int, bool], None]
+OnChunk = Callable[[int], Awaitable[None]]
 T = TypeVar("T")
 
 
@@ -34,10 +37,18 @@ class TrackedFileResponse(FileResponse):
 
     chunk_size = 256 * 1024
 
-    def __init__(self, path: Path, stat: os.stat_result, name: str, on_finish: Finish) -> None:
+    def __init__(
+        self,
+        path: Path,
+        stat: os.stat_result,
+        name: str,
+        on_finish: Finish,
+        on_chunk: OnChunk | None = None,
+    ) -> None:
         headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)}
         super().__init__(path, stat_result=stat, media_type=media_type(name), headers=headers)
         self.on_finish = on_finish
+        self.on_chunk = on_chunk  # after each body chunk: bandwidth protection (gateway.pacing)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, sent, done = 0, 0, False
@@ -50,6 +61,8 @@ class TrackedFileResponse(FileResponse):
                 sent += len(message.get("body", b""))
                 done = not message.get("more_body", False)
             await send(message)
+            if self.on_chunk and message["type"] == "http.response.body":
+                await self.on_chunk(len(message.get("body", b"")))
 
         try:
             await super().__call__(scope, receive, tracking_send)
@@ -104,11 +117,13 @@ async def download(request: Request, token: str) -> Response:
         start = range_start(request, stat.st_size)
         access = Access.FULL if start == 0 else Access.RESUME
         reserved = max(0, stat.st_size - start)
-        _refusing(service, request, lambda: service.begin(link, access, reserved, stat.st_size))
+        ticket = _refusing(
+            service, request, lambda: service.begin(link, access, reserved, stat.st_size)
+        )
     else:
-        reserved = 0
-    finish = _finisher(service, request, link, access, reserved)
-    return TrackedFileResponse(path, stat, link.file, finish)
+        reserved, ticket = 0, None
+    finish = _finisher(service, request, link, access, reserved, ticket)
+    return TrackedFileResponse(path, stat, link.file, finish, pacer(service, link, ticket))
 
 
 def _landing(service: Service, request: Request, link: Link) -> Response:
@@ -131,14 +146,19 @@ def _refusing(service: Service, request: Request, step: Callable[[], T]) -> T:
 
 
 def _finisher(
-    service: Service, request: Request, link: Link, access: Access, reserved: int
+    service: Service,
+    request: Request,
+    link: Link,
+    access: Access,
+    reserved: int,
+    ticket: Ticket | None = None,
 ) -> Finish:
     def finish(status: int, sent: int, done: bool) -> None:
         completed = done and status in (200, 206)
         if access is Access.HEAD:
             outcome = Outcome.HEAD
         else:
-            service.end(link, access, reserved, sent, completed)
+            service.end(link, access, reserved, sent, completed, ticket)
             if status not in (200, 206):
                 outcome = Outcome.REFUSED
             else:
