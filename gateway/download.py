@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.disposition import content_disposition
-from gateway.pacing import pacer
+from gateway.pacing import Pacer, pacer
 from gateway.pages import NO_STORE, Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
 from sesame.bandwidth import Ticket
@@ -27,7 +27,6 @@ log = logging.getLogger("sesame.gateway")
 DOWNLOAD_HEADERS = {**NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"}
 
 Finish = Callable[[int, int, bool], None]
-OnChunk = Callable[[int], Awaitable[None]]
 T = TypeVar("T")
 
 
@@ -43,12 +42,14 @@ class TrackedFileResponse(FileResponse):
         stat: os.stat_result,
         name: str,
         on_finish: Finish,
-        on_chunk: OnChunk | None = None,
+        on_chunk: Pacer | None = None,
     ) -> None:
         headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)}
         super().__init__(path, stat_result=stat, media_type=media_type(name), headers=headers)
         self.on_finish = on_finish
         self.on_chunk = on_chunk  # after each body chunk: bandwidth protection (gateway.pacing)
+        if on_chunk is not None:
+            self.chunk_size = min(self.chunk_size, on_chunk.chunk_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, sent, done = 0, 0, False
@@ -62,7 +63,7 @@ class TrackedFileResponse(FileResponse):
                 done = not message.get("more_body", False)
             await send(message)
             if self.on_chunk and message["type"] == "http.response.body":
-                await self.on_chunk(len(message.get("body", b"")))
+                await self.on_chunk(len(message.get("body", b"")), not done)
 
         try:
             await super().__call__(scope, receive, tracking_send)

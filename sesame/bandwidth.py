@@ -10,7 +10,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sesame.errors import BudgetSpent, TooBusy
+from pydantic import ByteSize, TypeAdapter, ValidationError
+
+from sesame.errors import BudgetSpent, InvalidInput, TooBusy
 from sesame.links import Clock
 from sesame.models import Access, utc
 from sesame.settings import Settings
@@ -20,6 +22,24 @@ DAY = 86400
 LEASE = 120  # seconds a download's place is held without news from its gateway
 BUSY_RETRY_AFTER = 30  # what a client over the concurrency cap is told to wait
 HISTORY_DAYS = 30
+MIN_RATE = 1024  # bytes per second: below it a download would mostly be waiting
+_BYTES: TypeAdapter[ByteSize] = TypeAdapter(ByteSize)
+
+
+def parse_rate(value: str | int | None, default: int | None = None) -> int | None:
+    """A speed cap in bytes per second from ``500KiB``, ``2MB`` or a number of bytes;
+    ``default`` for None, no cap for ``0`` or an empty text. Raises InvalidInput."""
+    if value is None:
+        return default
+    if str(value).strip() in ("", "0"):
+        return None
+    try:
+        rate = int(_BYTES.validate_python(str(value).strip().removesuffix("/s")))
+    except ValidationError:
+        raise InvalidInput(f"{value!r} is not a speed like 500KiB or 2MB (per second).") from None
+    if rate < MIN_RATE:
+        raise InvalidInput("A speed cap must be at least 1KiB per second (or none at all).")
+    return rate
 
 
 @dataclass

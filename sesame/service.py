@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sesame import apikeys, replies
-from sesame.bandwidth import Bandwidth, Ticket, Usage
+from sesame.bandwidth import Bandwidth, Ticket, Usage, parse_rate
 from sesame.catalog import Catalog
 from sesame.errors import (
     ApiKeyInvalid,
@@ -84,16 +84,20 @@ class Service:
         recipient: str | None = None,
         note: str | None = None,
         landing: bool = False,
+        rate: str | int | None = None,
     ) -> SharedLink:
         """Make a link to ``file`` that works for ``lifetime`` (default: the setting).
         With ``landing``, browsers see a page with the file's details and a button first.
+        ``rate`` caps each download's speed (``500KiB`` a second; default: the setting).
 
         Raises FileMissing for a file outside the catalog and InvalidInput for a lifetime
-        beyond the maximum, a limit below 1 or an over-long recipient or note.
+        beyond the maximum, a limit below 1, a speed cap below 1KiB or an over-long
+        recipient or note.
         """
         info = self.catalog.info(file)
         seconds = self._lifetime(lifetime)
         _check_limit(max_downloads)
+        cap = parse_rate(rate, self._default_rate)
         now = int(self.clock())
         link = Link(
             id=new_id(),
@@ -104,6 +108,7 @@ class Service:
             recipient=_text(recipient, "recipient"),
             note=_text(note, "note"),
             landing=landing,
+            rate=cap,
         )
         self.store.add_link(link)
         return self.shared(link)
@@ -232,6 +237,7 @@ class Service:
             recipient=_text(openid, "recipient"),
             note=f"keyword {rule.keyword}",
             landing=rule.landing,
+            rate=self._default_rate,
         )
         scope = f"rule:{rule.key}:{rule.created_at}"  # a replaced rule starts afresh
         return self.shared(self.store.issue_link(scope, openid, link, rule.cooldown))
@@ -354,6 +360,11 @@ class Service:
     def file_path(self, link: Link) -> Path:
         """The file a link serves. Raises FileMissing if it was removed since."""
         return self.catalog.resolve(link.file)
+
+    @property
+    def _default_rate(self) -> int | None:
+        default = self.settings.default_link_rate
+        return None if default is None else int(default)
 
     def _in_grace(self, exc: LinkExpired) -> bool:
         return self.clock() <= exc.expired_at.timestamp() + self.settings.resume_grace

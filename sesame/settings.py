@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     max_concurrent_downloads: int = Field(default=0, ge=0)
     rate_limit: str | None = None
     daily_egress: ByteSize | None = None
+    default_link_rate: ByteSize | None = None
 
     @field_validator("secret_keys")
     @classmethod

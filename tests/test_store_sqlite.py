@@ -94,3 +94,23 @@ def test_open_store_refuses(url: str) -> None:
     """An unusable store URL is a ConfigError naming SESAME_STORE_URL."""
     with pytest.raises(ConfigError, match="SESAME_STORE_URL"):
         open_store(url, retention=60)
+
+
+def test_an_older_database_gains_the_rate_column(tmp_path: Path) -> None:
+    """A database made before links had a speed cap opens, and its links have none."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE links (id TEXT PRIMARY KEY, file TEXT NOT NULL, created_at INTEGER"
+            " NOT NULL, expires_at INTEGER NOT NULL, max_downloads INTEGER, recipient TEXT,"
+            " note TEXT, revoked_at INTEGER, downloads INTEGER NOT NULL DEFAULT 0, bytes_served"
+            " INTEGER NOT NULL DEFAULT 0, started_at INTEGER, landing INTEGER NOT NULL DEFAULT 0)"
+        )
+        db.execute("INSERT INTO links (id, file, created_at, expires_at) VALUES ('x', 'a', 1, 2)")
+    store = SQLiteStore(path)
+    try:
+        assert store.get_link("x") == Link("x", "a", 1, 2)
+    finally:
+        store.close()

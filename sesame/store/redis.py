@@ -30,6 +30,7 @@ _INT_FIELDS = {
     "bytes_served",
     "started_at",
     "last_used_at",
+    "rate",
 }
 _BOOL_FIELDS = {"landing"}
 

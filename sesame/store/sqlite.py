@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS links (
     downloads INTEGER NOT NULL DEFAULT 0,
     bytes_served INTEGER NOT NULL DEFAULT 0,
     started_at INTEGER,
-    landing INTEGER NOT NULL DEFAULT 0
+    landing INTEGER NOT NULL DEFAULT 0,
+    rate INTEGER
 );
 CREATE TABLE IF NOT EXISTS downloads (
     id INTEGER PRIMARY KEY,
@@ -79,7 +80,7 @@ CREATE TABLE IF NOT EXISTS egress (
 
 LINK_COLUMNS = (
     "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads,"
-    " bytes_served, started_at, landing"
+    " bytes_served, started_at, landing, rate"
 )
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at"
@@ -96,6 +97,13 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added since a database was made."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(links)")}
+        if "rate" not in columns:
+            self._db.execute("ALTER TABLE links ADD COLUMN rate INTEGER")
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -128,7 +136,7 @@ class SQLiteStore:
 
     def _insert_link(self, db: sqlite3.Connection, link: Link) -> None:
         db.execute(
-            f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             _link_row(link),
         )
 

@@ -320,3 +320,12 @@ def test_egress_adds_up_per_day_within_the_budget(store: Store) -> None:
     assert store.add_egress(102, -50, None)
     assert store.egress(99, 102) == {100: 700, 101: 5}
     assert store.egress(101, 101) == {101: 5}
+
+
+def test_a_links_speed_cap_is_kept(store: Store) -> None:
+    """A link's rate comes back as it went in; a link without one has None."""
+    capped = Link("L9", "a.txt", NOW, NOW + 600, rate=512_000)
+    store.add_link(capped)
+    store.add_link(link())
+    assert store.get_link("L9") == capped
+    assert store.get_link("L1").rate is None  # type: ignore[union-attr]
