@@ -18,7 +18,7 @@ from gateway.pages import NO_STORE, Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
 from sesame.bandwidth import Ticket
 from sesame.catalog import media_type
-from sesame.errors import LinkExhausted, LinkRevoked
+from sesame.errors import LinkExhausted, LinkRevoked, Unavailable
 from sesame.models import Access, DownloadEvent, Link, Outcome
 from sesame.service import Service
 
@@ -119,7 +119,7 @@ async def download(request: Request, token: str) -> Response:
         access = Access.FULL if start == 0 else Access.RESUME
         reserved = max(0, stat.st_size - start)
         ticket = _refusing(
-            service, request, lambda: service.begin(link, access, reserved, stat.st_size)
+            service, request, lambda: service.begin(link, access, reserved, stat.st_size), link.id
         )
     else:
         reserved, ticket = 0, None
@@ -137,12 +137,16 @@ def _landing(service: Service, request: Request, link: Link) -> Response:
     return pages.landing(link, info, remaining, f"?{DOWNLOAD_PARAM}=1")
 
 
-def _refusing(service: Service, request: Request, step: Callable[[], T]) -> T:
-    """Run ``step``; a link found revoked or used up is logged as a refused request."""
+def _refusing(service: Service, request: Request, step: Callable[[], T], link_id: str = "") -> T:
+    """Run ``step``; a link found revoked or used up, or a download of ``link_id`` refused to
+    protect the bandwidth, is logged as a refused request."""
     try:
         return step()
     except (LinkRevoked, LinkExhausted) as exc:
         _record(service, request, exc.link_id or "", 410, 0, Outcome.REFUSED)
+        raise
+    except Unavailable as exc:
+        _record(service, request, link_id, exc.status, 0, Outcome.REFUSED)
         raise
 
 

@@ -82,6 +82,8 @@ def test_over_the_concurrency_cap_is_503_and_takes_nothing(make: Make) -> None:
     assert answer.json()["retry_after"] == int(answer.headers["retry-after"])
     assert service.link(link_id).link.downloads == 0
     assert service.usage().today == 0  # nothing reserved either
+    refused = service.events(link_id)
+    assert [(e.status, e.outcome, e.counted) for e in refused] == [(503, "refused", False)] * 2
     service.bandwidth.give_back(held, 0, 0)
     assert client.get(path).content == BODY
 
