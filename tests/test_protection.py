@@ -15,6 +15,7 @@ from sesame.bandwidth import DAY
 from sesame.models import Access
 from sesame.service import Service
 from sesame.settings import Settings
+from tests.servers import redis_server
 
 T0 = 1_800_000_000  # 2027-01-15 08:00:00 UTC
 BODY = bytes(range(256)) * 40  # 10 KiB
@@ -174,3 +175,14 @@ def test_an_aborted_download_gives_its_bytes_back(make: Make) -> None:
     _, path = path_of(service)
     assert client.get(path, headers={"range": "bytes=99999-"}).status_code == 416
     assert service.usage().today == 0
+
+
+def test_the_rate_limit_is_shared_through_redis(make: Make, tmp_path: Path) -> None:
+    """With a Redis store, requests at one gateway count at another."""
+    with redis_server(tmp_path) as url:
+        service, first = make(rate_limit="2/minute", store_url=url)
+        second = TestClient(create_app(service.settings, service))
+        _, path = path_of(service)
+        assert [first.head(path).status_code for _ in range(2)] == [200, 200]
+        assert second.head(path).status_code == 429
+        service.store.close()
