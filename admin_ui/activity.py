@@ -1,11 +1,12 @@
-"""The Activity page: the download log with filters, and what was served per day and per file."""
+"""The Activity page: bandwidth against its limits, the download log with filters, and what was
+served per day and per file."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from admin_ui import display, resources, tables
+from admin_ui import bandwidth, display, resources, tables
 from sesame.models import Outcome, human_size
 from sesame.service import Service
 
@@ -20,6 +21,7 @@ def render(service: Service) -> None:
     tz, now = display.zone(), service.clock()
     links = {item.link.id: item.link for item in service.links(include_inactive=True)}
     log = tables.events(service.events(), links, tz)
+    bandwidth.render(service)
     if log.empty:
         st.info("Nobody has opened a link yet. Downloads show up here as they happen.")
         return

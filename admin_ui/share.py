@@ -35,6 +35,7 @@ def render(service: Service) -> None:
     lifetime = _lifetime(service.settings)
     max_downloads = _limit()
     recipient, note = _people()
+    rate = _rate(service.settings)
     landing = st.toggle(
         "Landing page first",
         key="share_landing",
@@ -52,7 +53,7 @@ def render(service: Service) -> None:
         st.session_state.pop(MADE, None)
         with display.reported():
             st.session_state[MADE] = service.share(
-                file, lifetime, max_downloads, recipient, note, landing=landing
+                file, lifetime, max_downloads, recipient, note, landing=landing, rate=rate
             )
     made: SharedLink | None = st.session_state.get(MADE)
     if made is not None:
@@ -180,6 +181,19 @@ def _people() -> tuple[str | None, str | None]:
     return recipient or None, note or None
 
 
+def _rate(settings: Settings) -> str | None:
+    default = settings.default_link_rate
+    rate = st.text_input(
+        "Speed cap per download (optional)",
+        placeholder="like 500KiB or 2MB a second",
+        value=default.human_readable(decimal=False) if default else "",
+        key="share_rate",
+        help="Each download of this link is sent no faster than this, so one recipient "
+        "cannot take all of your bandwidth. Empty or 0: as fast as the network allows.",
+    )
+    return rate.strip() or "0"
+
+
 def _result(made: SharedLink, info: FileInfo | None, now: float) -> None:
     link, tz = made.link, display.zone()
     stem = PurePosixPath(link.file).stem or "link"
@@ -197,6 +211,8 @@ def _result(made: SharedLink, info: FileInfo | None, now: float) -> None:
             else:
                 st.caption(f"This link is {status.value}.")
             st.markdown(f"**Downloads** {display.allowed(link.max_downloads)}")
+            if link.rate:
+                st.markdown(f"**Speed cap** {human_size(link.rate)}/s")
             if link.recipient:
                 st.markdown(f"**For** {display.plain(link.recipient)}")
             st.download_button(

@@ -6,14 +6,15 @@ import logging
 import re
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
 
 from gateway import api, wechat
 from gateway.download import download
 from gateway.pages import Pages
+from gateway.ratelimit import ClientRateLimit, limit_rate
 from sesame import __version__
-from sesame.errors import FileMissing, LinkError, LinkInvalid
+from sesame.errors import FileMissing, LinkError, LinkInvalid, Unavailable
 from sesame.logs import configure_logging
 from sesame.service import Service
 from sesame.settings import Settings, load_settings
@@ -55,6 +56,11 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     )
     app.state.service = service
     app.state.pages = pages = Pages()
+    app.state.rate_limit = (
+        ClientRateLimit(settings.rate_limit, settings.resolved_store_url)
+        if settings.rate_limit
+        else None
+    )
     configure_logging()
     _install_log_filter()
 
@@ -67,12 +73,23 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             request, LinkInvalid("The file behind this link is no longer available.")
         )
 
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Unavailable)
+        return pages.unavailable(request, exc, service.clock())
+
     app.add_exception_handler(LinkError, link_error)
+    app.add_exception_handler(Unavailable, unavailable)
     app.add_exception_handler(FileMissing, file_missing)
     api.install(app)  # before the download routes: /d/{token}/qr.png is not a download
     wechat.install(app)
     for path in ("/d/{token:path}", "/api/get_file/{token:path}"):
-        app.add_api_route(path, download, methods=["GET", "HEAD"], include_in_schema=False)
+        app.add_api_route(
+            path,
+            download,
+            methods=["GET", "HEAD"],
+            include_in_schema=False,
+            dependencies=[Depends(limit_rate)],
+        )
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Is the gateway up?")
     app.add_api_route("/healthz", _healthz, methods=["HEAD"], include_in_schema=False)
     return app

@@ -13,10 +13,12 @@ from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.disposition import content_disposition
+from gateway.pacing import Pacer, pacer
 from gateway.pages import NO_STORE, Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
+from sesame.bandwidth import Ticket
 from sesame.catalog import media_type
-from sesame.errors import LinkExhausted, LinkRevoked
+from sesame.errors import LinkExhausted, LinkRevoked, Unavailable
 from sesame.models import Access, DownloadEvent, Link, Outcome
 from sesame.service import Service
 
@@ -36,10 +38,20 @@ class TrackedFileResponse(FileResponse):
 
     chunk_size = 256 * 1024
 
-    def __init__(self, path: Path, stat: os.stat_result, name: str, on_finish: Finish) -> None:
+    def __init__(
+        self,
+        path: Path,
+        stat: os.stat_result,
+        name: str,
+        on_finish: Finish,
+        on_chunk: Pacer | None = None,
+    ) -> None:
         headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)}
         super().__init__(path, stat_result=stat, media_type=media_type(name), headers=headers)
         self.on_finish = on_finish
+        self.on_chunk = on_chunk  # after each body chunk: bandwidth protection (gateway.pacing)
+        if on_chunk is not None:
+            self.chunk_size = min(self.chunk_size, on_chunk.chunk_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, sent, done = 0, 0, False
@@ -54,6 +66,8 @@ class TrackedFileResponse(FileResponse):
                 sent += len(message.get("body", b""))
                 done = not message.get("more_body", False)
             await send(message)
+            if self.on_chunk and message["type"] == "http.response.body":
+                await self.on_chunk(len(message.get("body", b"")), not done)
 
         try:
             await super().__call__(scope, receive, tracking_send)
@@ -108,11 +122,13 @@ async def download(request: Request, token: str) -> Response:
         start = range_start(request, stat.st_size)
         access = Access.FULL if start == 0 else Access.RESUME
         reserved = max(0, stat.st_size - start)
-        _refusing(service, request, lambda: service.begin(link, access, reserved, stat.st_size))
+        ticket = _refusing(
+            service, request, lambda: service.begin(link, access, reserved, stat.st_size), link.id
+        )
     else:
-        reserved = 0
-    finish = _finisher(service, request, link, access, reserved)
-    return TrackedFileResponse(path, stat, link.file, finish)
+        reserved, ticket = 0, None
+    finish = _finisher(service, request, link, access, reserved, ticket)
+    return TrackedFileResponse(path, stat, link.file, finish, pacer(service, link, ticket))
 
 
 def _landing(service: Service, request: Request, link: Link) -> Response:
@@ -125,24 +141,33 @@ def _landing(service: Service, request: Request, link: Link) -> Response:
     return pages.landing(link, info, remaining, f"?{DOWNLOAD_PARAM}=1")
 
 
-def _refusing(service: Service, request: Request, step: Callable[[], T]) -> T:
-    """Run ``step``; a link found revoked or used up is logged as a refused request."""
+def _refusing(service: Service, request: Request, step: Callable[[], T], link_id: str = "") -> T:
+    """Run ``step``; a link found revoked or used up, or a download of ``link_id`` refused to
+    protect the bandwidth, is logged as a refused request."""
     try:
         return step()
     except (LinkRevoked, LinkExhausted) as exc:
         _record(service, request, exc.link_id or "", 410, 0, Outcome.REFUSED)
         raise
+    except Unavailable as exc:
+        _record(service, request, link_id, exc.status, 0, Outcome.REFUSED)
+        raise
 
 
 def _finisher(
-    service: Service, request: Request, link: Link, access: Access, reserved: int
+    service: Service,
+    request: Request,
+    link: Link,
+    access: Access,
+    reserved: int,
+    ticket: Ticket | None = None,
 ) -> Finish:
     def finish(status: int, sent: int, done: bool) -> None:
         completed = done and status in (200, 206)
         if access is Access.HEAD:
             outcome = Outcome.HEAD
         else:
-            service.end(link, access, reserved, sent, completed)
+            service.end(link, access, reserved, sent, completed, ticket)
             if status not in (200, 206):
                 outcome = Outcome.REFUSED
             else:

@@ -10,7 +10,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from sesame.errors import LinkError, LinkExhausted, LinkExpired, LinkRevoked
+from sesame.errors import (
+    BudgetSpent,
+    LinkError,
+    LinkExhausted,
+    LinkExpired,
+    LinkRevoked,
+    Unavailable,
+)
 from sesame.models import FileInfo, Link, human_size, utc
 
 NO_STORE = {
@@ -47,6 +54,29 @@ _TEXTS: dict[str, dict[str, str]] = {
         "title_en": "No downloads left",
         "detail_zh": "这个链接允许的下载次数已经用完。",
         "detail_en": "This link has been downloaded as many times as it allows.",
+    },
+    "busy": {
+        "mark": "⏳",
+        "title_zh": "服务器正忙",
+        "title_en": "The server is busy",
+        "detail_zh": "同时进行的下载已达上限,请稍后再试。链接仍然有效,本次未计入下载次数。",
+        "detail_en": "As many downloads are running as the server allows. Try again in a "
+        "little while: your link still works, and this attempt did not count.",
+    },
+    "rate_limited": {
+        "mark": "⏳",
+        "title_zh": "请求过于频繁",
+        "title_en": "Too many requests",
+        "detail_zh": "请稍等片刻再试。",
+        "detail_en": "Please wait a moment before you try again.",
+    },
+    "budget": {
+        "mark": "☾",
+        "title_zh": "今日下载流量已用完",
+        "title_en": "Today's download allowance is used up",
+        "detail_zh": "链接仍然有效,本次未计入下载次数。流量重置时间:",
+        "detail_en": "Your link still works, and this attempt did not count. "
+        "Come back after the allowance resets at:",
     },
 }
 
@@ -91,6 +121,38 @@ class Pages:
         if wants_json(request):
             return JSONResponse(_json_body(exc), status_code=status, headers=NO_STORE)
         return self.html("error.html", status, when=_when(exc), **_TEXTS[exc.code])
+
+    def unavailable(self, request: Request, exc: Unavailable, now: float) -> Response:
+        """The answer for a request refused to protect the bandwidth: 503 or 429, with
+        Retry-After, and for a spent budget the time it resets (UTC, and how long from ``now``)."""
+        headers = {**NO_STORE, "Retry-After": str(exc.retry_after)}
+        when = exc.resets_at if isinstance(exc, BudgetSpent) else None
+        if wants_json(request):
+            body: dict[str, Any] = {
+                "error": exc.code,
+                "message": str(exc),
+                "retry_after": exc.retry_after,
+            }
+            if when:
+                body["resets_at"] = when.isoformat()
+            return JSONResponse(body, status_code=exc.status, headers=headers)
+        page = self.html(
+            "error.html",
+            exc.status,
+            when=when,
+            relative=_relative(exc.retry_after) if when else None,
+            retry=True,
+            **_TEXTS[exc.code],
+        )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+
+
+def _relative(seconds: int) -> str:
+    """``12600`` as ``3 h 30 min``."""
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes = -(-rest // 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def _card(link: Link, info: FileInfo) -> dict[str, Any]:

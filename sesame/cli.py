@@ -103,6 +103,12 @@ def _link_options(which: str) -> Callable[[F], F]:
 @click.option("--recipient", default=None, help="Who the link is for (shown in the log).")
 @click.option("--note", default=None, help="A note for yourself.")
 @click.option("--landing", is_flag=True, help=LANDING_HELP)
+@click.option(
+    "--rate",
+    default=None,
+    help="Cap each download's speed, like 500KiB (a second); 0 for none "
+    "(default: SESAME_DEFAULT_LINK_RATE).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
 @click.option("--no-qr", is_flag=True, help="Do not draw the QR code.")
 @click.pass_context
@@ -114,12 +120,13 @@ def link(
     recipient: str | None,
     note: str | None,
     landing: bool,
+    rate: str | None,
     as_json: bool,
     no_qr: bool,
 ) -> None:
     """Make a link to FILE (a name inside SESAME_FILES_DIR) and print it with a QR code."""
     with _errors_to_exit_codes():
-        shared = _service(ctx).share(file, lifetime, max_downloads, recipient, note, landing)
+        shared = _service(ctx).share(file, lifetime, max_downloads, recipient, note, landing, rate)
     if as_json:
         _print_json(shared.as_dict())
         return

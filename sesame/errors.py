@@ -67,6 +67,55 @@ class LinkExhausted(LinkError):
         self.max_downloads = max_downloads
 
 
+class Unavailable(SesameError):
+    """The gateway refuses a request to protect the owner's bandwidth; it may be tried again
+    in ``retry_after`` seconds. ``code`` names the reason for machines."""
+
+    code = "busy"
+    status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class TooBusy(Unavailable):
+    """As many downloads as SESAME_MAX_CONCURRENT_DOWNLOADS allows are running already."""
+
+    code = "busy"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"The server is serving as many downloads as it allows ({limit}); "
+            f"try again in {retry_after} seconds.",
+            retry_after,
+        )
+        self.limit = limit
+
+
+class RateLimited(Unavailable):
+    """One client asked for downloads more often than SESAME_RATE_LIMIT allows."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many requests; try again in {retry_after} seconds.", retry_after)
+
+
+class BudgetSpent(Unavailable):
+    """Today's SESAME_DAILY_EGRESS is spent; new downloads wait until ``resets_at``."""
+
+    code = "budget"
+
+    def __init__(self, resets_at: datetime, retry_after: int) -> None:
+        super().__init__(
+            f"Today's download allowance is used up; it resets at {resets_at:%Y-%m-%d %H:%M} UTC.",
+            retry_after,
+        )
+        self.resets_at = resets_at
+
+
 class LinkNotFound(SesameError):
     """No link has the id the owner gave."""
 

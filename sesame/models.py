@@ -66,6 +66,7 @@ class Link:
     bytes_served: int = 0
     started_at: int | None = None  # when a download of it was first begun
     landing: bool = False  # browsers see a page with a download button first
+    rate: int | None = None  # bytes per second one download of it may take; None: no cap
 
     @property
     def lifetime(self) -> int:
@@ -105,6 +106,7 @@ class SharedLink:
             "note": link.note,
             "revoked_at": utc(link.revoked_at).isoformat() if link.revoked_at else None,
             "landing": link.landing,
+            "rate": link.rate,
         }
 
 

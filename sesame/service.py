@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sesame import apikeys, replies
+from sesame.bandwidth import Bandwidth, Ticket, Usage, parse_rate
 from sesame.catalog import Catalog
 from sesame.errors import (
     ApiKeyInvalid,
@@ -61,6 +62,10 @@ class Service:
     catalog: Catalog
     signer: LinkSigner
     clock: Clock = field(default=time.time)
+    bandwidth: Bandwidth = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bandwidth = Bandwidth(self.settings, self.store, self.clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
@@ -79,16 +84,20 @@ class Service:
         recipient: str | None = None,
         note: str | None = None,
         landing: bool = False,
+        rate: str | int | None = None,
     ) -> SharedLink:
         """Make a link to ``file`` that works for ``lifetime`` (default: the setting).
         With ``landing``, browsers see a page with the file's details and a button first.
+        ``rate`` caps each download's speed (``500KiB`` a second; default: the setting).
 
         Raises FileMissing for a file outside the catalog and InvalidInput for a lifetime
-        beyond the maximum, a limit below 1 or an over-long recipient or note.
+        beyond the maximum, a limit below 1, a speed cap below 1KiB or an over-long
+        recipient or note.
         """
         info = self.catalog.info(file)
         seconds = self._lifetime(lifetime)
         _check_limit(max_downloads)
+        cap = parse_rate(rate, self._default_rate)
         now = int(self.clock())
         link = Link(
             id=new_id(),
@@ -99,6 +108,7 @@ class Service:
             recipient=_text(recipient, "recipient"),
             note=_text(note, "note"),
             landing=landing,
+            rate=cap,
         )
         self.store.add_link(link)
         return self.shared(link)
@@ -227,6 +237,7 @@ class Service:
             recipient=_text(openid, "recipient"),
             note=f"keyword {rule.keyword}",
             landing=rule.landing,
+            rate=self._default_rate,
         )
         scope = f"rule:{rule.key}:{rule.created_at}"  # a replaced rule starts afresh
         return self.shared(self.store.issue_link(scope, openid, link, rule.cooldown))
@@ -302,25 +313,45 @@ class Service:
             raise expired
         return _usable(link, may_be_used_up=access is Access.RESUME)
 
-    def begin(self, link: Link, access: Access, nbytes: int, file_size: int) -> None:
-        """Start serving ``nbytes`` of the link's file (``file_size`` bytes in all).
+    def begin(self, link: Link, access: Access, nbytes: int, file_size: int) -> Ticket:
+        """Start serving ``nbytes`` of the link's file (``file_size`` bytes in all); the
+        ticket goes back to ``end``.
 
-        A FULL download takes one from the link's limit; every download reserves its
+        First the owner's bandwidth (see Bandwidth.take): BudgetSpent, TooBusy. Then the
+        link: a FULL download takes one from its limit; every download reserves its
         bytes, and a limited link never serves more than (limit + 1) x the file's size.
         Raises LinkRevoked or LinkExhausted, atomically with respect to every process.
         """
+        ticket = self.bandwidth.take(access, nbytes)
         counted = access is Access.FULL
         cap = None if link.max_downloads is None else (link.max_downloads + 1) * file_size
         if not self.store.begin_download(link.id, int(self.clock()), nbytes, counted, cap):
+            self.bandwidth.give_back(ticket, nbytes, 0)
             current = self.store.get_link(link.id) or link
             _usable(current, may_be_used_up=not counted)
             raise LinkExhausted(link.id, link.max_downloads or 0)
+        return ticket
 
-    def end(self, link: Link, access: Access, reserved: int, sent: int, completed: bool) -> None:
-        """Settle a download: keep the bytes really sent, and give the download back if a
-        FULL download did not complete."""
+    def end(
+        self,
+        link: Link,
+        access: Access,
+        reserved: int,
+        sent: int,
+        completed: bool,
+        ticket: Ticket | None = None,
+    ) -> None:
+        """Settle a download: keep the bytes really sent, give the download back if a
+        FULL download did not complete, and free its place among those in flight."""
         uncount = access is Access.FULL and not completed
         self.store.end_download(link.id, sent - reserved, uncount)
+        if ticket is not None:
+            self.bandwidth.give_back(ticket, reserved, sent)
+
+    def usage(self) -> Usage:
+        """Bytes served today against the daily budget, downloads in flight against the
+        cap, and bytes per day for the last 30 days."""
+        return self.bandwidth.usage()
 
     def record(self, event: DownloadEvent) -> None:
         """Append a request to the download log."""
@@ -329,6 +360,11 @@ class Service:
     def file_path(self, link: Link) -> Path:
         """The file a link serves. Raises FileMissing if it was removed since."""
         return self.catalog.resolve(link.file)
+
+    @property
+    def _default_rate(self) -> int | None:
+        default = self.settings.default_link_rate
+        return None if default is None else int(default)
 
     def _in_grace(self, exc: LinkExpired) -> bool:
         return self.clock() <= exc.expired_at.timestamp() + self.settings.resume_grace

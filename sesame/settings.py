@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     wechat_help: str = DEFAULT_WECHAT_HELP
     wechat_timezone: str = "Asia/Shanghai"
     api_auth_failures: str = "10/minute"
+    # Bandwidth protection: every one is off until set.
+    max_concurrent_downloads: int = Field(default=0, ge=0)
+    rate_limit: str | None = None
+    daily_egress: ByteSize | None = None
+    default_link_rate: ByteSize | None = None
 
     @field_validator("secret_keys")
     @classmethod
@@ -150,9 +155,11 @@ class Settings(BaseSettings):
             raise ValueError(f"{name!r} is not a time zone name like Asia/Shanghai") from None
         return name
 
-    @field_validator("api_auth_failures")
+    @field_validator("api_auth_failures", "rate_limit")
     @classmethod
-    def _rate(cls, rate: str) -> str:
+    def _rate(cls, rate: str | None) -> str | None:
+        if rate is None:
+            return None
         if not _RATE.fullmatch(rate.strip()):
             raise ValueError("must be a rate like 10/minute, 20/hour or 5 per 10 seconds")
         return rate.strip()

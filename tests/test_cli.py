@@ -156,3 +156,14 @@ def test_version() -> None:
     """--version prints the version."""
     result = run(None, "--version")
     assert result.exit_code == 0 and "0.1.0" in result.stdout
+
+
+def test_link_rate(service: Service) -> None:
+    """link --rate caps each download's speed; --rate 0 or nonsense is handled."""
+    result = run(service, "link", "hello.txt", "--rate", "500KiB", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["rate"] == 512_000 and service.link(data["id"]).link.rate == 512_000
+    plain = json.loads(run(service, "link", "hello.txt", "--json").stdout)
+    assert plain["rate"] is None
+    assert_clean_error(run(service, "link", "hello.txt", "--rate", "fast"), 2)

@@ -58,6 +58,30 @@ class Store(Protocol):
         Atomic: two requests at once from one recipient get the same link.
         """
 
+    # -- bandwidth: downloads in flight and bytes per day ------------------------------
+
+    def take_slot(self, slot_id: str, now: int, until: int, cap: int | None) -> bool:
+        """Atomically note a download in flight until ``until`` (a lease): first forget
+        leases that lapsed before ``now``; then, if fewer than ``cap`` remain (or no cap),
+        add this one. False, and nothing changes, when the cap is reached."""
+
+    def renew_slot(self, slot_id: str, until: int) -> None:
+        """Extend a lease taken with ``take_slot`` (if it is still held) to ``until``."""
+
+    def drop_slot(self, slot_id: str) -> None:
+        """Forget a lease: its download is over."""
+
+    def count_slots(self, now: int) -> int:
+        """How many leases are held at ``now``."""
+
+    def add_egress(self, day: int, nbytes: int, budget: int | None) -> bool:
+        """Atomically add ``nbytes`` (negative to give some back, never below 0) to the bytes
+        served on ``day`` (days since 1970-01-01). If ``budget`` is set and the day's total
+        would pass it, False and nothing changes."""
+
+    def egress(self, first_day: int, last_day: int) -> dict[int, int]:
+        """Bytes served per day from ``first_day`` to ``last_day``; days with none left out."""
+
     # -- keyword rules, keyed by Rule.key -----------------------------------------------
 
     def add_rule(self, rule: Rule, replace: bool = False) -> bool:

@@ -17,6 +17,8 @@ import redis
 from sesame.models import ApiKey, DownloadEvent, Link, Outcome, Rule
 
 PREFIX = "sesame:"
+SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
+EGRESS = PREFIX + "egress"  # bytes served per day (days since 1970-01-01, UTC)
 _LINK_FIELDS = {f.name for f in fields(Link)}
 _KEY_FIELDS = {f.name for f in fields(ApiKey)}
 _INT_FIELDS = {
@@ -28,6 +30,7 @@ _INT_FIELDS = {
     "bytes_served",
     "started_at",
     "last_used_at",
+    "rate",
 }
 _BOOL_FIELDS = {"landing"}
 
@@ -51,6 +54,24 @@ redis.call('HSET', KEYS[1], 'bytes_served', math.max(0, tonumber(f[1]) + tonumbe
 if ARGV[2] == '1' and tonumber(f[2]) > 0 then
   redis.call('HINCRBY', KEYS[1], 'downloads', -1)
 end
+return 1
+"""
+
+# KEYS: the set of leases. ARGV: lease id, now, until, cap (-1 for none).
+_TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+local cap = tonumber(ARGV[4])
+if cap >= 0 and redis.call('ZCARD', KEYS[1]) >= cap then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
+
+# KEYS: the hash of bytes per day. ARGV: day, bytes, budget (-1 for none).
+_ADD_EGRESS = """
+local served = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local nbytes, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
+if budget >= 0 and served + nbytes > budget then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], math.max(0, served + nbytes))
 return 1
 """
 
@@ -88,6 +109,8 @@ class RedisStore:
         self._end = self.redis.register_script(_END)
         self._revoke = self.redis.register_script(_REVOKE)
         self._issue = self.redis.register_script(_ISSUE)
+        self._take_slot = self.redis.register_script(_TAKE_SLOT)
+        self._add_egress = self.redis.register_script(_ADD_EGRESS)
 
     def add_link(self, link: Link) -> None:
         key = _link_key(link.id)
@@ -125,6 +148,30 @@ class RedisStore:
 
     def end_download(self, link_id: str, extra_bytes: int, uncount: bool) -> None:
         self._end(keys=[_link_key(link_id)], args=[extra_bytes, int(uncount)])
+
+    def take_slot(self, slot_id: str, now: int, until: int, cap: int | None) -> bool:
+        args: list[str | int] = [slot_id, now, until, -1 if cap is None else cap]
+        return bool(self._take_slot(keys=[SLOTS], args=args))
+
+    def renew_slot(self, slot_id: str, until: int) -> None:
+        self.redis.zadd(SLOTS, {slot_id: until}, xx=True)
+
+    def drop_slot(self, slot_id: str) -> None:
+        self.redis.zrem(SLOTS, slot_id)
+
+    def count_slots(self, now: int) -> int:
+        return int(self.redis.zcount(SLOTS, now, "+inf"))
+
+    def add_egress(self, day: int, nbytes: int, budget: int | None) -> bool:
+        args = [day, nbytes, -1 if budget is None else budget]
+        return bool(self._add_egress(keys=[EGRESS], args=args))
+
+    def egress(self, first_day: int, last_day: int) -> dict[int, int]:
+        days = list(range(first_day, last_day + 1))
+        if not days:
+            return {}
+        values = cast(list[str | None], self.redis.hmget(EGRESS, [str(d) for d in days]))
+        return {day: int(v) for day, v in zip(days, values, strict=True) if v and int(v) > 0}
 
     def add_event(self, event: DownloadEvent) -> None:
         data = json.dumps(asdict(event))

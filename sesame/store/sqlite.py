@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS links (
     downloads INTEGER NOT NULL DEFAULT 0,
     bytes_served INTEGER NOT NULL DEFAULT 0,
     started_at INTEGER,
-    landing INTEGER NOT NULL DEFAULT 0
+    landing INTEGER NOT NULL DEFAULT 0,
+    rate INTEGER
 );
 CREATE TABLE IF NOT EXISTS downloads (
     id INTEGER PRIMARY KEY,
@@ -67,11 +68,19 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at INTEGER,
     last_used_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS slots (
+    id TEXT PRIMARY KEY,
+    until INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS egress (
+    day INTEGER PRIMARY KEY,
+    bytes INTEGER NOT NULL
+);
 """
 
 LINK_COLUMNS = (
     "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads,"
-    " bytes_served, started_at, landing"
+    " bytes_served, started_at, landing, rate"
 )
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at"
@@ -120,7 +129,7 @@ class SQLiteStore:
 
     def _insert_link(self, db: sqlite3.Connection, link: Link) -> None:
         db.execute(
-            f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             _link_row(link),
         )
 
@@ -163,6 +172,44 @@ class SQLiteStore:
                WHERE id = :id""",
             {"id": link_id, "extra": extra_bytes, "uncount": int(uncount)},
         )
+
+    def take_slot(self, slot_id: str, now: int, until: int, cap: int | None) -> bool:
+        with self._transaction() as db:
+            db.execute("DELETE FROM slots WHERE until < ?", (now,))
+            (held,) = db.execute("SELECT COUNT(*) FROM slots").fetchone()
+            if cap is not None and held >= cap:
+                return False
+            db.execute("INSERT OR REPLACE INTO slots (id, until) VALUES (?, ?)", (slot_id, until))
+            return True
+
+    def renew_slot(self, slot_id: str, until: int) -> None:
+        self._db.execute("UPDATE slots SET until = ? WHERE id = ?", (until, slot_id))
+
+    def drop_slot(self, slot_id: str) -> None:
+        self._db.execute("DELETE FROM slots WHERE id = ?", (slot_id,))
+
+    def count_slots(self, now: int) -> int:
+        (held,) = self._db.execute("SELECT COUNT(*) FROM slots WHERE until >= ?", (now,)).fetchone()
+        return int(held)
+
+    def add_egress(self, day: int, nbytes: int, budget: int | None) -> bool:
+        with self._transaction() as db:
+            row = db.execute("SELECT bytes FROM egress WHERE day = ?", (day,)).fetchone()
+            served = row[0] if row else 0
+            if budget is not None and served + nbytes > budget:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO egress (day, bytes) VALUES (?, ?)",
+                (day, max(0, served + nbytes)),
+            )
+            return True
+
+    def egress(self, first_day: int, last_day: int) -> dict[int, int]:
+        rows = self._db.execute(
+            "SELECT day, bytes FROM egress WHERE day BETWEEN ? AND ? AND bytes > 0",
+            (first_day, last_day),
+        )
+        return {day: served for day, served in rows}
 
     def add_event(self, event: DownloadEvent) -> None:
         self._db.execute(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from admin_ui import tables
-from sesame.models import DownloadEvent, Link, Outcome
+from admin_ui import bandwidth, signin, tables
+from sesame.bandwidth import Usage
+from sesame.models import Access, DownloadEvent, Link, Outcome
 from sesame.service import Service
+from sesame.settings import load_settings
 from tests.support import ZONE
 
 DAY = 86400
@@ -160,3 +162,50 @@ def test_counted_aborted_and_previews_are_told_apart(signed_in: AppTest, service
     signed_in.switch_page("links.py").run()
     row = signed_in.dataframe[0].value.iloc[0]
     assert (row["aborted"], row["previews"]) == (1, 1)
+
+
+def test_bandwidth_without_limits(signed_in: AppTest, service: Service) -> None:
+    """Without a budget or a cap the section says so, with today's bytes and a 30-day chart."""
+    service.bandwidth.take(Access.FULL, 3 * 1024**2)
+    activity(signed_in)
+    text = " ".join(md.value for md in signed_in.markdown)
+    assert "**Today** 3.0 MiB served · no daily budget" in text
+    assert "**Downloading now** 1 · no cap" in text
+    chart = signed_in.get("vega_lite_chart")
+    assert chart, "the 30-day chart is drawn"
+
+
+def test_bandwidth_against_the_budget_and_the_cap(
+    monkeypatch: pytest.MonkeyPatch, app: AppTest
+) -> None:
+    """With SESAME_DAILY_EGRESS and SESAME_MAX_CONCURRENT_DOWNLOADS the section shows
+    progress bars of today's bytes and the downloads in flight against them."""
+    monkeypatch.setenv("SESAME_DAILY_EGRESS", "8MiB")
+    monkeypatch.setenv("SESAME_MAX_CONCURRENT_DOWNLOADS", "4")
+    service = Service.from_settings(load_settings())
+    try:
+        service.bandwidth.take(Access.FULL, 2 * 1024**2)
+        app.session_state[signin.SIGNED_IN] = True
+        activity(app.run())
+        bars = {bar.text: bar.value for bar in app.get("progress")}
+    finally:
+        service.store.close()
+    today = next(text for text in bars if text.startswith("Today"))
+    assert today.startswith("Today 2.0 MiB of 8.0 MiB · resets 00:00 UTC")
+    assert bars[today] == 25
+    assert bars["Downloading now 1 of 4"] == 25
+
+
+def test_bytes_per_day_for_the_chart() -> None:
+    """The chart's table has 30 days, oldest first, in MiB."""
+    usage = Usage(
+        today=1024**2,
+        budget=None,
+        downloads=0,
+        max_downloads=None,
+        per_day=[(date(2027, 1, d), d * 1024**2) for d in range(1, 31)],
+        resets_at=datetime(2027, 1, 31, tzinfo=UTC),
+    )
+    table = bandwidth.per_day(usage)
+    assert list(table["day"])[:2] == ["2027-01-01", "2027-01-02"]
+    assert list(table["MiB"])[-1] == 30

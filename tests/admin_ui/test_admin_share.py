@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from admin_ui import signin
 from sesame.models import Link
 from sesame.service import Service
 from tests.support import FILES, ZONE, errors, texts
@@ -232,3 +233,31 @@ def test_upload_conflict_cancel(signed_in: AppTest, dashboard_settings: Path) ->
     signed_in.button(key="upload_cancel").click().run()
     assert sorted(p.name for p in dashboard_settings.iterdir()) == sorted(FILES)
     assert not signed_in.warning
+
+
+def test_speed_cap(signed_in: AppTest, service: Service) -> None:
+    """The speed cap field goes into the link's record and shows with the result; a
+    nonsense speed is explained."""
+    signed_in.text_input(key="share_rate").input("500KiB")
+    make_link(signed_in)
+    assert newest(service).rate == 512_000
+    assert "**Speed cap** 500.0 KiB/s" in texts(signed_in.markdown)
+    signed_in.text_input(key="share_rate").input("fast")
+    make_link(signed_in)
+    assert any("not a speed" in error for error in errors(signed_in))
+
+
+def test_speed_cap_defaults_to_the_setting(
+    monkeypatch: pytest.MonkeyPatch, app: AppTest, service: Service
+) -> None:
+    """SESAME_DEFAULT_LINK_RATE fills the field; emptying it makes an uncapped link."""
+    monkeypatch.setenv("SESAME_DEFAULT_LINK_RATE", "1MiB")
+    app.session_state[signin.SIGNED_IN] = True
+    app.run()
+    assert app.text_input(key="share_rate").value == "1.0MiB"
+    make_link(app)
+    assert newest(service).rate == 1024**2
+    app.text_input(key="share_rate").input("")
+    make_link(app)
+    # Both links may share a second, so look at both rather than at the newest.
+    assert sorted(str(item.link.rate) for item in service.links()) == ["1048576", "None"]

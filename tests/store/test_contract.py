@@ -257,3 +257,67 @@ def test_using_an_api_key_is_noted(store: Store) -> None:
     store.touch_api_key("nope", NOW + 30)
     assert store.find_api_key("digest-K1").last_used_at == NOW + 30  # type: ignore[union-attr]
     assert len(store.list_api_keys()) == 1
+
+
+def test_slots_stop_at_the_cap(store: Store) -> None:
+    """take_slot refuses a lease over the cap and changes nothing; dropping one frees it."""
+    assert store.take_slot("a", NOW, NOW + 60, 2)
+    assert store.take_slot("b", NOW, NOW + 60, 2)
+    assert not store.take_slot("c", NOW, NOW + 60, 2)
+    assert store.count_slots(NOW) == 2
+    store.drop_slot("a")
+    assert store.take_slot("c", NOW, NOW + 60, 2)
+    assert store.take_slot("d", NOW, NOW + 60, None)  # no cap: counted, never refused
+    assert store.count_slots(NOW) == 3
+
+
+def test_lapsed_slots_free_their_place(store: Store) -> None:
+    """A lease not renewed (its process died) stops counting once it lapses; a renewed one
+    holds on."""
+    assert store.take_slot("dead", NOW, NOW + 60, 2)
+    assert store.take_slot("alive", NOW, NOW + 60, 2)
+    store.renew_slot("alive", NOW + 600)
+    store.renew_slot("never-taken", NOW + 600)
+    assert store.count_slots(NOW + 61) == 1
+    assert store.take_slot("new", NOW + 61, NOW + 121, 2)
+    assert not store.take_slot("more", NOW + 61, NOW + 121, 2)
+
+
+def test_slots_hold_under_a_race(store: Store) -> None:
+    """Twenty threads racing for five places: exactly five get one."""
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def take(number: int) -> None:
+        taken = store.take_slot(f"s{number}", NOW, NOW + 60, 5)
+        with lock:
+            results.append(taken)
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 5 and store.count_slots(NOW) == 5
+
+
+def test_egress_adds_up_per_day_within_the_budget(store: Store) -> None:
+    """add_egress sums bytes per day, refuses what would pass the budget, settles back
+    never below zero; egress lists the days that served something."""
+    assert store.add_egress(100, 600, 1000)
+    assert not store.add_egress(100, 401, 1000)
+    assert store.add_egress(100, 400, 1000)
+    assert store.add_egress(100, -300, None)
+    assert store.add_egress(101, 5, None)
+    assert store.add_egress(102, -50, None)
+    assert store.egress(99, 102) == {100: 700, 101: 5}
+    assert store.egress(101, 101) == {101: 5}
+
+
+def test_a_links_speed_cap_is_kept(store: Store) -> None:
+    """A link's rate comes back as it went in; a link without one has None."""
+    capped = Link("L9", "a.txt", NOW, NOW + 600, rate=512_000)
+    store.add_link(capped)
+    store.add_link(link())
+    assert store.get_link("L9") == capped
+    assert store.get_link("L1").rate is None  # type: ignore[union-attr]

@@ -1,0 +1,58 @@
+"""The Activity page's bandwidth section: today's bytes against the daily budget, downloads
+in flight against the cap, and bytes served per day over the last 30 days."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from sesame.bandwidth import Usage
+from sesame.models import human_size
+from sesame.service import Service
+
+
+def render(service: Service) -> None:
+    """The section, from ``Service.usage()``."""
+    usage = service.usage()
+    st.subheader("Bandwidth", anchor=False)
+    with st.container(border=True, key="bandwidth"):
+        today, now = st.columns(2)
+        with today, st.container(key="bandwidth_today"):
+            _today(usage)
+        with now, st.container(key="bandwidth_downloads"):
+            _in_flight(usage)
+        st.caption("Data served per day (UTC), last 30 days")
+        st.bar_chart(per_day(usage), x="day", y="MiB", x_label="", y_label="MiB", height=200)
+
+
+def _today(usage: Usage) -> None:
+    served = human_size(usage.today)
+    if usage.budget is None:
+        st.markdown(f"**Today** {served} served · no daily budget (SESAME_DAILY_EGRESS)")
+        return
+    st.progress(
+        min(1.0, usage.today / usage.budget) if usage.budget else 1.0,
+        text=f"Today {served} of {human_size(usage.budget)} · resets {usage.resets_at:%H:%M} UTC",
+    )
+
+
+def _in_flight(usage: Usage) -> None:
+    if usage.max_downloads is None:
+        st.markdown(
+            f"**Downloading now** {usage.downloads} · no cap (SESAME_MAX_CONCURRENT_DOWNLOADS)"
+        )
+        return
+    st.progress(
+        min(1.0, usage.downloads / usage.max_downloads),
+        text=f"Downloading now {usage.downloads} of {usage.max_downloads}",
+    )
+
+
+def per_day(usage: Usage) -> pd.DataFrame:
+    """Bytes per day as a table for the chart: ``day`` (ISO date) and ``MiB``."""
+    return pd.DataFrame(
+        {
+            "day": [day.isoformat() for day, _ in usage.per_day],
+            "MiB": [served / 1024**2 for _, served in usage.per_day],
+        }
+    )

@@ -1,0 +1,120 @@
+"""The owner's bandwidth, protected: downloads in flight under a cap, bytes per day under a
+budget. Both live in the store, so the limits hold across every gateway process.
+
+Days are UTC days. A download reserves its bytes on the day it starts and settles them there.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from pydantic import ByteSize, TypeAdapter, ValidationError
+
+from sesame.errors import BudgetSpent, InvalidInput, TooBusy
+from sesame.links import Clock
+from sesame.models import Access, utc
+from sesame.settings import Settings
+from sesame.store import Store
+
+DAY = 86400
+LEASE = 120  # seconds a download's place is held without news from its gateway
+BUSY_RETRY_AFTER = 30  # what a client over the concurrency cap is told to wait
+HISTORY_DAYS = 30
+MIN_RATE = 1024  # bytes per second: below it a download would mostly be waiting
+_BYTES: TypeAdapter[ByteSize] = TypeAdapter(ByteSize)
+
+
+def parse_rate(value: str | int | None, default: int | None = None) -> int | None:
+    """A speed cap in bytes per second from ``500KiB``, ``2MB`` or a number of bytes;
+    ``default`` for None, no cap for ``0`` or an empty text. Raises InvalidInput."""
+    if value is None:
+        return default
+    if str(value).strip() in ("", "0"):
+        return None
+    try:
+        rate = int(_BYTES.validate_python(str(value).strip().removesuffix("/s")))
+    except ValidationError:
+        raise InvalidInput(f"{value!r} is not a speed like 500KiB or 2MB (per second).") from None
+    if rate < MIN_RATE:
+        raise InvalidInput("A speed cap must be at least 1KiB per second (or none at all).")
+    return rate
+
+
+@dataclass
+class Ticket:
+    """A download let in: its place among those in flight and the day its bytes count on."""
+
+    slot_id: str
+    day: int
+    renewed_at: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the dashboard shows: today's bytes against the budget, downloads in flight
+    against the cap, and bytes per day for the last 30 days (oldest first, today last)."""
+
+    today: int
+    budget: int | None
+    downloads: int
+    max_downloads: int | None
+    per_day: list[tuple[date, int]]
+    resets_at: datetime
+
+
+class Bandwidth:
+    """Lets downloads in, or refuses them with TooBusy or BudgetSpent."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self.cap = settings.max_concurrent_downloads or None
+        self.budget = None if settings.daily_egress is None else int(settings.daily_egress)
+
+    def take(self, access: Access, nbytes: int) -> Ticket:
+        """Let a download of ``nbytes`` in. A FULL download must fit in what is left of
+        today's budget (a RESUME finishes what was started, so it always fits); every download
+        needs a place under the concurrency cap. Raises BudgetSpent or TooBusy; then nothing
+        is reserved."""
+        now = int(self.clock())
+        day = now // DAY
+        budget = self.budget if access is Access.FULL else None
+        if not self.store.add_egress(day, nbytes, budget):
+            raise BudgetSpent(utc((day + 1) * DAY), (day + 1) * DAY - now)
+        slot_id = secrets.token_urlsafe(12)
+        if not self.store.take_slot(slot_id, now, now + LEASE, self.cap):
+            self.store.add_egress(day, -nbytes, None)
+            raise TooBusy(self.cap or 0, BUSY_RETRY_AFTER)
+        return Ticket(slot_id, day, now)
+
+    def renew(self, ticket: Ticket) -> None:
+        """Keep a running download's place; cheap enough to call for every chunk."""
+        now = int(self.clock())
+        if now - ticket.renewed_at >= LEASE // 3:
+            self.store.renew_slot(ticket.slot_id, now + LEASE)
+            ticket.renewed_at = now
+
+    def give_back(self, ticket: Ticket, reserved: int, sent: int) -> None:
+        """Settle a download: keep the bytes really sent and free its place."""
+        self.store.add_egress(ticket.day, sent - reserved, None)
+        self.store.drop_slot(ticket.slot_id)
+
+    def usage(self) -> Usage:
+        """The numbers for the dashboard, now."""
+        now = int(self.clock())
+        today = now // DAY
+        served = self.store.egress(today - HISTORY_DAYS + 1, today)
+        per_day = [
+            (utc(day * DAY).date(), served.get(day, 0))
+            for day in range(today - HISTORY_DAYS + 1, today + 1)
+        ]
+        return Usage(
+            today=served.get(today, 0),
+            budget=self.budget,
+            downloads=self.store.count_slots(now),
+            max_downloads=self.cap,
+            per_day=per_day,
+            resets_at=utc((today + 1) * DAY),
+        )
