@@ -8,7 +8,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     wechat_help: str = DEFAULT_WECHAT_HELP
     wechat_timezone: str = "Asia/Shanghai"
     api_auth_failures: str = "10/minute"
+    offload: Literal["off", "nginx"] = "off"
 
     @field_validator("secret_keys")
     @classmethod
