@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--duration", type=int, default=5.0, help="seconds per run [5]")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per run [5]")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each figure [3]")
     parser.add_argument("--workers", type=int, default=1, help="Sesame's uvicorn workers [1]")
     parser.add_argument("--large-mib", type=int, default=1024, help="large file, MiB [1024]")

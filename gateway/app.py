@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from gateway import api, wechat
+from gateway.bodies import SmallFiles
 from gateway.download import download
 from gateway.pages import Pages
 from sesame import __version__
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     )
     app.state.service = service
     app.state.pages = pages = Pages()
+    app.state.small_files = SmallFiles(int(settings.memory_file_size))
     configure_logging()
     _install_log_filter()
 

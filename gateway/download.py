@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.bodies import SmallFiles
 from gateway.disposition import content_disposition
 from gateway.offload import accel_redirect
 from gateway.pages import NO_STORE, Pages
@@ -37,10 +38,18 @@ class TrackedFileResponse(FileResponse):
     # about 3.6 GB/s on loopback; fewer thread hops and fewer send() calls per byte.
     chunk_size = 1024 * 1024
 
-    def __init__(self, path: Path, stat: os.stat_result, name: str, on_finish: Finish) -> None:
+    def __init__(
+        self,
+        path: Path,
+        stat: os.stat_result,
+        name: str,
+        on_finish: Finish,
+        body: bytes | None = None,
+    ) -> None:
         headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)}
         super().__init__(path, stat_result=stat, media_type=media_type(name), headers=headers)
         self.on_finish = on_finish
+        self.kept_body = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, sent, done = 0, 0, False
@@ -58,6 +67,15 @@ class TrackedFileResponse(FileResponse):
             await super().__call__(scope, receive, tracking_send)
         finally:
             self.on_finish(status, sent, done)
+
+    async def _handle_simple(self, send: Send, send_header_only: bool, send_pathsend: bool) -> None:
+        """A whole body: from memory when the file is small enough to be kept there."""
+        if self.kept_body is None:
+            return await super()._handle_simple(send, send_header_only, send_pathsend)
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        body = b"" if send_header_only else self.kept_body
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def requested_access(request: Request) -> Access:
@@ -113,7 +131,9 @@ async def download(request: Request, token: str) -> Response:
     if service.settings.offload == "nginx":
         return _handed_to_nginx(service, request, link, access, reserved, path)
     finish = _finisher(service, request, link, access, reserved)
-    return TrackedFileResponse(path, stat, link.file, finish)
+    small_files: SmallFiles = request.app.state.small_files
+    body = small_files.body(path, stat)
+    return TrackedFileResponse(path, stat, link.file, finish, body)
 
 
 def _handed_to_nginx(

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     wechat_timezone: str = "Asia/Shanghai"
     api_auth_failures: str = "10/minute"
     offload: Literal["off", "nginx"] = "off"
+    memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024))
 
     @field_validator("secret_keys")
     @classmethod
