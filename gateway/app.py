@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from gateway import api, wechat
+from gateway import api
 from gateway.bodies import SmallFiles
 from gateway.download import download
 from gateway.pages import Pages
@@ -52,7 +52,6 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
-        lifespan=wechat.lifespan,
     )
     app.state.service = service
     app.state.pages = pages = Pages()
@@ -72,7 +71,13 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.add_exception_handler(LinkError, link_error)
     app.add_exception_handler(FileMissing, file_missing)
     api.install(app)  # before the download routes: /d/{token}/qr.png is not a download
-    wechat.install(app)
+    if settings.wechat_token is not None:
+        # Imported only when WeChat is on: wechatpy and its crypto cost each gateway process
+        # about 16 MB of memory, measured.
+        from gateway import wechat
+
+        wechat.install(app)
+        app.router.lifespan_context = wechat.lifespan
     for path in ("/d/{token:path}", "/api/get_file/{token:path}"):
         # A plain Starlette route: FastAPI's per-request parameter solving is a quarter of a
         # small download's time, and this route needs none of it.
