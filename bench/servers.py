@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# The naive gateway runs with uvicorn's defaults; Sesame with what the Procfile uses.
+# The naive gateway runs with uvicorn's defaults; Sesame with the options of the Procfile.
 NAIVE_OPTIONS: list[str] = []
-SESAME_OPTIONS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+SESAME_OPTIONS = ["--loop", "uvloop", "--http", "httptools"]
 
 
 @dataclass(frozen=True)
