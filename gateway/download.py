@@ -176,14 +176,16 @@ def _finisher(
         completed = done and status in (200, 206)
         if access is Access.HEAD:
             outcome = Outcome.HEAD
+        elif status not in (200, 206):
+            outcome = Outcome.REFUSED
         else:
-            service.end(link, access, reserved, sent, completed)
-            if status not in (200, 206):
-                outcome = Outcome.REFUSED
-            else:
-                outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
+            outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
         counted = access is Access.FULL and outcome is Outcome.COMPLETED
-        _record(service, request, link.id, status, sent, outcome, counted)
+        event = _event(service, request, link.id, status, sent, outcome, counted)
+        if access is Access.HEAD:
+            service.record(event)
+        else:
+            service.end(link, access, reserved, sent, completed, event)
         log.info(
             "link %s: %s %s %s, %d bytes, %s",
             link.id,
@@ -206,15 +208,25 @@ def _record(
     outcome: Outcome,
     counted: bool = False,
 ) -> None:
-    service.record(
-        DownloadEvent(
-            link_id=link_id,
-            at=service.clock(),
-            client_ip=request.client.host if request.client else None,
-            user_agent=request.headers.get("user-agent"),
-            status=status,
-            bytes_sent=sent,
-            outcome=outcome,
-            counted=counted,
-        )
+    service.record(_event(service, request, link_id, status, sent, outcome, counted))
+
+
+def _event(
+    service: Service,
+    request: Request,
+    link_id: str,
+    status: int,
+    sent: int,
+    outcome: Outcome,
+    counted: bool,
+) -> DownloadEvent:
+    return DownloadEvent(
+        link_id=link_id,
+        at=service.clock(),
+        client_ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        status=status,
+        bytes_sent=sent,
+        outcome=outcome,
+        counted=counted,
     )

@@ -316,11 +316,22 @@ class Service:
             _usable(current, may_be_used_up=not counted)
             raise LinkExhausted(link.id, link.max_downloads or 0)
 
-    def end(self, link: Link, access: Access, reserved: int, sent: int, completed: bool) -> None:
+    def end(
+        self,
+        link: Link,
+        access: Access,
+        reserved: int,
+        sent: int,
+        completed: bool,
+        event: DownloadEvent | None = None,
+    ) -> None:
         """Settle a download: keep the bytes really sent, and give the download back if a
-        FULL download did not complete."""
+        FULL download did not complete. With ``event``, its log row goes in the same trip."""
         uncount = access is Access.FULL and not completed
-        self.store.end_download(link.id, sent - reserved, uncount)
+        if event is None:
+            self.store.end_download(link.id, sent - reserved, uncount)
+        else:
+            self.store.end_download_logged(link.id, sent - reserved, uncount, event)
 
     def record(self, event: DownloadEvent) -> None:
         """Append a request to the download log."""

@@ -126,16 +126,27 @@ class RedisStore:
     def end_download(self, link_id: str, extra_bytes: int, uncount: bool) -> None:
         self._end(keys=[_link_key(link_id)], args=[extra_bytes, int(uncount)])
 
+    def end_download_logged(
+        self, link_id: str, extra_bytes: int, uncount: bool, event: DownloadEvent
+    ) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._end(keys=[_link_key(link_id)], args=[extra_bytes, int(uncount)], client=pipe)
+            self._queue_event(pipe, event)
+            pipe.execute()
+
     def add_event(self, event: DownloadEvent) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._queue_event(pipe, event)
+            pipe.execute()
+
+    def _queue_event(self, pipe: Any, event: DownloadEvent) -> None:
         data = json.dumps(asdict(event))
         per_link = PREFIX + "events:" + event.link_id
         # Stream ids are the server's wall-clock milliseconds: trim by wall-clock time.
         oldest_kept = int((time.time() - self.retention) * 1000)
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(PREFIX + "events", {"e": data}, minid=oldest_kept, approximate=True)
-            pipe.lpush(per_link, data)
-            pipe.expire(per_link, self.retention)
-            pipe.execute()
+        pipe.xadd(PREFIX + "events", {"e": data}, minid=oldest_kept, approximate=True)
+        pipe.lpush(per_link, data)
+        pipe.expire(per_link, self.retention)
 
     def list_events(
         self, link_id: str | None = None, limit: int | None = None

@@ -164,6 +164,19 @@ class SQLiteStore:
             {"id": link_id, "extra": extra_bytes, "uncount": int(uncount)},
         )
 
+    def end_download_logged(
+        self, link_id: str, extra_bytes: int, uncount: bool, event: DownloadEvent
+    ) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one commit instead of two
+        try:
+            self.end_download(link_id, extra_bytes, uncount)
+            self.add_event(event)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def add_event(self, event: DownloadEvent) -> None:
         self._db.execute(
             f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
