@@ -1,236 +1,223 @@
-"""``python -m bench``: requests per second for a 4 KiB file, Sesame against the bare route.
+"""``python -m bench``: Sesame measured against nginx, side by side in one run.
 
-Both apps run as real uvicorn processes on loopback with the same options, one at a time,
-and take the same load: ``wrk`` when it is installed, else a small httpx client. Rounds
-alternate between the two so that a slow moment of the machine does not favour either.
+A 4 KiB file with 32 keep-alive connections (requests/s): the seed's naive gateway, Sesame's
+full download path through an unlimited link and through a link with a large limit, and nginx
+serving the file statically. A large file (1 GiB) with 1 and with 8 clients (MB/s): Sesame
+sending the body itself, Sesame in offload mode behind nginx (deploy/nginx.conf), and nginx
+alone; and the gateway's peak memory (RSS of all its processes) meanwhile. Load by ``wrk``
+on loopback; every figure is the median of the rounds, with their min-max and the ratio to
+nginx. See bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
-import re
-import secrets
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-FILE_NAME = "bench-4k.bin"
-FILE_SIZE = 4096
+from bench.load import Load, peak_rss, wrk
+from bench.nginx import offload_server, running_nginx, static_server
+from bench.servers import (
+    NAIVE_OPTIONS,
+    SESAME_OPTIONS,
+    Server,
+    bare_env,
+    fetch,
+    free_port,
+    sesame_env,
+    share,
+    uvicorn,
+)
+
+SMALL, SMALL_SIZE = "small.bin", 4096
+LARGE = "large.bin"
+NGINX = "nginx static"
 
 
 @dataclass(frozen=True)
-class Target:
-    """One app to measure: how uvicorn finds it, its environment, the path to fetch."""
+class Case:
+    """One figure: a URL under a load, in a group whose nginx row is its yardstick."""
 
+    group: str
     label: str
-    factory: str
-    env: dict[str, str]
-    path: str
-
-
-@dataclass(frozen=True)
-class Load:
-    """How a run of load went."""
-
-    requests_per_second: float
-    bad_responses: int
+    url: str
+    connections: int
+    measure: Callable[[Load], float]
+    pid: int | None = None  # a gateway whose memory is sampled during the run
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    duration = 2.0 if args.smoke else args.duration
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not shutil.which("wrk") or not os.path.exists(nginx):
+        raise SystemExit("the benchmark needs wrk and nginx (Debian: scripts/system-deps)")
+    duration = 1 if args.smoke else args.duration
     rounds = 1 if args.smoke else args.rounds
-    wrk = shutil.which("wrk")
-    with tempfile.TemporaryDirectory(prefix="sesame-bench-") as tmp:
+    large_size = (64 if args.smoke else args.large_mib) * 1024 * 1024
+    with tempfile.TemporaryDirectory(prefix="sesame-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        body = os.urandom(FILE_SIZE)
-        (workdir / "files").mkdir()
-        (workdir / "files" / FILE_NAME).write_bytes(body)
-        targets = [_bare(workdir), _sesame(workdir)]
-        loader = "wrk" if wrk else "httpx (wrk not found; the client limits these figures)"
-        print(f"Sesame benchmark: a {FILE_SIZE // 1024} KiB file, load by {loader}")
-        print(
-            f"{args.connections} connections, {duration:g} s per run, {rounds} round(s);"
-            f" uvicorn {' '.join(_uvicorn_options())}"
-        )
-        print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {sys.version[:6]}")
-        packages = ("uvicorn", "starlette", "fastapi", "itsdangerous")
-        print("versions: " + ", ".join(f"{name} {version(name)}" for name in packages))
-        results: dict[str, list[float]] = {t.label: [] for t in targets}
+        _write_files(workdir, large_size)
+        cases = _start(stack, workdir, nginx, args.workers, large_size)
+        _print_header(args, duration, rounds, large_size)
+        figures: dict[Case, list[float]] = {case: [] for case in cases}
+        memory: dict[Case, list[int]] = {case: [] for case in cases if case.pid}
         for _ in range(rounds):
-            for target in targets:
-                with _serving(target, workdir) as url:
-                    _check(url, body)
-                    _load(url, min(1.0, duration), args, wrk)  # warm-up, not counted
-                    load = _load(url, duration, args, wrk)
+            for case in cases:
+                if case.group.startswith("4 KiB"):
+                    wrk(case.url, 1, case.connections)  # warm-up, not counted
+                with peak_rss(case.pid or os.getpid()) as peak:
+                    load = wrk(case.url, duration, case.connections)
                 if load.bad_responses:
-                    print(f"{target.label}: {load.bad_responses} bad responses", file=sys.stderr)
-                    return 1
-                results[target.label].append(load.requests_per_second)
-    _report(results)
+                    raise SystemExit(f"{case.label}: {load.bad_responses} bad responses")
+                figures[case].append(case.measure(load))
+                if case.pid:
+                    memory[case].append(peak.value)
+    _report(figures, memory)
     return 0
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run [10]")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each app [3]")
-    parser.add_argument("--connections", type=int, default=32, help="open connections [32]")
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads [1]")
-    parser.add_argument("--smoke", action="store_true", help="one round of 2 s each")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per run [5]")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each figure [3]")
+    parser.add_argument("--workers", type=int, default=1, help="Sesame's uvicorn workers [1]")
+    parser.add_argument("--large-mib", type=int, default=1024, help="large file, MiB [1024]")
+    parser.add_argument("--smoke", action="store_true", help="one short round, 64 MiB file")
     return parser.parse_args(argv)
 
 
-def _bare(workdir: Path) -> Target:
-    from itsdangerous import URLSafeTimedSerializer
+def _write_files(workdir: Path, large_size: int) -> None:
+    files = workdir / "files"
+    files.mkdir()
+    (files / SMALL).write_bytes(os.urandom(SMALL_SIZE))
+    block = os.urandom(16 * 1024 * 1024)
+    with (files / LARGE).open("wb") as out:
+        for offset in range(0, large_size, len(block)):
+            out.write(block[: large_size - offset])
 
-    secret = secrets.token_urlsafe(32)
-    token = URLSafeTimedSerializer(secret).dumps({"to_user": "bench"})
-    env = {
-        "BENCH_SECRET": secret,
-        "BENCH_FILE": str(workdir / "files" / FILE_NAME),
-        "BENCH_MAX_AGE": "86400",
-    }
-    return Target(
-        "bare Starlette route (seed)", "bench.bare:create_app", env, f"/api/get_file/{token}"
+
+def _start(
+    stack: ExitStack, workdir: Path, nginx: str, workers: int, large_size: int
+) -> list[Case]:
+    """Start every server, check each sends the right bytes, and list what to measure."""
+    files = workdir / "files"
+    port = free_port()
+    static = stack.enter_context(
+        running_nginx(nginx, workdir / "nginx-static", static_server(port, files), port)
     )
-
-
-def _sesame(workdir: Path) -> Target:
-    from sesame.service import Service
-    from sesame.settings import load_settings
-
-    env = {
-        "SESAME_SECRET_KEYS": secrets.token_urlsafe(48),
-        "SESAME_FILES_DIR": str(workdir / "files"),
-        "SESAME_DATA_DIR": str(workdir / "data"),
-        "SESAME_STORE_URL": f"sqlite:///{workdir / 'data' / 'sesame.db'}",
-        "SESAME_DEFAULT_LIFETIME": "1h",
-        "SESAME_MAX_LIFETIME": "7d",
-    }
-    settings = load_settings(_env_file=None, **{k[7:].lower(): v for k, v in env.items()})
-    service = Service.from_settings(settings)
-    url = service.share(FILE_NAME).url  # no download limit: every request is served
-    service.store.close()
-    return Target(
-        "Sesame /d/{token}", "gateway.app:create_app", env, url[len(settings.public_url) :]
+    options = [*SESAME_OPTIONS, "--workers", str(workers)]
+    direct = _gateway(stack, workdir, "off", options)
+    front_port = free_port()
+    offload = _gateway(stack, workdir, "nginx", options, f"http://127.0.0.1:{front_port}")
+    server = offload_server(front_port, int(offload.url.rsplit(":", 1)[1]), files)
+    front = stack.enter_context(running_nginx(nginx, workdir / "nginx-front", server, front_port))
+    env, token_path = bare_env(files / SMALL)
+    bare_port = free_port()
+    naive = stack.enter_context(
+        uvicorn("bench.bare:create_app", env, NAIVE_OPTIONS, workdir, bare_port)
     )
+    gateway_env = sesame_env(workdir, direct.url, "off")
+    unlimited, limited = share(gateway_env, SMALL), share(gateway_env, SMALL, 10**9)
+    large = share(gateway_env, LARGE)
+    urls = {
+        "naive": naive.url + token_path,
+        "unlimited": direct.url + unlimited,
+        "limited": direct.url + limited,
+        "static": f"{static}/{SMALL}",
+        "direct": direct.url + large,
+        "front": front + large,
+        "static_large": f"{static}/{LARGE}",
+    }
+    _check(workdir, urls["naive"], urls["unlimited"], urls["limited"], urls["static"])
+    _check_large(workdir, urls["direct"], urls["front"], urls["static_large"])
+    return _cases(urls, direct, offload)
 
 
-def _uvicorn_options() -> list[str]:
-    """The options both apps run with (the port is added per run)."""
-    return ["--host", "127.0.0.1", "--app-dir", str(REPO)]
+def _gateway(
+    stack: ExitStack, workdir: Path, offload: str, options: list[str], public: str = ""
+) -> Server:
+    port = free_port()
+    env = sesame_env(workdir, public or f"http://127.0.0.1:{port}", offload)
+    return stack.enter_context(uvicorn("gateway.app:create_app", env, options, workdir, port))
 
 
-@contextmanager
-def _serving(target: Target, workdir: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESAME_", "BENCH_"))}
-    env.update(target.env)
-    command = [sys.executable, "-m", "uvicorn", "--factory", target.factory]
-    command += [*_uvicorn_options(), "--port", str(port)]
-    log = (workdir / f"{target.factory.split('.')[0]}.log").open("ab")
-    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}{target.path}"
-    try:
-        _wait_until_up(process, url)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server for {url} exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    raise SystemExit(f"the server for {url} did not come up")
-
-
-def _check(url: str, body: bytes) -> None:
-    """Both apps must really send the file, or the comparison means nothing."""
-    with urllib.request.urlopen(url, timeout=5) as response:
-        if response.status != 200 or response.read() != body:
+def _check(workdir: Path, *urls: str) -> None:
+    """Every server must really send the file, or the comparison means nothing."""
+    body = (workdir / "files" / SMALL).read_bytes()
+    for url in urls:
+        if fetch(url) != (200, body):
             raise SystemExit(f"{url} did not answer 200 with the file")
 
 
-def _load(url: str, seconds: float, args: argparse.Namespace, wrk: str | None) -> Load:
-    if wrk:
-        return _wrk(wrk, url, seconds, args)
-    return asyncio.run(_httpx(url, seconds, args.connections))
+def _check_large(workdir: Path, *urls: str) -> None:
+    with (workdir / "files" / LARGE).open("rb") as large:
+        head = large.read(1024)
+    for url in urls:
+        if fetch(url, {"Range": "bytes=0-1023"})[1] != head:
+            raise SystemExit(f"{url} did not send the large file")
 
 
-def _wrk(wrk: str, url: str, seconds: float, args: argparse.Namespace) -> Load:
-    command = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s", url]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rate = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    if rate is None:
-        raise SystemExit(f"could not read wrk's output:\n{out}")
-    bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s*(\d+)", out))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    bad += sum(int(n) for n in errors.groups()) if errors else 0
-    return Load(float(rate.group(1)), bad)
+def _cases(urls: dict[str, str], direct: Server, offload: Server) -> list[Case]:
+    def rps(load: Load) -> float:
+        return load.requests_per_second
+
+    def mbps(load: Load) -> float:
+        return load.bytes_per_second / 1e6
+
+    small = "4 KiB file, 32 connections: requests/s"
+    cases = [
+        Case(small, "naive gateway (the seed's bare route)", urls["naive"], 32, rps),
+        Case(small, "Sesame, unlimited link", urls["unlimited"], 32, rps),
+        Case(small, "Sesame, link with a large limit", urls["limited"], 32, rps),
+        Case(small, NGINX, urls["static"], 32, rps),
+    ]
+    for clients in (1, 8):
+        group = f"large file, {clients} client{'s' if clients > 1 else ''}: MB/s"
+        cases += [
+            Case(group, "Sesame direct", urls["direct"], clients, mbps, direct.pid),
+            Case(group, "Sesame offload, behind nginx", urls["front"], clients, mbps, offload.pid),
+            Case(group, NGINX, urls["static_large"], clients, mbps),
+        ]
+    return cases
 
 
-async def _httpx(url: str, seconds: float, connections: int) -> Load:
-    import httpx
-
-    good = bad = 0
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal good, bad
-        while time.monotonic() < deadline:
-            try:
-                response = await client.get(url)
-                good, bad = (good + 1, bad) if response.status_code == 200 else (good, bad + 1)
-            except httpx.HTTPError:
-                bad += 1
-
-    started = time.monotonic()
-    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
-        await asyncio.gather(*(worker(client) for _ in range(connections)))
-    return Load(good / (time.monotonic() - started), bad)
+def _print_header(args: argparse.Namespace, duration: int, rounds: int, large: int) -> None:
+    print(f"Sesame against nginx: {rounds} round(s) of {duration:g} s per figure, load by wrk")
+    print(f"large file: {large // 1024**2} MiB; Sesame: uvicorn {' '.join(SESAME_OPTIONS)}", end="")
+    print(f" --workers {args.workers}; naive gateway: uvicorn defaults")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {sys.version[:6]}")
+    packages = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi")
+    print("versions: " + ", ".join(f"{name} {version(name)}" for name in packages))
 
 
-def _report(results: dict[str, list[float]]) -> None:
-    medians = {label: statistics.median(runs) for label, runs in results.items()}
-    width = max(map(len, results))
-    for label, runs in results.items():
-        each = ", ".join(f"{r:.0f}" for r in runs)
-        print(f"  {label:<{width}}  {medians[label]:8.0f} req/s   (median of: {each})")
-    bare, sesame = medians.values()
-    print(f"  {'ratio Sesame / bare':<{width}}  {sesame / bare:8.2f}")
+def _report(figures: dict[Case, list[float]], memory: dict[Case, list[int]]) -> None:
+    yardsticks = {c.group: statistics.median(v) for c, v in figures.items() if c.label == NGINX}
+    width = max(len(case.label) for case in figures) + 14  # room for the memory labels
+    print(f"\n{'':<{width}}{'median':>10}  {'min-max':>17}  {'x nginx':>7}")
+    group = ""
+    for case, values in figures.items():
+        if case.group != group:
+            group = case.group
+            print(group)
+        median = statistics.median(values)
+        spread = f"{min(values):.0f}-{max(values):.0f}"
+        ratio = median / yardsticks[case.group]
+        print(f"  {case.label:<{width - 2}}{median:>10.0f}  {spread:>17}  {ratio:>7.2f}")
+    print("gateway peak RSS, all its processes: MB")
+    for case, peaks in memory.items():
+        label = f"{case.label}, {case.group.split(':')[0].split(', ')[1]}"
+        values = [p / 1e6 for p in peaks]
+        spread = f"{min(values):.0f}-{max(values):.0f}"
+        print(f"  {label:<{width - 2}}{statistics.median(values):>10.0f}  {spread:>17}")
 
 
 if __name__ == "__main__":

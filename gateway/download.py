@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.bodies import SmallFiles
 from gateway.disposition import content_disposition
+from gateway.offload import accel_redirect
 from gateway.pacing import Pacer, pacer
 from gateway.pages import NO_STORE, Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
@@ -36,7 +38,9 @@ class TrackedFileResponse(FileResponse):
     """A Range-aware file response that reports, once the body is done or abandoned, its
     status, the bytes it sent and whether the body was sent in full."""
 
-    chunk_size = 256 * 1024
+    # 1 MiB reads: measured, 1 MiB chunks take a uvicorn FileResponse from about 1 GB/s to
+    # about 3.6 GB/s on loopback; fewer thread hops and fewer send() calls per byte.
+    chunk_size = 1024 * 1024
 
     def __init__(
         self,
@@ -45,6 +49,7 @@ class TrackedFileResponse(FileResponse):
         name: str,
         on_finish: Finish,
         on_chunk: Pacer | None = None,
+        body: bytes | None = None,
     ) -> None:
         headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)}
         super().__init__(path, stat_result=stat, media_type=media_type(name), headers=headers)
@@ -52,6 +57,7 @@ class TrackedFileResponse(FileResponse):
         self.on_chunk = on_chunk  # after each body chunk: bandwidth protection (gateway.pacing)
         if on_chunk is not None:
             self.chunk_size = min(self.chunk_size, on_chunk.chunk_size)
+        self.kept_body = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, sent, done = 0, 0, False
@@ -73,6 +79,15 @@ class TrackedFileResponse(FileResponse):
             await super().__call__(scope, receive, tracking_send)
         finally:
             self.on_finish(status, sent, done)
+
+    async def _handle_simple(self, send: Send, send_header_only: bool, send_pathsend: bool) -> None:
+        """A whole body: from memory when the file is small enough to be kept there."""
+        if self.kept_body is None:
+            return await super()._handle_simple(send, send_header_only, send_pathsend)
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        body = b"" if send_header_only else self.kept_body
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def requested_access(request: Request) -> Access:
@@ -127,8 +142,38 @@ async def download(request: Request, token: str) -> Response:
         )
     else:
         reserved, ticket = 0, None
+    if service.settings.offload == "nginx":
+        return _handed_to_nginx(service, request, link, access, reserved, path, ticket)
     finish = _finisher(service, request, link, access, reserved, ticket)
-    return TrackedFileResponse(path, stat, link.file, finish, pacer(service, link, ticket))
+    paced = pacer(service, link, ticket)
+    small_files: SmallFiles = request.app.state.small_files
+    body = None if paced else small_files.body(path, stat)
+    return TrackedFileResponse(path, stat, link.file, finish, paced, body)
+
+
+def _handed_to_nginx(
+    service: Service,
+    request: Request,
+    link: Link,
+    access: Access,
+    reserved: int,
+    path: Path,
+    ticket: Ticket | None,
+) -> Response:
+    """Offload: nginx sends the body and the gateway never sees how it went, so a GET is
+    settled now, as if nginx sent every byte it was told to (see the README). nginx paces
+    a capped link itself (X-Accel-Limit-Rate)."""
+    if access is Access.HEAD:
+        _record(service, request, link.id, 200, 0, Outcome.HEAD)
+    else:
+        counted = access is Access.FULL
+        status = 206 if "range" in request.headers else 200
+        event = _event(service, request, link.id, status, reserved, Outcome.COMPLETED, counted)
+        service.end(link, access, reserved, reserved, True, ticket, event)
+    headers = dict(DOWNLOAD_HEADERS)
+    if link.rate:
+        headers["X-Accel-Limit-Rate"] = str(link.rate)
+    return accel_redirect(path, service.catalog.root, link.file, headers)
 
 
 def _landing(service: Service, request: Request, link: Link) -> Response:
@@ -166,14 +211,16 @@ def _finisher(
         completed = done and status in (200, 206)
         if access is Access.HEAD:
             outcome = Outcome.HEAD
+        elif status not in (200, 206):
+            outcome = Outcome.REFUSED
         else:
-            service.end(link, access, reserved, sent, completed, ticket)
-            if status not in (200, 206):
-                outcome = Outcome.REFUSED
-            else:
-                outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
+            outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
         counted = access is Access.FULL and outcome is Outcome.COMPLETED
-        _record(service, request, link.id, status, sent, outcome, counted)
+        event = _event(service, request, link.id, status, sent, outcome, counted)
+        if access is Access.HEAD:
+            service.record(event)
+        else:
+            service.end(link, access, reserved, sent, completed, ticket, event)
         log.info(
             "link %s: %s %s %s, %d bytes, %s",
             link.id,
@@ -196,15 +243,25 @@ def _record(
     outcome: Outcome,
     counted: bool = False,
 ) -> None:
-    service.record(
-        DownloadEvent(
-            link_id=link_id,
-            at=service.clock(),
-            client_ip=request.client.host if request.client else None,
-            user_agent=request.headers.get("user-agent"),
-            status=status,
-            bytes_sent=sent,
-            outcome=outcome,
-            counted=counted,
-        )
+    service.record(_event(service, request, link_id, status, sent, outcome, counted))
+
+
+def _event(
+    service: Service,
+    request: Request,
+    link_id: str,
+    status: int,
+    sent: int,
+    outcome: Outcome,
+    counted: bool,
+) -> DownloadEvent:
+    return DownloadEvent(
+        link_id=link_id,
+        at=service.clock(),
+        client_ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        status=status,
+        bytes_sent=sent,
+        outcome=outcome,
+        counted=counted,
     )

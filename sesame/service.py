@@ -340,11 +340,16 @@ class Service:
         sent: int,
         completed: bool,
         ticket: Ticket | None = None,
+        event: DownloadEvent | None = None,
     ) -> None:
         """Settle a download: keep the bytes really sent, give the download back if a
-        FULL download did not complete, and free its place among those in flight."""
+        FULL download did not complete, and free its place among those in flight. With
+        ``event``, its log row goes to the store in the same trip."""
         uncount = access is Access.FULL and not completed
-        self.store.end_download(link.id, sent - reserved, uncount)
+        if event is None:
+            self.store.end_download(link.id, sent - reserved, uncount)
+        else:
+            self.store.end_download_logged(link.id, sent - reserved, uncount, event)
         if ticket is not None:
             self.bandwidth.give_back(ticket, reserved, sent)
 

@@ -8,7 +8,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     rate_limit: str | None = None
     daily_egress: ByteSize | None = None
     default_link_rate: ByteSize | None = None
+    offload: Literal["off", "nginx"] = "off"
+    memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024))
 
     @field_validator("secret_keys")
     @classmethod

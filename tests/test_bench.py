@@ -8,13 +8,15 @@ import sys
 
 import pytest
 
-from tests.support import REPO, sesame_env
+from tests.support import REPO, require_binary, sesame_env
 
 pytestmark = pytest.mark.e2e
 
 
 def test_bench_smoke() -> None:
-    """python -m bench --smoke prints a rate for each app and their ratio."""
+    """python -m bench --smoke measures every figure against nginx and prints the table."""
+    require_binary("wrk")
+    require_binary("nginx")
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke"],
         cwd=REPO,
@@ -25,6 +27,10 @@ def test_bench_smoke() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert re.search(r"bare Starlette route \(seed\)\s+\d+ req/s", result.stdout)
-    assert re.search(r"Sesame /d/\{token\}\s+\d+ req/s", result.stdout)
-    assert re.search(r"ratio Sesame / bare\s+\d+\.\d\d", result.stdout)
+    out = result.stdout
+    for label in ("naive gateway", "Sesame, unlimited link", "Sesame, link with a large limit"):
+        assert re.search(rf"{label}.*\s+\d+\s+\d+-\d+\s+\d+\.\d\d\n", out), out
+    assert len(re.findall(r"nginx static\s+\d+\s+\d+-\d+\s+1\.00\n", out)) == 3, out
+    assert len(re.findall(r"Sesame direct\s+\d+\s+\d+-\d+\s+\d+\.\d\d\n", out)) == 2, out
+    assert len(re.findall(r"Sesame offload, behind nginx\s+\d+", out)) == 2, out
+    assert len(re.findall(r", 8 clients\s+\d+\s+\d+-\d+\n", out)) == 2, out

@@ -15,30 +15,22 @@ from sesame.bandwidth import DAY
 from sesame.models import Access
 from sesame.service import Service
 from sesame.settings import Settings
+from tests.support import T0, FakeClock
 
-T0 = 1_800_000_000  # 2027-01-15 08:00:00 UTC
 BODY = bytes(range(256)) * 40  # 10 KiB
 JSON = {"accept": "application/json"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now: float = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 Make = Callable[..., tuple[Service, TestClient]]
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def make(tmp_path: Path, clock: Clock) -> Iterator[Make]:
+def make(tmp_path: Path, clock: FakeClock) -> Iterator[Make]:
     """Builds a service and an in-process client with the given settings."""
     built: list[Service] = []
 
@@ -97,7 +89,7 @@ def test_a_finished_download_frees_its_place(make: Make) -> None:
     assert service.usage().downloads == 0
 
 
-def test_a_crashed_gateways_place_lapses(make: Make, clock: Clock) -> None:
+def test_a_crashed_gateways_place_lapses(make: Make, clock: FakeClock) -> None:
     """A place whose gateway stopped renewing it is free again once its lease lapses."""
     service, client = make(max_concurrent_downloads=1)
     _, path = path_of(service)
@@ -153,7 +145,7 @@ def test_a_resumption_finishes_over_the_budget(make: Make) -> None:
     assert resumed.status_code == 206 and resumed.content == BODY[5000:]
 
 
-def test_the_budget_resets_the_next_utc_day(make: Make, clock: Clock) -> None:
+def test_the_budget_resets_the_next_utc_day(make: Make, clock: FakeClock) -> None:
     """At midnight UTC the budget starts afresh; yesterday stays in the history."""
     service, client = make(daily_egress="10KiB")
     _, path = path_of(service, lifetime="2d")
@@ -184,3 +176,16 @@ def test_the_rate_limit_is_shared_through_redis(make: Make, redis_url: str) -> N
     assert [first.head(path).status_code for _ in range(2)] == [200, 200]
     assert second.head(path).status_code == 429
     service.store.close()
+
+
+def test_offloaded_downloads_free_their_place_and_hand_nginx_the_speed_cap(make: Make) -> None:
+    """In offload mode a download is settled when handed to nginx: its place among those in
+    flight is freed at once, and a capped link tells nginx its rate (X-Accel-Limit-Rate)."""
+    service, client = make(offload="nginx", max_concurrent_downloads=1)
+    capped = service.share("data.bin", rate="4KiB").url.removeprefix(service.settings.public_url)
+    plain = service.share("data.bin").url.removeprefix(service.settings.public_url)
+    first = client.get(capped)
+    assert first.headers["x-accel-limit-rate"] == "4096"
+    assert service.usage().downloads == 0
+    second = client.get(plain)
+    assert second.status_code == 200 and "x-accel-limit-rate" not in second.headers

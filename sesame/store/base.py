@@ -42,6 +42,12 @@ class Store(Protocol):
         """Settle a download begun with ``begin_download``: add ``extra_bytes`` (negative
         for bytes reserved but not sent) and, if ``uncount``, give the download back."""
 
+    def end_download_logged(
+        self, link_id: str, extra_bytes: int, uncount: bool, event: DownloadEvent
+    ) -> None:
+        """``end_download`` and ``add_event(event)`` in one trip to the store: what every
+        download does when its body is done."""
+
     def add_event(self, event: DownloadEvent) -> None:
         """Append one row to the download log."""
 

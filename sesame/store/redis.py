@@ -173,16 +173,27 @@ class RedisStore:
         values = cast(list[str | None], self.redis.hmget(EGRESS, [str(d) for d in days]))
         return {day: int(v) for day, v in zip(days, values, strict=True) if v and int(v) > 0}
 
+    def end_download_logged(
+        self, link_id: str, extra_bytes: int, uncount: bool, event: DownloadEvent
+    ) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._end(keys=[_link_key(link_id)], args=[extra_bytes, int(uncount)], client=pipe)
+            self._queue_event(pipe, event)
+            pipe.execute()
+
     def add_event(self, event: DownloadEvent) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._queue_event(pipe, event)
+            pipe.execute()
+
+    def _queue_event(self, pipe: Any, event: DownloadEvent) -> None:
         data = json.dumps(asdict(event))
         per_link = PREFIX + "events:" + event.link_id
         # Stream ids are the server's wall-clock milliseconds: trim by wall-clock time.
         oldest_kept = int((time.time() - self.retention) * 1000)
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(PREFIX + "events", {"e": data}, minid=oldest_kept, approximate=True)
-            pipe.lpush(per_link, data)
-            pipe.expire(per_link, self.retention)
-            pipe.execute()
+        pipe.xadd(PREFIX + "events", {"e": data}, minid=oldest_kept, approximate=True)
+        pipe.lpush(per_link, data)
+        pipe.expire(per_link, self.retention)
 
     def list_events(
         self, link_id: str | None = None, limit: int | None = None

@@ -211,6 +211,13 @@ class SQLiteStore:
         )
         return {day: served for day, served in rows}
 
+    def end_download_logged(
+        self, link_id: str, extra_bytes: int, uncount: bool, event: DownloadEvent
+    ) -> None:
+        with self._transaction():  # one commit instead of two
+            self.end_download(link_id, extra_bytes, uncount)
+            self.add_event(event)
+
     def add_event(self, event: DownloadEvent) -> None:
         self._db.execute(
             f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

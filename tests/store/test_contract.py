@@ -109,6 +109,17 @@ def test_ending_settles_bytes_and_gives_back(store: Store) -> None:
     assert (record.downloads, record.bytes_served) == (0, 0)  # type: ignore[union-attr]
 
 
+def test_ending_with_its_log_row(store: Store) -> None:
+    """end_download_logged settles like end_download and adds the event, both at once."""
+    store.add_link(link(max_downloads=1))
+    store.begin_download("L1", NOW, 100, True, None)
+    row = event("L1", NOW + 1)
+    store.end_download_logged("L1", -70, True, row)
+    record = store.get_link("L1")
+    assert (record.downloads, record.bytes_served) == (0, 30)  # type: ignore[union-attr]
+    assert store.list_events("L1") == [row]
+
+
 def test_racing_threads_never_pass_the_limit(store: Store) -> None:
     """Forty threads racing for a limit of five get exactly five downloads."""
     store.add_link(link(max_downloads=5))

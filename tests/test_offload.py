@@ -1,0 +1,134 @@
+"""Offload mode: the gateway decides, a real nginx with deploy/nginx.conf sends the file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from bench.nginx import offload_server, running_nginx
+from gateway.app import create_app
+from sesame.models import Outcome
+from sesame.service import Service
+from sesame.settings import Settings, load_settings
+from tests.support import KEY, SAMPLES, free_port, require_binary, running_gateway, sesame_env
+
+BIG = os.urandom(2 * 1024 * 1024 + 17)
+
+
+@dataclass(frozen=True)
+class Front:
+    """nginx in front of a gateway in offload mode, and a Service on the same state."""
+
+    url: str
+    service: Service
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    """A gateway with SESAME_OFFLOAD=nginx behind nginx, both on free loopback ports."""
+    nginx = require_binary("nginx")
+    home = tmp_path_factory.mktemp("offload")
+    files = home / "files"
+    for name, body in {**SAMPLES, "big.bin": BIG}.items():
+        (files / name).parent.mkdir(parents=True, exist_ok=True)
+        (files / name).write_bytes(body)
+    gateway_port, port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    values = {"secret_keys": KEY, "files_dir": str(files), "data_dir": str(home / "data")}
+    env = sesame_env(**values, public_url=url, offload="nginx")
+    service = Service.from_settings(load_settings(**values, public_url=url, _env_file=None))
+    server = offload_server(port, gateway_port, files)
+    with (
+        running_gateway(env, home / "gateway.log", gateway_port),
+        running_nginx(nginx, home / "nginx", server, port),
+    ):
+        yield Front(url, service)
+    service.store.close()
+
+
+def counted(front: Front, link_id: str) -> int:
+    link = front.service.store.get_link(link_id)
+    assert link is not None
+    return link.downloads
+
+
+def test_download_through_nginx(front: Front) -> None:
+    """nginx sends the right bytes under the real name, with the gateway's safety headers."""
+    link = front.service.share("芝麻 开门.txt")
+    response = httpx.get(link.url)
+    assert response.status_code == 200
+    assert response.content == SAMPLES["芝麻 开门.txt"]
+    assert response.headers["server"].startswith("nginx")
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="ZhiMa KaiMen.txt"; '
+        "filename*=UTF-8''%E8%8A%9D%E9%BA%BB%20%E5%BC%80%E9%97%A8.txt"
+    )
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert "no-store" in response.headers["cache-control"]
+    assert "etag" in response.headers
+    assert "x-accel-redirect" not in response.headers
+
+
+def test_range_through_nginx(front: Front) -> None:
+    """nginx answers a Range with 206 and those bytes; a resume takes no download."""
+    link = front.service.share("big.bin", max_downloads=1)
+    response = httpx.get(link.url, headers={"Range": "bytes=1000-1999"})
+    assert response.status_code == 206
+    assert response.content == BIG[1000:2000]
+    assert response.headers["content-range"] == f"bytes 1000-1999/{len(BIG)}"
+    assert counted(front, link.link.id) == 0
+
+
+def test_full_get_counts_when_handed_to_nginx(front: Front) -> None:
+    """A FULL GET takes the download when nginx is told to send it; then the link is used up,
+    while a resume is still served."""
+    link = front.service.share("big.bin", max_downloads=1)
+    with httpx.stream("GET", link.url) as response:
+        assert response.status_code == 200
+        next(response.iter_bytes())  # walk away after the first chunk
+    assert counted(front, link.link.id) == 1  # nginx's aborts are not seen by the gateway
+    assert httpx.get(link.url).status_code == 410
+    resumed = httpx.get(link.url, headers={"Range": f"bytes={len(BIG) - 10}-"})
+    assert resumed.status_code == 206
+    assert resumed.content == BIG[-10:]
+    outcomes = [e.outcome for e in front.service.store.list_events(link.link.id)]
+    assert outcomes == [Outcome.COMPLETED, Outcome.REFUSED, Outcome.COMPLETED]
+
+
+def test_head_through_nginx_is_free(front: Front) -> None:
+    """HEAD through nginx gives the size and takes no download."""
+    link = front.service.share("hello.txt", max_downloads=1)
+    response = httpx.head(link.url)
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(len(SAMPLES["hello.txt"]))
+    assert counted(front, link.link.id) == 0
+
+
+def test_internal_location_is_not_a_url(front: Front) -> None:
+    """The files are reachable only through a link, never at nginx's internal location."""
+    assert httpx.get(f"{front.url}/_sesame/files/hello.txt").status_code == 404
+
+
+def test_bad_link_never_reaches_the_files(front: Front) -> None:
+    """A forged token is refused by the gateway; nginx passes its 404 on."""
+    assert httpx.get(f"{front.url}/d/forged").status_code == 404
+
+
+def test_gateway_answers_with_accel_redirect(settings: Settings, service: Service) -> None:
+    """In process: the gateway's answer is empty, with the percent-encoded internal path."""
+    offload = settings.model_copy(update={"offload": "nginx"})
+    service.settings = offload
+    url = service.share("sub/nested.bin").url.removeprefix(settings.public_url)
+    with TestClient(create_app(offload, service)) as client:
+        response = client.get(url)
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["x-accel-redirect"] == "/_sesame/files/sub/nested.bin"
+    assert response.headers["content-disposition"].startswith('attachment; filename="nested.bin"')
