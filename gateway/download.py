@@ -147,7 +147,7 @@ async def download(request: Request, token: str) -> Response:
     finish = _finisher(service, request, link, access, reserved, ticket)
     paced = pacer(service, link, ticket)
     small_files: SmallFiles = request.app.state.small_files
-    body = None if paced else small_files.body(path, stat)
+    body = None if link.rate else small_files.body(path, stat)  # a capped body is paced
     return TrackedFileResponse(path, stat, link.file, finish, paced, body)
 
 
