@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import anyio
+import pytest
+from fastapi.testclient import TestClient
+
 from gateway.bodies import SmallFiles
+from sesame.service import Service
+from tests.support import SAMPLES
 
 
 def test_small_file_is_kept(tmp_path: Path) -> None:
@@ -35,3 +41,20 @@ def test_large_file_is_not_kept(tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
     path.write_bytes(b"x" * 17)
     assert SmallFiles(max_size=16).body(path, path.stat()) is None
+
+
+def test_the_gateway_sends_small_files_from_memory(
+    client: TestClient, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An uncapped link's small file is sent without opening it; a capped one is paced from
+    the file instead."""
+    plain = service.share("hello.txt").url.removeprefix(service.settings.public_url)
+    capped = service.share("hello.txt", rate="1MiB").url.removeprefix(service.settings.public_url)
+
+    def no_open(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the file was opened")
+
+    monkeypatch.setattr(anyio, "open_file", no_open)
+    assert client.get(plain).content == SAMPLES["hello.txt"]
+    with pytest.raises(AssertionError, match="opened"):
+        client.get(capped)
