@@ -15,7 +15,7 @@ from gateway.pacing import CHUNK, MIN_CHUNK, Pacer, delay
 from sesame.bandwidth import parse_rate
 from sesame.errors import InvalidInput
 from sesame.service import Service
-from sesame.settings import Settings
+from tests.support import make_settings, write_files
 
 
 @pytest.mark.parametrize(
@@ -107,15 +107,9 @@ def test_unusable_rates_are_refused(text: str) -> None:
 def test_a_real_capped_transfer_takes_at_least_its_time(tmp_path: Path) -> None:
     """A 10 KiB file on a link capped at 16 KiB/s goes in 4 KiB slices; its last slice cannot
     leave before the 8 KiB ahead of it took their 0.5 s. (Only a lower bound: never flaky.)"""
-    files = tmp_path / "files"
-    files.mkdir()
     body = bytes(range(256)) * 40
-    (files / "data.bin").write_bytes(body)
-    settings = Settings(
-        secret_keys=("k" * 48,),
-        files_dir=files,
-        data_dir=tmp_path / "state",
-        _env_file=None,  # type: ignore[call-arg]
+    settings = make_settings(
+        tmp_path, files_dir=write_files(tmp_path / "files", {"data.bin": body})
     )
     service = Service.from_settings(settings)
     client = TestClient(create_app(settings, service))

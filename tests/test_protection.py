@@ -14,8 +14,7 @@ from gateway.app import create_app
 from sesame.bandwidth import DAY
 from sesame.models import Access
 from sesame.service import Service
-from sesame.settings import Settings
-from tests.support import T0, FakeClock
+from tests.support import T0, FakeClock, make_settings, write_files
 
 BODY = bytes(range(256)) * 40  # 10 KiB
 JSON = {"accept": "application/json"}
@@ -35,16 +34,8 @@ def make(tmp_path: Path, clock: FakeClock) -> Iterator[Make]:
     built: list[Service] = []
 
     def build(**options: Any) -> tuple[Service, TestClient]:
-        files = tmp_path / "files"
-        files.mkdir(exist_ok=True)
-        (files / "data.bin").write_bytes(BODY)
-        settings = Settings(
-            secret_keys=("k" * 48,),
-            files_dir=files,
-            data_dir=tmp_path / "state",
-            _env_file=None,  # type: ignore[call-arg]
-            **options,
-        )
+        files = write_files(tmp_path / "files", {"data.bin": BODY})
+        settings = make_settings(tmp_path, files_dir=files, **options)
         service = Service.from_settings(settings, clock=clock)
         built.append(service)
         return service, TestClient(create_app(settings, service))
