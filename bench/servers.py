@@ -17,9 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def procfile_options() -> list[str]:
+    """The event loop and HTTP protocol options of the Procfile's ``web`` process."""
+    web = next(
+        line for line in (REPO / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    words = web.split()
+    options: list[str] = []
+    for flag, value in zip(words, words[1:], strict=False):
+        if flag in ("--loop", "--http"):
+            options += [flag, value]
+    return options
+
+
 # The naive gateway runs with uvicorn's defaults; Sesame with the options of the Procfile.
 NAIVE_OPTIONS: list[str] = []
-SESAME_OPTIONS = ["--loop", "uvloop", "--http", "httptools"]
+SESAME_OPTIONS = procfile_options()
 
 
 @dataclass(frozen=True)

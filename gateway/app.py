@@ -10,8 +10,8 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from gateway import api
-from gateway.bodies import SmallFiles
 from gateway.download import download
+from gateway.files import Files
 from gateway.pages import Pages
 from gateway.ratelimit import ClientRateLimit, limit_rate
 from sesame import __version__
@@ -61,7 +61,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         if settings.rate_limit
         else None
     )
-    app.state.small_files = SmallFiles(int(settings.memory_file_size))
+    # Offloaded bodies are sent by nginx: none is worth keeping here.
+    kept = 0 if settings.offload == "nginx" else int(settings.memory_file_size)
+    app.state.files = Files(service.catalog, kept)
     configure_logging()
     _install_log_filter()
 

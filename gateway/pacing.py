@@ -40,7 +40,10 @@ class Pacer:
         self.rate = rate
         self.clock = clock
         self.sleep = sleep
-        self.chunk_size = CHUNK if rate is None else max(MIN_CHUNK, min(CHUNK, rate // 4))
+        # Only a capped download needs small slices; any other sends as its response likes.
+        self.chunk_size = (
+            None if rate is None else max(MIN_CHUNK, min(CHUNK, rate // SLICES_PER_SECOND))
+        )
         self.started = clock()
         self.sent = 0
 

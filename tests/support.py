@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from bench.servers import SESAME_OPTIONS
 from sesame.service import Service
 from sesame.settings import Settings
 
@@ -200,11 +201,12 @@ def _read(log: Path) -> str:
 
 @contextmanager
 def running_gateway(env: Mapping[str, str], log: Path, port: int | None = None) -> Iterator[str]:
-    """``uvicorn --factory gateway.app:create_app`` on 127.0.0.1:``port`` (a free one if not
-    given) with exactly ``env``, until the block ends; yields its base URL. It runs in the
-    log's folder, so no .env of the developer's is read; its output goes to ``log``."""
+    """``uvicorn --factory gateway.app:create_app`` with the Procfile's options on
+    127.0.0.1:``port`` (a free one if not given) with exactly ``env``, until the block ends;
+    yields its base URL. It runs in the log's folder, so no .env of the developer's is read;
+    its output goes to ``log``."""
     port = port or free_port()
-    command = [str(BIN / "uvicorn"), "--factory", "gateway.app:create_app"]
+    command = [str(BIN / "uvicorn"), "--factory", "gateway.app:create_app", *SESAME_OPTIONS]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     with running_process(command, log, env=env, cwd=log.parent) as process:

@@ -76,11 +76,11 @@ def test_a_slow_client_is_never_held_back() -> None:
 
 
 def test_an_uncapped_download_never_sleeps_and_keeps_big_chunks() -> None:
-    """Without a cap: full-size chunks, no sleeping, the lease still renewed."""
+    """Without a cap: no say over chunk sizes, no sleeping, the lease still renewed."""
     fake, renewed = FakeTime(), []
     pacer = Pacer(lambda: renewed.append(1), None, fake, fake.sleep)
     asyncio.run(pacer(CHUNK))
-    assert pacer.chunk_size == CHUNK and fake.slept == [] and renewed == [1]
+    assert pacer.chunk_size is None and fake.slept == [] and renewed == [1]
 
 
 def test_slices_are_never_tiny() -> None:

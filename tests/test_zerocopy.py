@@ -1,0 +1,211 @@
+"""gateway.zerocopy under a real uvicorn (the Procfile's options): bodies sent by the kernel
+arrive byte for byte, ranges included, and a download cut short is known to be cut short."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from gateway.zerocopy import EXTENSION, ZeroCopyProtocol
+from sesame.models import Outcome
+from sesame.service import Service
+from tests.support import KEY, free_port, make_settings, running_gateway, sesame_env
+
+pytestmark = pytest.mark.e2e
+
+SIZE = 40 * 1024 * 1024 + 12345  # several zero-copy chunks and an odd tail
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    service: Service
+    file: Path
+    log: Path
+
+    def link(self, file: str = "big.bin", max_downloads: int | None = None) -> str:
+        """The path of a new link to ``file``."""
+        return urlsplit(self.service.share(file, max_downloads=max_downloads).url).path
+
+    def link_id(self, path: str) -> str:
+        """The id of the link at ``path``."""
+        return self.service.signer.read(path.rsplit("/", 1)[1]).link_id
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    home = tmp_path_factory.mktemp("zerocopy")
+    files = home / "files"
+    files.mkdir()
+    big = files / "big.bin"
+    big.write_bytes(os.urandom(SIZE))
+    settings = make_settings(home, files_dir=files)
+    service = Service.from_settings(settings)
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(files),
+        data_dir=str(home / "data"),
+        store_url=settings.resolved_store_url,
+    )
+    log = home / "gateway.log"
+    with running_gateway(env, log) as url:
+        yield Gateway(url, service, big, log)
+    service.store.close()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)  # polling another process's progress
+
+
+@contextmanager
+def serving(app: Callable[[Scope, Receive, Send], object], http: str | type) -> Iterator[str]:
+    """``app`` under an in-process uvicorn with the ``http`` protocol; yields its URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=http,
+        loop="uvloop",
+        lifespan="off",  # type: ignore[arg-type]
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        wait_for(lambda: server.started)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+def test_the_protocol_sends_the_slices_it_is_given(tmp_path: Path) -> None:
+    """ZeroCopyProtocol offers the extension; zero-copy messages, mixed with ordinary ones,
+    send exactly the slices they name. Plain httptools does not offer it."""
+    data = os.urandom(100_000)
+    (tmp_path / "f").write_bytes(data)
+    offered: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        offered.append(EXTENSION in scope.get("extensions", {}))
+        headers = [(b"content-length", b"30005")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"head:", "more_body": True})
+        if offered[-1]:
+            with (tmp_path / "f").open("rb") as file:
+                for offset in (50_000, 10):
+                    message = {"type": EXTENSION, "file": file, "offset": offset}
+                    await send({**message, "count": 15_000, "more_body": offset != 10})
+        else:
+            body = data[50_000:65_000] + data[10:15_010]
+            await send({"type": "http.response.body", "body": body})
+
+    with serving(app, ZeroCopyProtocol) as url:
+        assert httpx.get(url).content == b"head:" + data[50_000:65_000] + data[10:15_010]
+    with serving(app, "httptools") as url:
+        assert httpx.get(url).status_code == 200
+    assert offered == [True, False]
+
+
+def test_whole_file_arrives_intact(gateway: Gateway) -> None:
+    """A full download is the file, byte for byte, and counts once as completed."""
+    path = gateway.link()
+    response = httpx.get(gateway.url + path, timeout=60)
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(SIZE)
+    assert response.content == gateway.file.read_bytes()
+    event = gateway.service.events(gateway.link_id(path))[0]
+    assert (event.outcome, event.bytes_sent, event.counted) == (Outcome.COMPLETED, SIZE, True)
+
+
+@pytest.mark.parametrize(
+    "header, first, last",
+    [
+        ("bytes=0-0", 0, 0),
+        ("bytes=1000-", 1000, SIZE - 1),
+        ("bytes=-5000", SIZE - 5000, SIZE - 1),
+        ("bytes=16777215-33554432", 16777215, 33554432),
+    ],
+)
+def test_ranges_arrive_intact(gateway: Gateway, header: str, first: int, last: int) -> None:
+    """Single ranges, across chunk boundaries too, are exactly the bytes asked for."""
+    response = httpx.get(gateway.url + gateway.link(), headers={"Range": header}, timeout=60)
+    assert response.status_code == 206
+    assert response.headers["content-range"] == f"bytes {first}-{last}/{SIZE}"
+    with gateway.file.open("rb") as source:
+        source.seek(first)
+        assert response.content == source.read(last - first + 1)
+
+
+def test_multiple_ranges_still_work(gateway: Gateway) -> None:
+    """Several ranges at once go the ordinary streaming way and still arrive."""
+    response = httpx.get(
+        gateway.url + gateway.link(), headers={"Range": "bytes=0-9,100-109"}, timeout=60
+    )
+    assert response.status_code == 206
+    assert response.headers["content-type"].startswith("multipart/byteranges")
+    data = gateway.file.read_bytes()
+    assert data[0:10] in response.content and data[100:110] in response.content
+
+
+def test_head_sends_no_body(gateway: Gateway) -> None:
+    """HEAD answers with the length and no body."""
+    response = httpx.head(gateway.url + gateway.link(), timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(SIZE) and response.content == b""
+
+
+def test_a_client_that_hangs_up_is_an_aborted_download(gateway: Gateway) -> None:
+    """Hanging up after a few MiB: logged aborted with fewer bytes than the file, and the
+    download given back."""
+    path = gateway.link(max_downloads=1)
+    link_id = gateway.link_id(path)
+    host, port = urlsplit(gateway.url).hostname, urlsplit(gateway.url).port
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        received = 0
+        while received < 4 * 1024 * 1024:
+            received += len(sock.recv(1 << 16))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    wait_for(lambda: bool(gateway.service.events(link_id)))
+    event = gateway.service.events(link_id)[0]
+    assert event.outcome is Outcome.ABORTED and not event.counted
+    assert received - 4096 <= event.bytes_sent < SIZE
+    assert gateway.service.link(link_id).link.downloads == 0
+
+
+def test_a_file_cut_short_while_sent_closes_the_connection(gateway: Gateway) -> None:
+    """A file truncated mid-download cannot keep its Content-Length: the connection is
+    closed, the client sees a short body, and the download is not counted."""
+    short = gateway.file.parent / "short.bin"
+    short.write_bytes(os.urandom(SIZE))
+    path = gateway.link("short.bin")
+    received = 0
+    with pytest.raises(httpx.RemoteProtocolError):
+        with httpx.stream("GET", gateway.url + path, timeout=60) as response:
+            for chunk in response.iter_bytes():
+                if received == 0:
+                    os.truncate(short, 1024 * 1024)
+                received += len(chunk)
+    assert received < SIZE
+    wait_for(lambda: bool(gateway.service.events(gateway.link_id(path))))
+    event = gateway.service.events(gateway.link_id(path))[0]
+    assert event.outcome is Outcome.ABORTED and not event.counted
+    assert "Traceback" not in gateway.log.read_text()
