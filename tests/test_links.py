@@ -256,8 +256,21 @@ def test_tampered_token_invalid(tamper: Callable[[str], str]) -> None:
     original = token()
     tampered = tamper(original)
     assert tampered != original
+    checker = signer()
+    checker.verify(original)  # a good token remembered first lets no variant of it through
     with pytest.raises(LinkInvalid):
-        signer().verify(tampered)
+        checker.verify(tampered)
+
+
+def test_a_remembered_token_still_expires() -> None:
+    """A token checked once is remembered, but its lifetime is measured on every use."""
+    clock = FakeClock(NOW)
+    checker = LinkSigner([KEY.encode()], WEEK, clock=clock)
+    good = token(lifetime=600)
+    assert checker.verify(good).link_id == LINK_ID
+    clock.advance(601)
+    with pytest.raises(LinkExpired):
+        checker.verify(good)
 
 
 @pytest.mark.parametrize(
