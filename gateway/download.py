@@ -3,144 +3,33 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.responses import Response
 
-from gateway import zerocopy
-from gateway.disposition import content_disposition
 from gateway.files import Files
 from gateway.offload import accel_redirect
-from gateway.pacing import Pacer, pacer
-from gateway.pages import NO_STORE, Pages
+from gateway.pacing import pacer
+from gateway.pages import Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
+from gateway.responses import (
+    DOWNLOAD_HEADERS,
+    Finish,
+    KeptBodyResponse,
+    TrackedFileResponse,
+    asks_range,
+)
 from sesame.bandwidth import Ticket
-from sesame.catalog import media_type
 from sesame.errors import LinkExhausted, LinkRevoked, Unavailable
 from sesame.models import Access, DownloadEvent, Link, Outcome
 from sesame.service import Service
 
 log = logging.getLogger("sesame.gateway")
 
-DOWNLOAD_HEADERS = {**NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"}
-
-_ERROR_HEADERS = [(k.lower().encode(), v.encode()) for k, v in NO_STORE.items()]
-
-Finish = Callable[[int, int, bool], None]
 T = TypeVar("T")
-
-
-class TrackedFileResponse(FileResponse):
-    """A Range-aware file response that reports, once the body is done or abandoned, its
-    status, the bytes it sent and whether the body was sent in full."""
-
-    # 1 MiB reads: measured, 1 MiB chunks take a uvicorn FileResponse from about 1 GB/s to
-    # about 3.6 GB/s on loopback; fewer thread hops and fewer send() calls per byte. Under
-    # gateway.zerocopy a chunk is only how often the tally and the lease are brought up to date.
-    chunk_size = 1024 * 1024
-    zerocopy_chunk_size = 16 * 1024 * 1024
-
-    def __init__(
-        self,
-        path: Path,
-        stat: os.stat_result,
-        name: str,
-        on_finish: Finish,
-        on_chunk: Pacer | None = None,
-        body: bytes | None = None,
-    ) -> None:
-        headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)}
-        super().__init__(path, stat_result=stat, media_type=media_type(name), headers=headers)
-        self.on_finish = on_finish
-        self.on_chunk = on_chunk  # after each body chunk: bandwidth protection (gateway.pacing)
-        if on_chunk is not None and on_chunk.chunk_size is not None:
-            self.chunk_size = self.zerocopy_chunk_size = on_chunk.chunk_size
-        self.kept_body = body
-        self.size = stat.st_size
-        self.zerocopy = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status, sent, done = 0, 0, False
-        self.zerocopy = zerocopy.EXTENSION in scope.get("extensions", {})
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal status, sent, done
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-                if status not in (200, 206):  # Starlette's own 400/416 answers lack them
-                    message = {**message, "headers": [*message["headers"], *_ERROR_HEADERS]}
-                await send(message)
-                return
-            size = message["count"] if kind == zerocopy.EXTENSION else len(message.get("body", b""))
-            more = message.get("more_body", False)
-            try:
-                await send(message)
-            except zerocopy.ClientGone as gone:
-                sent += gone.sent
-                raise
-            sent, done = sent + size, not more
-            if self.on_chunk:
-                await self.on_chunk(size, more)
-
-        try:
-            if self.kept_body is not None and not _asks_range(scope):
-                # One write from memory: nothing to stream, so nothing to watch for a
-                # disconnect meanwhile (FileResponse starts a task group for that).
-                await self._handle_simple(tracking_send, scope["method"] == "HEAD", False)
-            else:
-                await super().__call__(scope, receive, tracking_send)
-        except zerocopy.ClientGone:
-            pass  # an aborted download, settled like any other below
-        finally:
-            self.on_finish(status, sent, done)
-
-    async def _handle_simple(self, send: Send, send_header_only: bool, send_pathsend: bool) -> None:
-        """A whole body: from memory when the file is small enough to be kept there."""
-        if self.kept_body is None:
-            if self.zerocopy and not send_header_only:
-                return await self._send_range(send, 200, self.raw_headers, 0, self.size)
-            return await super()._handle_simple(send, send_header_only, send_pathsend)
-        start = {"type": "http.response.start", "status": self.status_code}
-        await send({**start, "headers": self.raw_headers})
-        body = b"" if send_header_only else self.kept_body
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    async def _handle_single_range(
-        self, send: Send, start: int, end: int, file_size: int, send_header_only: bool
-    ) -> None:
-        if not self.zerocopy or send_header_only:
-            return await super()._handle_single_range(send, start, end, file_size, send_header_only)
-        headers = MutableHeaders(raw=list(self.raw_headers))
-        headers["content-range"] = f"bytes {start}-{end - 1}/{file_size}"
-        headers["content-length"] = str(end - start)
-        await self._send_range(send, 206, headers.raw, start, end)
-
-    async def _send_range(
-        self, send: Send, status: int, headers: list[tuple[bytes, bytes]], start: int, end: int
-    ) -> None:
-        """Bytes ``start`` to ``end`` of the file, handed to the kernel (gateway.zerocopy) a
-        chunk at a time, so that pacing and the tally of bytes sent keep working."""
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        with open(self.path, "rb") as file:  # a local open: cheaper here than a thread hop
-            while True:
-                count = min(self.zerocopy_chunk_size, end - start)
-                more = start + count < end
-                message = {"type": zerocopy.EXTENSION, "file": file, "offset": start}
-                await send({**message, "count": count, "more_body": more})
-                start += count
-                if not more:
-                    return
-
-
-def _asks_range(scope: Scope) -> bool:
-    return any(name == b"range" for name, _ in scope["headers"])
 
 
 def requested_access(request: Request) -> Access:
@@ -199,9 +88,9 @@ async def download(request: Request, token: str) -> Response:
     if service.settings.offload == "nginx":
         return _handed_to_nginx(service, request, link, access, reserved, path, ticket)
     finish = _finisher(service, request, link, access, reserved, ticket)
-    paced = pacer(service, link, ticket)
-    body = None if link.rate else served.body  # a capped body is paced
-    return TrackedFileResponse(path, stat, link.file, finish, paced, body)
+    if served.body is not None and not link.rate and not asks_range(request.scope):
+        return KeptBodyResponse(path, stat, link.file, served.body, finish)
+    return TrackedFileResponse(path, stat, link.file, finish, pacer(service, link, ticket))
 
 
 def _handed_to_nginx(

@@ -102,3 +102,16 @@ def test_the_gateway_sends_small_files_from_memory(
     assert client.get(plain).content == SAMPLES["hello.txt"]
     with pytest.raises(AssertionError, match="opened"):
         client.get(capped)
+
+
+def test_a_kept_body_has_the_streamed_files_headers(client: TestClient, service: Service) -> None:
+    """From memory or from the disk, a file is sent with the same headers; HEAD sends none
+    of its bytes."""
+    path = service.share("hello.txt").url.removeprefix(service.settings.public_url)
+    kept = client.get(path)
+    streamed = client.get(path, headers={"Range": "bytes=0-"})
+    assert (kept.status_code, streamed.status_code) == (200, 206)
+    same = {k: v for k, v in streamed.headers.items() if k not in ("content-range", "date")}
+    assert {k: v for k, v in kept.headers.items() if k != "date"} == same
+    head = client.head(path)
+    assert head.content == b"" and head.headers["content-length"] == str(len(kept.content))
