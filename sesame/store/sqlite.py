@@ -221,7 +221,7 @@ class SQLiteStore:
     def add_event(self, event: DownloadEvent) -> None:
         self._db.execute(
             f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            astuple(event),
+            _event_row(event),
         )
 
     def list_events(
@@ -319,6 +319,20 @@ class SQLiteStore:
 
 def _link_row(link: Link) -> tuple[Any, ...]:
     return astuple(link)
+
+
+def _event_row(event: DownloadEvent) -> tuple[Any, ...]:
+    # Not astuple(): it deep-copies every field, and this runs once per download.
+    return (
+        event.link_id,
+        event.at,
+        event.client_ip,
+        event.user_agent,
+        event.status,
+        event.bytes_sent,
+        event.outcome,
+        event.counted,
+    )
 
 
 def _link(row: tuple[Any, ...]) -> Link:
