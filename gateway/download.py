@@ -120,8 +120,8 @@ async def download(request: Request, token: str) -> Response:
     """``GET|HEAD /d/{token}``: the file, a preview card, or an error the app renders."""
     service: Service = request.app.state.service
     access = requested_access(request)
-    link = _refusing(service, request, lambda: service.admit(token, access))
-    path = service.file_path(link)
+    link = _refusing(service, request, lambda: service.downloads.admit(token, access))
+    path = service.downloads.file_path(link)
     stat = path.stat()
     if access is Access.PREVIEW:
         _record(service, request, link.id, 200, 0, Outcome.PREVIEW)
@@ -138,7 +138,10 @@ async def download(request: Request, token: str) -> Response:
         access = Access.FULL if start == 0 else Access.RESUME
         reserved = max(0, stat.st_size - start)
         ticket = _refusing(
-            service, request, lambda: service.begin(link, access, reserved, stat.st_size), link.id
+            service,
+            request,
+            lambda: service.downloads.begin(link, access, reserved, stat.st_size),
+            link.id,
         )
     else:
         reserved, ticket = 0, None
@@ -169,7 +172,7 @@ def _handed_to_nginx(
         counted = access is Access.FULL
         status = 206 if "range" in request.headers else 200
         event = _event(service, request, link.id, status, reserved, Outcome.COMPLETED, counted)
-        service.end(link, access, reserved, reserved, True, ticket, event)
+        service.downloads.end(link, access, reserved, reserved, True, ticket, event)
     headers = dict(DOWNLOAD_HEADERS)
     if link.rate:
         headers["X-Accel-Limit-Rate"] = str(link.rate)
@@ -218,9 +221,9 @@ def _finisher(
         counted = access is Access.FULL and outcome is Outcome.COMPLETED
         event = _event(service, request, link.id, status, sent, outcome, counted)
         if access is Access.HEAD:
-            service.record(event)
+            service.downloads.record(event)
         else:
-            service.end(link, access, reserved, sent, completed, ticket, event)
+            service.downloads.end(link, access, reserved, sent, completed, ticket, event)
         log.info(
             "link %s: %s %s %s, %d bytes, %s",
             link.id,
@@ -243,7 +246,7 @@ def _record(
     outcome: Outcome,
     counted: bool = False,
 ) -> None:
-    service.record(_event(service, request, link_id, status, sent, outcome, counted))
+    service.downloads.record(_event(service, request, link_id, status, sent, outcome, counted))
 
 
 def _event(
