@@ -144,10 +144,10 @@ async def download(request: Request, token: str) -> Response:
             link.id,
         )
     else:
-        reserved, ticket = 0, None
+        ticket = None  # a HEAD sends no body: nothing to let in or settle
     if service.settings.offload == "nginx":
-        return _handed_to_nginx(service, request, link, access, reserved, path, ticket)
-    finish = _finisher(service, request, link, access, reserved, ticket)
+        return _handed_to_nginx(service, request, link, path, ticket)
+    finish = _finisher(service, request, link, access, ticket)
     paced = pacer(service, link, ticket)
     small_files: SmallFiles = request.app.state.small_files
     body = None if link.rate else small_files.body(path, stat)  # a capped body is paced
@@ -158,21 +158,19 @@ def _handed_to_nginx(
     service: Service,
     request: Request,
     link: Link,
-    access: Access,
-    reserved: int,
     path: Path,
     ticket: Ticket | None,
 ) -> Response:
     """Offload: nginx sends the body and the gateway never sees how it went, so a GET is
     settled now, as if nginx sent every byte it was told to (see the README). nginx paces
     a capped link itself (X-Accel-Limit-Rate)."""
-    if access is Access.HEAD:
+    if ticket is None:  # a HEAD
         _record(service, request, link.id, 200, 0, Outcome.HEAD)
     else:
-        counted = access is Access.FULL
+        sent, counted = ticket.reserved, ticket.counted
         status = 206 if "range" in request.headers else 200
-        event = _event(service, request, link.id, status, reserved, Outcome.COMPLETED, counted)
-        service.downloads.end(link, access, reserved, reserved, True, ticket, event)
+        event = _event(service, request, link.id, status, sent, Outcome.COMPLETED, counted)
+        service.downloads.end(ticket, sent, True, event)
     headers = dict(DOWNLOAD_HEADERS)
     if link.rate:
         headers["X-Accel-Limit-Rate"] = str(link.rate)
@@ -207,8 +205,7 @@ def _finisher(
     request: Request,
     link: Link,
     access: Access,
-    reserved: int,
-    ticket: Ticket | None = None,
+    ticket: Ticket | None,
 ) -> Finish:
     def finish(status: int, sent: int, done: bool) -> None:
         completed = done and status in (200, 206)
@@ -220,10 +217,10 @@ def _finisher(
             outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
         counted = access is Access.FULL and outcome is Outcome.COMPLETED
         event = _event(service, request, link.id, status, sent, outcome, counted)
-        if access is Access.HEAD:
+        if ticket is None:  # a HEAD
             service.downloads.record(event)
         else:
-            service.downloads.end(link, access, reserved, sent, completed, ticket, event)
+            service.downloads.end(ticket, sent, completed, event)
         log.info(
             "link %s: %s %s %s, %d bytes, %s",
             link.id,

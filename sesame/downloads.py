@@ -10,7 +10,7 @@ from sesame.bandwidth import Bandwidth, Ticket, Usage
 from sesame.catalog import Catalog
 from sesame.errors import LinkExhausted, LinkExpired, LinkInvalid, LinkRevoked
 from sesame.links import Clock, LinkSigner
-from sesame.models import Access, DownloadEvent, Link, utc
+from sesame.models import Access, DownloadEvent, Link, Refusal, utc
 from sesame.settings import Settings
 from sesame.store import Store
 
@@ -52,43 +52,31 @@ class Downloads:
 
     def begin(self, link: Link, access: Access, nbytes: int, file_size: int) -> Ticket:
         """Start serving ``nbytes`` of the link's file (``file_size`` bytes in all); the
-        ticket goes back to ``end``.
+        ticket goes back to ``end``. One trip to the store, all or nothing.
 
-        First the owner's bandwidth (see Bandwidth.take): BudgetSpent, TooBusy. Then the
+        First the owner's bandwidth (see Bandwidth.start): BudgetSpent, TooBusy. Then the
         link: a FULL download takes one from its limit; every download reserves its
         bytes, and a limited link never serves more than (limit + 1) x the file's size.
         Raises LinkRevoked or LinkExhausted, atomically with respect to every process.
         """
-        ticket = self.bandwidth.take(access, nbytes)
-        counted = access is Access.FULL
         cap = None if link.max_downloads is None else (link.max_downloads + 1) * file_size
-        if not self.store.begin_download(link.id, int(self.clock()), nbytes, counted, cap):
-            self.bandwidth.give_back(ticket, nbytes, 0)
+        start = self.bandwidth.start(link.id, access, nbytes, cap)
+        refusal = self.store.begin_download(start)
+        if refusal is Refusal.LINK:
             current = self.store.get_link(link.id) or link
-            _usable(current, may_be_used_up=not counted)
+            _usable(current, may_be_used_up=not start.counted)
             raise LinkExhausted(link.id, link.max_downloads or 0)
-        return ticket
+        if refusal is not None:
+            raise self.bandwidth.refused(refusal, start)
+        return Ticket(link.id, start.counted, nbytes, start.day, start.slot_id, start.now)
 
     def end(
-        self,
-        link: Link,
-        access: Access,
-        reserved: int,
-        sent: int,
-        completed: bool,
-        ticket: Ticket | None = None,
-        event: DownloadEvent | None = None,
+        self, ticket: Ticket, sent: int, completed: bool, event: DownloadEvent | None = None
     ) -> None:
-        """Settle a download: keep the bytes really sent, give the download back if a
-        FULL download did not complete, and free its place among those in flight. With
-        ``event``, its log row goes to the store in the same trip."""
-        uncount = access is Access.FULL and not completed
-        if event is None:
-            self.store.end_download(link.id, sent - reserved, uncount)
-        else:
-            self.store.end_download_logged(link.id, sent - reserved, uncount, event)
-        if ticket is not None:
-            self.bandwidth.give_back(ticket, reserved, sent)
+        """Settle a download in one trip to the store: keep the bytes really sent, give the
+        download back if a FULL download did not complete, free its place among those in
+        flight, and log ``event`` if given."""
+        self.store.end_download(ticket.end(sent, completed, event))
 
     def record(self, event: DownloadEvent) -> None:
         """Append a request to the download log."""

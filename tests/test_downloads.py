@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sesame.errors import FileMissing, LinkExhausted, LinkExpired, LinkInvalid, LinkRevoked
-from sesame.models import Access
+from sesame.models import Access, DownloadEvent, Outcome
 from sesame.service import Service
 from sesame.settings import Settings
 from tests.support import NOW, FakeClock
@@ -58,6 +58,18 @@ def test_forged_and_expired_never_reach_the_store(service: Service, clock: FakeC
     with pytest.raises(LinkExpired):
         service.downloads.admit(token_of(shared.url))
     assert counting.calls == []
+
+
+def test_a_download_is_one_trip_to_begin_and_one_to_end(service: Service) -> None:
+    """begin and end each ask the store once, whatever they settle."""
+    link = service.downloads.admit(token_of(service.share("hello.txt", max_downloads=3).url))
+    counting = CountingStore(service.store)
+    service.downloads.store = counting  # type: ignore[assignment]
+    ticket = service.downloads.begin(link, Access.FULL, 14, 14)
+    event = DownloadEvent(link.id, NOW, None, None, 200, 4, Outcome.ABORTED)
+    service.downloads.end(ticket, 4, False, event)
+    assert counting.calls == ["begin_download", "end_download"]
+    assert service.store.get_link(link.id).bytes_served == 4  # type: ignore[union-attr]
 
 
 def test_admit_revoked(service: Service, clock: FakeClock) -> None:
@@ -117,8 +129,8 @@ def test_an_unfinished_download_is_given_back(service: Service) -> None:
     """end() of a FULL download that did not complete returns it and its unsent bytes."""
     shared = service.share("hello.txt", max_downloads=1)
     link = service.downloads.admit(token_of(shared.url))
-    service.downloads.begin(link, Access.FULL, 5, 5)
-    service.downloads.end(link, Access.FULL, reserved=5, sent=2, completed=False)
+    ticket = service.downloads.begin(link, Access.FULL, 5, 5)
+    service.downloads.end(ticket, sent=2, completed=False)
     record = service.link(link.id).link
     assert (record.downloads, record.bytes_served) == (0, 2)
     service.downloads.begin(service.downloads.admit(token_of(shared.url)), Access.FULL, 5, 5)

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from sesame.bandwidth import DAY
+from sesame.bandwidth import DAY, Ticket
 from sesame.models import Access
 from sesame.service import Service
 from tests.support import T0, FakeClock, make_settings, write_files
@@ -50,12 +50,18 @@ def path_of(service: Service, **options: Any) -> tuple[str, str]:
     return shared.link.id, shared.url.removeprefix(service.settings.public_url)
 
 
+def another_download(service: Service) -> Ticket:
+    """A download in flight of another link, as if at another gateway."""
+    other = service.share("data.bin").link
+    return service.downloads.begin(other, Access.FULL, 0, len(BODY))
+
+
 def test_over_the_concurrency_cap_is_503_and_takes_nothing(make: Make) -> None:
     """With every place taken, a download gets 503 with Retry-After and a bilingual page,
     and its one-time link keeps its download; once a place is free it downloads."""
     service, client = make(max_concurrent_downloads=1)
     link_id, path = path_of(service, max_downloads=1)
-    held = service.downloads.bandwidth.take(Access.FULL, 0)  # another download, at another gateway
+    held = another_download(service)
     response = client.get(path)
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > 0
@@ -67,7 +73,7 @@ def test_over_the_concurrency_cap_is_503_and_takes_nothing(make: Make) -> None:
     assert service.downloads.usage().today == 0  # nothing reserved either
     refused = service.events(link_id)
     assert [(e.status, e.outcome, e.counted) for e in refused] == [(503, "refused", False)] * 2
-    service.downloads.bandwidth.give_back(held, 0, 0)
+    service.downloads.end(held, 0, False)
     assert client.get(path).content == BODY
 
 
@@ -84,7 +90,7 @@ def test_a_crashed_gateways_place_lapses(make: Make, clock: FakeClock) -> None:
     """A place whose gateway stopped renewing it is free again once its lease lapses."""
     service, client = make(max_concurrent_downloads=1)
     _, path = path_of(service)
-    service.downloads.bandwidth.take(Access.FULL, 0)
+    another_download(service)
     assert client.get(path).status_code == 503
     clock.now += 300  # the lease is 120 s; the link lives 10 min
     assert client.get(path).status_code == 200
