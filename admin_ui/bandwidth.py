@@ -12,8 +12,8 @@ from sesame.service import Service
 
 
 def render(service: Service) -> None:
-    """The section, from ``Service.usage()``."""
-    usage = service.usage()
+    """The section, from ``Downloads.usage()``."""
+    usage = service.downloads.usage()
     st.subheader("Bandwidth", anchor=False)
     with st.container(border=True, key="bandwidth"):
         today, now = st.columns(2)

@@ -62,7 +62,7 @@ async def download(request: Request, token: str) -> Response:
     """``GET|HEAD /d/{token}``: the file, a preview card, or an error the app renders."""
     service: Service = request.app.state.service
     access = requested_access(request)
-    link = _refusing(service, request, lambda: service.admit(token, access))
+    link = _refusing(service, request, lambda: service.downloads.admit(token, access))
     files: Files = request.app.state.files
     served = files.get(link.file)
     path, stat = served.path, served.stat
@@ -81,13 +81,16 @@ async def download(request: Request, token: str) -> Response:
         access = Access.FULL if start == 0 else Access.RESUME
         reserved = max(0, stat.st_size - start)
         ticket = _refusing(
-            service, request, lambda: service.begin(link, access, reserved, stat.st_size), link.id
+            service,
+            request,
+            lambda: service.downloads.begin(link, access, reserved, stat.st_size),
+            link.id,
         )
     else:
-        reserved, ticket = 0, None
+        ticket = None  # a HEAD sends no body: nothing to let in or settle
     if service.settings.offload == "nginx":
-        return _handed_to_nginx(service, request, link, access, reserved, path, ticket)
-    finish = _finisher(service, request, link, access, reserved, ticket)
+        return _handed_to_nginx(service, request, link, path, ticket)
+    finish = _finisher(service, request, link, access, ticket)
     if served.body is not None and not link.rate and not asks_range(request.scope):
         return KeptBodyResponse(path, stat, link.file, served.body, finish)
     return TrackedFileResponse(path, stat, link.file, finish, pacer(service, link, ticket))
@@ -97,21 +100,19 @@ def _handed_to_nginx(
     service: Service,
     request: Request,
     link: Link,
-    access: Access,
-    reserved: int,
     path: Path,
     ticket: Ticket | None,
 ) -> Response:
     """Offload: nginx sends the body and the gateway never sees how it went, so a GET is
     settled now, as if nginx sent every byte it was told to (see the README). nginx paces
     a capped link itself (X-Accel-Limit-Rate)."""
-    if access is Access.HEAD:
+    if ticket is None:  # a HEAD
         _record(service, request, link.id, 200, 0, Outcome.HEAD)
     else:
-        counted = access is Access.FULL
+        sent, counted = ticket.reserved, ticket.counted
         status = 206 if "range" in request.headers else 200
-        event = _event(service, request, link.id, status, reserved, Outcome.COMPLETED, counted)
-        service.end(link, access, reserved, reserved, True, ticket, event)
+        event = _event(service, request, link.id, status, sent, Outcome.COMPLETED, counted)
+        service.downloads.end(ticket, sent, True, event)
     headers = dict(DOWNLOAD_HEADERS)
     if link.rate:
         headers["X-Accel-Limit-Rate"] = str(link.rate)
@@ -146,8 +147,7 @@ def _finisher(
     request: Request,
     link: Link,
     access: Access,
-    reserved: int,
-    ticket: Ticket | None = None,
+    ticket: Ticket | None,
 ) -> Finish:
     def finish(status: int, sent: int, done: bool) -> None:
         completed = done and status in (200, 206)
@@ -159,10 +159,10 @@ def _finisher(
             outcome = Outcome.COMPLETED if completed else Outcome.ABORTED
         counted = access is Access.FULL and outcome is Outcome.COMPLETED
         event = _event(service, request, link.id, status, sent, outcome, counted)
-        if access is Access.HEAD:
-            service.record(event)
+        if ticket is None:  # a HEAD
+            service.downloads.record(event)
         else:
-            service.end(link, access, reserved, sent, completed, ticket, event)
+            service.downloads.end(ticket, sent, completed, event)
         log.info(
             "link %s: %s %s %s, %d bytes, %s",
             link.id,
@@ -185,7 +185,7 @@ def _record(
     outcome: Outcome,
     counted: bool = False,
 ) -> None:
-    service.record(_event(service, request, link_id, status, sent, outcome, counted))
+    service.downloads.record(_event(service, request, link_id, status, sent, outcome, counted))
 
 
 def _event(

@@ -61,4 +61,4 @@ def pacer(service: Service, link: Link, ticket: Ticket | None) -> Pacer | None:
     """The hook a download calls after each chunk it sends, or None if it needs none."""
     if ticket is None:
         return None
-    return Pacer(lambda: service.bandwidth.renew(ticket), link.rate)
+    return Pacer(lambda: service.downloads.bandwidth.renew(ticket), link.rate)

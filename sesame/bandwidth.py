@@ -14,7 +14,7 @@ from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from sesame.errors import BudgetSpent, InvalidInput, TooBusy
 from sesame.links import Clock
-from sesame.models import Access, utc
+from sesame.models import Access, DownloadEnd, DownloadEvent, DownloadStart, Refusal, utc
 from sesame.settings import Settings
 from sesame.store import Store
 
@@ -44,11 +44,22 @@ def parse_rate(value: str | int | None, default: int | None = None) -> int | Non
 
 @dataclass
 class Ticket:
-    """A download let in: its place among those in flight and the day its bytes count on."""
+    """A download let in: what settling it needs, and when its lease was last renewed."""
 
-    slot_id: str
-    day: int
+    link_id: str
+    counted: bool  # it took one from the link's limit
+    reserved: int  # bytes reserved on the link and on the day
+    day: int  # the UTC day its bytes count on
+    slot_id: str  # its place among the downloads in flight
     renewed_at: int
+
+    def end(self, sent: int, completed: bool, event: DownloadEvent | None) -> DownloadEnd:
+        """What the store settles: the bytes really sent, and the download given back if
+        a counted one did not complete."""
+        uncount = self.counted and not completed
+        return DownloadEnd(
+            self.link_id, sent - self.reserved, uncount, self.day, self.slot_id, event
+        )
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,8 @@ class Usage:
 
 
 class Bandwidth:
-    """Lets downloads in, or refuses them with TooBusy or BudgetSpent."""
+    """The owner's limits on downloads: what a download's start asks of the store, why a
+    refusal is TooBusy or BudgetSpent, the lease a running download renews."""
 
     def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
         self.store = store
@@ -73,21 +85,34 @@ class Bandwidth:
         self.cap = settings.max_concurrent_downloads or None
         self.budget = None if settings.daily_egress is None else int(settings.daily_egress)
 
-    def take(self, access: Access, nbytes: int) -> Ticket:
-        """Let a download of ``nbytes`` in. A FULL download must fit in what is left of
-        today's budget (a RESUME finishes what was started, so it always fits); every download
-        needs a place under the concurrency cap. Raises BudgetSpent or TooBusy; then nothing
-        is reserved."""
+    def start(
+        self, link_id: str, access: Access, nbytes: int, byte_cap: int | None
+    ) -> DownloadStart:
+        """What the store must let in for a download of ``nbytes`` now: a FULL download
+        must fit in what is left of today's budget (a RESUME finishes what was started, so
+        it always fits) and takes one from the link's limit; every download needs a place
+        under the concurrency cap."""
         now = int(self.clock())
-        day = now // DAY
-        budget = self.budget if access is Access.FULL else None
-        if not self.store.add_egress(day, nbytes, budget):
-            raise BudgetSpent(utc((day + 1) * DAY), (day + 1) * DAY - now)
-        slot_id = secrets.token_urlsafe(12)
-        if not self.store.take_slot(slot_id, now, now + LEASE, self.cap):
-            self.store.add_egress(day, -nbytes, None)
-            raise TooBusy(self.cap or 0, BUSY_RETRY_AFTER)
-        return Ticket(slot_id, day, now)
+        counted = access is Access.FULL
+        return DownloadStart(
+            link_id=link_id,
+            now=now,
+            nbytes=nbytes,
+            counted=counted,
+            byte_cap=byte_cap,
+            day=now // DAY,
+            budget=self.budget if counted else None,
+            slot_id=secrets.token_urlsafe(12),
+            until=now + LEASE,
+            cap=self.cap,
+        )
+
+    def refused(self, refusal: Refusal, start: DownloadStart) -> BudgetSpent | TooBusy:
+        """The error for a download the store refused to protect the bandwidth."""
+        if refusal is Refusal.BUDGET:
+            resets = (start.day + 1) * DAY
+            return BudgetSpent(utc(resets), resets - start.now)
+        return TooBusy(self.cap or 0, BUSY_RETRY_AFTER)
 
     def renew(self, ticket: Ticket) -> None:
         """Keep a running download's place; cheap enough to call for every chunk."""
@@ -95,11 +120,6 @@ class Bandwidth:
         if now - ticket.renewed_at >= LEASE // 3:
             self.store.renew_slot(ticket.slot_id, now + LEASE)
             ticket.renewed_at = now
-
-    def give_back(self, ticket: Ticket, reserved: int, sent: int) -> None:
-        """Settle a download: keep the bytes really sent and free its place."""
-        self.store.add_egress(ticket.day, sent - reserved, None)
-        self.store.drop_slot(ticket.slot_id)
 
     def usage(self) -> Usage:
         """The numbers for the dashboard, now."""

@@ -144,6 +144,49 @@ class DownloadEvent:
     counted: bool = False  # a completed download that took one from the link's limit
 
 
+class Refusal(StrEnum):
+    """Why the store would not begin a download (and changed nothing), in the order it
+    checks: the owner's bandwidth first, then the link."""
+
+    BUDGET = "budget"  # the day's bytes would pass the budget
+    BUSY = "busy"  # every place under the concurrency cap is taken
+    LINK = "link"  # the link is unknown, revoked, used up, or over its byte cap
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadStart:
+    """What beginning one download asks of the store, all or nothing: ``nbytes`` reserved
+    on the day's egress (within ``budget``, if set), a place in flight (a lease until
+    ``until``, under ``cap`` leases, if set), and the link's bytes and, if ``counted``, one
+    of its downloads (within its limit and ``byte_cap``, if set)."""
+
+    link_id: str
+    now: int
+    nbytes: int  # never negative
+    counted: bool
+    byte_cap: int | None
+    day: int  # days since 1970-01-01 (UTC) that the bytes count on
+    budget: int | None
+    slot_id: str
+    until: int
+    cap: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadEnd:
+    """What settling one download asks of the store: ``extra_bytes`` (sent minus reserved;
+    negative for bytes reserved but not sent) on the link and on ``day``'s egress, the
+    download given back if ``uncount``, the lease ``slot_id`` dropped, and ``event``
+    logged if given."""
+
+    link_id: str
+    extra_bytes: int
+    uncount: bool
+    day: int
+    slot_id: str
+    event: DownloadEvent | None = None
+
+
 def keyword_key(text: str) -> str:
     """The form in which keywords are compared: NFKC, case-folded, without whitespace and
     without punctuation around it, so "芝麻开门", " 芝麻 开门！" and "芝麻开门。" are one."""

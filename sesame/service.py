@@ -8,28 +8,23 @@ import string
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 from sesame import apikeys, replies
-from sesame.bandwidth import Bandwidth, Ticket, Usage, parse_rate
+from sesame.bandwidth import parse_rate
 from sesame.catalog import Catalog
+from sesame.downloads import Downloads
 from sesame.errors import (
     ApiKeyInvalid,
     ApiKeyNotFound,
     InvalidInput,
-    LinkExhausted,
-    LinkExpired,
-    LinkInvalid,
     LinkNotFound,
-    LinkRevoked,
     RuleExists,
     RuleNotFound,
 )
 from sesame.lifetimes import format_lifetime, parse_lifetime
 from sesame.links import Clock, LinkSigner
 from sesame.models import (
-    Access,
     ApiKey,
     DownloadEvent,
     FileInfo,
@@ -39,7 +34,6 @@ from sesame.models import (
     Rule,
     SharedLink,
     keyword_key,
-    utc,
 )
 from sesame.settings import Settings, signing_keys
 from sesame.store import Store, open_store
@@ -62,10 +56,10 @@ class Service:
     catalog: Catalog
     signer: LinkSigner
     clock: Clock = field(default=time.time)
-    bandwidth: Bandwidth = field(init=False)
+    downloads: Downloads = field(init=False)  # what the gateway does for each download
 
     def __post_init__(self) -> None:
-        self.bandwidth = Bandwidth(self.settings, self.store, self.clock)
+        self.downloads = Downloads(self.settings, self.store, self.signer, self.clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
@@ -289,90 +283,10 @@ class Service:
         token = self.signer.mint(link.id, link.lifetime, link.created_at)
         return SharedLink(link, f"{self.settings.public_url}/d/{token}")
 
-    # -- what a download needs ----------------------------------------------------------
-
-    def admit(self, token: str, access: Access = Access.FULL) -> Link:
-        """The link a token opens, if it may be used for ``access`` now.
-
-        Signature and lifetime are checked before any store access: LinkInvalid,
-        LinkExpired. A RESUME of a link whose download began before it expired is
-        still served for ``resume_grace`` after expiry. Then the record: LinkRevoked,
-        and LinkExhausted for anything but a RESUME (which never takes a download).
-        """
-        try:
-            claims, expired = self.signer.verify(token), None
-        except LinkExpired as exc:
-            if access is not Access.RESUME or not self._in_grace(exc):
-                raise
-            claims, expired = self.signer.read(token), exc
-        link = self.store.get_link(claims.link_id)
-        # A record made at another time is another link that happens to share the id.
-        if link is None or link.created_at != claims.signed_at:
-            raise LinkInvalid()
-        if expired and (link.started_at is None or link.started_at > link.expires_at):
-            raise expired
-        return _usable(link, may_be_used_up=access is Access.RESUME)
-
-    def begin(self, link: Link, access: Access, nbytes: int, file_size: int) -> Ticket:
-        """Start serving ``nbytes`` of the link's file (``file_size`` bytes in all); the
-        ticket goes back to ``end``.
-
-        First the owner's bandwidth (see Bandwidth.take): BudgetSpent, TooBusy. Then the
-        link: a FULL download takes one from its limit; every download reserves its
-        bytes, and a limited link never serves more than (limit + 1) x the file's size.
-        Raises LinkRevoked or LinkExhausted, atomically with respect to every process.
-        """
-        ticket = self.bandwidth.take(access, nbytes)
-        counted = access is Access.FULL
-        cap = None if link.max_downloads is None else (link.max_downloads + 1) * file_size
-        if not self.store.begin_download(link.id, int(self.clock()), nbytes, counted, cap):
-            self.bandwidth.give_back(ticket, nbytes, 0)
-            current = self.store.get_link(link.id) or link
-            _usable(current, may_be_used_up=not counted)
-            raise LinkExhausted(link.id, link.max_downloads or 0)
-        return ticket
-
-    def end(
-        self,
-        link: Link,
-        access: Access,
-        reserved: int,
-        sent: int,
-        completed: bool,
-        ticket: Ticket | None = None,
-        event: DownloadEvent | None = None,
-    ) -> None:
-        """Settle a download: keep the bytes really sent, give the download back if a
-        FULL download did not complete, and free its place among those in flight. With
-        ``event``, its log row goes to the store in the same trip."""
-        uncount = access is Access.FULL and not completed
-        if event is None:
-            self.store.end_download(link.id, sent - reserved, uncount)
-        else:
-            self.store.end_download_logged(link.id, sent - reserved, uncount, event)
-        if ticket is not None:
-            self.bandwidth.give_back(ticket, reserved, sent)
-
-    def usage(self) -> Usage:
-        """Bytes served today against the daily budget, downloads in flight against the
-        cap, and bytes per day for the last 30 days."""
-        return self.bandwidth.usage()
-
-    def record(self, event: DownloadEvent) -> None:
-        """Append a request to the download log."""
-        self.store.add_event(event)
-
-    def file_path(self, link: Link) -> Path:
-        """The file a link serves. Raises FileMissing if it was removed since."""
-        return self.catalog.resolve(link.file)
-
     @property
     def _default_rate(self) -> int | None:
         default = self.settings.default_link_rate
         return None if default is None else int(default)
-
-    def _in_grace(self, exc: LinkExpired) -> bool:
-        return self.clock() <= exc.expired_at.timestamp() + self.settings.resume_grace
 
     def _lifetime(self, lifetime: str | int | None) -> int:
         if lifetime is None:
@@ -384,15 +298,6 @@ class Service:
                 " (SESAME_MAX_LIFETIME)."
             )
         return seconds
-
-
-def _usable(link: Link, may_be_used_up: bool = False) -> Link:
-    if link.revoked_at is not None:
-        raise LinkRevoked(link.id, utc(link.revoked_at))
-    limit = link.max_downloads
-    if limit is not None and link.downloads >= limit and not may_be_used_up:
-        raise LinkExhausted(link.id, limit)
-    return link
 
 
 def _check_limit(max_downloads: int | None) -> None:

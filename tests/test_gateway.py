@@ -146,7 +146,7 @@ def make_gone(service: Service, clock: FakeClock, code: str) -> str:
     elif code == "revoked":
         service.revoke(link.id)
     else:
-        service.begin(link, Access.FULL, 0, 1)
+        service.downloads.begin(link, Access.FULL, 0, 1)
     return path
 
 

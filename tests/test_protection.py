@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from sesame.bandwidth import DAY
+from sesame.bandwidth import DAY, Ticket
 from sesame.models import Access
 from sesame.service import Service
 from tests.support import T0, FakeClock, make_settings, write_files
@@ -50,12 +50,18 @@ def path_of(service: Service, **options: Any) -> tuple[str, str]:
     return shared.link.id, shared.url.removeprefix(service.settings.public_url)
 
 
+def another_download(service: Service) -> Ticket:
+    """A download in flight of another link, as if at another gateway."""
+    other = service.share("data.bin").link
+    return service.downloads.begin(other, Access.FULL, 0, len(BODY))
+
+
 def test_over_the_concurrency_cap_is_503_and_takes_nothing(make: Make) -> None:
     """With every place taken, a download gets 503 with Retry-After and a bilingual page,
     and its one-time link keeps its download; once a place is free it downloads."""
     service, client = make(max_concurrent_downloads=1)
     link_id, path = path_of(service, max_downloads=1)
-    held = service.bandwidth.take(Access.FULL, 0)  # another download, at another gateway
+    held = another_download(service)
     response = client.get(path)
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > 0
@@ -64,10 +70,10 @@ def test_over_the_concurrency_cap_is_503_and_takes_nothing(make: Make) -> None:
     assert answer.status_code == 503 and answer.json()["error"] == "busy"
     assert answer.json()["retry_after"] == int(answer.headers["retry-after"])
     assert service.link(link_id).link.downloads == 0
-    assert service.usage().today == 0  # nothing reserved either
+    assert service.downloads.usage().today == 0  # nothing reserved either
     refused = service.events(link_id)
     assert [(e.status, e.outcome, e.counted) for e in refused] == [(503, "refused", False)] * 2
-    service.bandwidth.give_back(held, 0, 0)
+    service.downloads.end(held, 0, False)
     assert client.get(path).content == BODY
 
 
@@ -77,14 +83,14 @@ def test_a_finished_download_frees_its_place(make: Make) -> None:
     _, path = path_of(service)
     for _ in range(3):
         assert client.get(path).status_code == 200
-    assert service.usage().downloads == 0
+    assert service.downloads.usage().downloads == 0
 
 
 def test_a_crashed_gateways_place_lapses(make: Make, clock: FakeClock) -> None:
     """A place whose gateway stopped renewing it is free again once its lease lapses."""
     service, client = make(max_concurrent_downloads=1)
     _, path = path_of(service)
-    service.bandwidth.take(Access.FULL, 0)
+    another_download(service)
     assert client.get(path).status_code == 503
     clock.now += 300  # the lease is 120 s; the link lives 10 min
     assert client.get(path).status_code == 200
@@ -122,7 +128,7 @@ def test_a_spent_budget_is_503_with_the_reset_time(make: Make) -> None:
     body = client.get(path, headers=JSON).json()
     assert body["error"] == "budget" and body["resets_at"] == "2027-01-16T00:00:00+00:00"
     assert service.link(link_id).link.downloads == 2
-    assert service.usage().today == 2 * len(BODY)
+    assert service.downloads.usage().today == 2 * len(BODY)
 
 
 def test_a_resumption_finishes_over_the_budget(make: Make) -> None:
@@ -144,7 +150,7 @@ def test_the_budget_resets_the_next_utc_day(make: Make, clock: FakeClock) -> Non
     assert client.get(path).status_code == 503
     clock.now = (T0 // DAY + 1) * DAY
     assert client.get(path).status_code == 200
-    usage = service.usage()
+    usage = service.downloads.usage()
     assert usage.today == len(BODY) and usage.budget == 10 * 1024
     assert [n for _, n in usage.per_day[-2:]] == [len(BODY), len(BODY)]
     assert len(usage.per_day) == 30
@@ -156,7 +162,7 @@ def test_an_aborted_download_gives_its_bytes_back(make: Make) -> None:
     service, client = make(daily_egress="1MiB")
     _, path = path_of(service)
     assert client.get(path, headers={"range": "bytes=99999-"}).status_code == 416
-    assert service.usage().today == 0
+    assert service.downloads.usage().today == 0
 
 
 def test_the_rate_limit_is_shared_through_redis(make: Make, redis_url: str) -> None:
@@ -177,6 +183,6 @@ def test_offloaded_downloads_free_their_place_and_hand_nginx_the_speed_cap(make:
     plain = service.share("data.bin").url.removeprefix(service.settings.public_url)
     first = client.get(capped)
     assert first.headers["x-accel-limit-rate"] == "4096"
-    assert service.usage().downloads == 0
+    assert service.downloads.usage().downloads == 0
     second = client.get(plain)
     assert second.status_code == 200 and "x-accel-limit-rate" not in second.headers

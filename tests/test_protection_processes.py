@@ -41,9 +41,11 @@ def test_two_gateways_share_one_cap(tmp_path: Path, redis_url: str) -> None:
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"] == "busy"
             assert int(refused.headers["retry-after"]) > 0
-            assert service.usage().downloads == 1
+            assert service.downloads.usage().downloads == 1
             assert running.read() == BODY
-        _until(lambda: service.usage().downloads == 0)  # the gateway settles after sending
+        _until(
+            lambda: service.downloads.usage().downloads == 0
+        )  # the gateway settles after sending
         assert httpx.get(f"{second}/d/{token}", timeout=20).content == BODY
     service.store.close()
 

@@ -6,11 +6,12 @@ import multiprocessing
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from secrets import token_hex
 
 import pytest
 
 from sesame.errors import ConfigError
-from sesame.models import Link
+from sesame.models import DownloadEnd, DownloadEvent, DownloadStart, Link, Outcome
 from sesame.store import open_store
 from sesame.store.sqlite import SQLiteStore
 from tests.support import NOW
@@ -31,6 +32,13 @@ def store(db: Path) -> Iterator[SQLiteStore]:
 def make_link(link_id: str = "link0000001", **fields: object) -> Link:
     base = Link(id=link_id, file="hello.txt", created_at=NOW, expires_at=NOW + 600)
     return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def counted_start(slot_id: str) -> DownloadStart:
+    """A counted download of one byte of make_link(), with no budget and no cap."""
+    return DownloadStart(
+        "link0000001", NOW, 1, True, None, NOW // 86400, None, slot_id, NOW + 60, None
+    )
 
 
 def test_add_and_get(store: SQLiteStore) -> None:
@@ -56,7 +64,8 @@ def _begin_in_process(
 ) -> None:
     store = SQLiteStore(db)  # a connection of its own: never share one across fork
     start.wait()
-    out.put(sum(store.begin_download("link0000001", NOW, 1, True, None) for _ in range(10)))
+    asks = [counted_start(token_hex(8)) for _ in range(10)]
+    out.put(sum(store.begin_download(ask) is None for ask in asks))
     store.close()
 
 
@@ -75,6 +84,22 @@ def test_claim_race_between_processes(store: SQLiteStore, db: Path) -> None:
     assert won == 5
     link = store.get_link("link0000001")
     assert link is not None and link.downloads == 5
+
+
+def test_a_download_is_one_transaction_each_way(store: SQLiteStore) -> None:
+    """begin_download and end_download are each one transaction; an end with nothing to
+    settle writes neither the link nor the day's bytes."""
+    store.add_link(make_link())
+    began: list[str] = []
+    store._db.set_trace_callback(began.append)
+    assert store.begin_download(counted_start("s")) is None
+    ended: list[str] = []
+    store._db.set_trace_callback(ended.append)
+    row = DownloadEvent("link0000001", NOW, None, None, 200, 1, Outcome.COMPLETED, True)
+    store.end_download(DownloadEnd("link0000001", 0, False, NOW // 86400, "s", row))
+    for trip in (began, ended):
+        assert (trip[0], trip[-1], trip.count("COMMIT")) == ("BEGIN IMMEDIATE", "COMMIT", 1)
+    assert not [statement for statement in ended if "links" in statement or "egress" in statement]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sesame.models import ApiKey, DownloadEvent, Link, Rule
+from sesame.models import ApiKey, DownloadEnd, DownloadEvent, DownloadStart, Link, Refusal, Rule
 
 
 class Store(Protocol):
@@ -12,7 +12,8 @@ class Store(Protocol):
     links issued for them; API keys.
 
     Every method is safe to call from several threads and several processes at once;
-    ``begin_download`` is atomic, so a limit holds however many gateways race for it.
+    ``begin_download`` and ``end_download`` are each one atomic trip to the store, so the
+    limits hold however many gateways race for them.
     """
 
     def add_link(self, link: Link) -> None:
@@ -27,26 +28,24 @@ class Store(Protocol):
     def revoke_link(self, link_id: str, at: int) -> Link | None:
         """Mark the link revoked at ``at`` (kept if it already was); None if unknown."""
 
-    def begin_download(
-        self, link_id: str, now: int, nbytes: int, counted: bool, byte_cap: int | None
-    ) -> bool:
-        """Atomically start serving ``nbytes`` of the link's file.
+    def begin_download(self, start: DownloadStart) -> Refusal | None:
+        """Atomically begin a download, all or nothing.
 
-        Succeeds only if the link exists and is not revoked, if ``counted`` requests still
-        fit under its download limit, and if its bytes served stay within ``byte_cap``.
-        On success the download count (if ``counted``) and bytes served grow and
-        ``started_at`` is set if it was not; on failure nothing changes.
+        In this order, the first that fails is the refusal, and then nothing changes:
+        BUDGET if ``start.budget`` is set and the day's bytes plus ``nbytes`` would pass it;
+        BUSY if ``start.cap`` is set and that many leases are held at ``now``; LINK unless
+        the link exists, is not revoked, has a download left under its limit if
+        ``counted``, and its bytes served plus ``nbytes`` stay within ``byte_cap``.
+        Otherwise: the link's bytes served and (if ``counted``) downloads grow, its
+        ``started_at`` is set if it was not, the day's bytes grow by ``nbytes``, leases that
+        lapsed before ``now`` are forgotten and ``slot_id`` is held until ``until``.
         """
 
-    def end_download(self, link_id: str, extra_bytes: int, uncount: bool) -> None:
-        """Settle a download begun with ``begin_download``: add ``extra_bytes`` (negative
-        for bytes reserved but not sent) and, if ``uncount``, give the download back."""
-
-    def end_download_logged(
-        self, link_id: str, extra_bytes: int, uncount: bool, event: DownloadEvent
-    ) -> None:
-        """``end_download`` and ``add_event(event)`` in one trip to the store: what every
-        download does when its body is done."""
+    def end_download(self, end: DownloadEnd) -> None:
+        """Settle a download begun with ``begin_download``, in one trip: add ``extra_bytes``
+        to the link's bytes served and to the day's bytes (neither below 0); if
+        ``uncount``, give the link's download back (never below 0); drop the lease; and
+        append ``event`` to the log, if given. An unknown link is skipped; the rest holds."""
 
     def add_event(self, event: DownloadEvent) -> None:
         """Append one row to the download log."""
@@ -66,24 +65,11 @@ class Store(Protocol):
 
     # -- bandwidth: downloads in flight and bytes per day ------------------------------
 
-    def take_slot(self, slot_id: str, now: int, until: int, cap: int | None) -> bool:
-        """Atomically note a download in flight until ``until`` (a lease): first forget
-        leases that lapsed before ``now``; then, if fewer than ``cap`` remain (or no cap),
-        add this one. False, and nothing changes, when the cap is reached."""
-
     def renew_slot(self, slot_id: str, until: int) -> None:
-        """Extend a lease taken with ``take_slot`` (if it is still held) to ``until``."""
-
-    def drop_slot(self, slot_id: str) -> None:
-        """Forget a lease: its download is over."""
+        """Extend a lease taken with ``begin_download`` (if it is still held) to ``until``."""
 
     def count_slots(self, now: int) -> int:
         """How many leases are held at ``now``."""
-
-    def add_egress(self, day: int, nbytes: int, budget: int | None) -> bool:
-        """Atomically add ``nbytes`` (negative to give some back, never below 0) to the bytes
-        served on ``day`` (days since 1970-01-01). If ``budget`` is set and the day's total
-        would pass it, False and nothing changes."""
 
     def egress(self, first_day: int, last_day: int) -> dict[int, int]:
         """Bytes served per day from ``first_day`` to ``last_day``; days with none left out."""

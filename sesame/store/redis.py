@@ -14,11 +14,21 @@ from typing import Any, cast
 
 import redis
 
-from sesame.models import ApiKey, DownloadEvent, Link, Outcome, Rule
+from sesame.models import (
+    ApiKey,
+    DownloadEnd,
+    DownloadEvent,
+    DownloadStart,
+    Link,
+    Outcome,
+    Refusal,
+    Rule,
+)
 
 PREFIX = "sesame:"
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
 EGRESS = PREFIX + "egress"  # bytes served per day (days since 1970-01-01, UTC)
+EVENTS = PREFIX + "events"  # the download log, a stream; each link's own is a list
 _LINK_FIELDS = {f.name for f in fields(Link)}
 _KEY_FIELDS = {f.name for f in fields(ApiKey)}
 _INT_FIELDS = {
@@ -34,44 +44,55 @@ _INT_FIELDS = {
 }
 _BOOL_FIELDS = {"landing"}
 
+# KEYS: the link's record, the bytes per day, the leases.
+# ARGV: now, nbytes, counted (0 or 1), byte cap, day, budget, lease id, until, cap (-1: none).
+# Returns nothing when the download began, else why not (models.Refusal).
 _BEGIN = """
+local nbytes = tonumber(ARGV[2])
+local budget, cap = tonumber(ARGV[6]), tonumber(ARGV[9])
+if budget >= 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[5]) or '0') + nbytes > budget then
+  return 'budget'
+end
+if cap >= 0 and redis.call('ZCOUNT', KEYS[3], ARGV[1], '+inf') >= cap then return 'busy' end
 local f = redis.call('HMGET', KEYS[1], 'created_at', 'revoked_at', 'max_downloads',
                      'downloads', 'bytes_served')
-if not f[1] or f[2] then return 0 end
-local counted, nbytes, cap = tonumber(ARGV[3]), tonumber(ARGV[2]), tonumber(ARGV[4])
-if counted == 1 and f[3] and tonumber(f[4]) >= tonumber(f[3]) then return 0 end
-if cap >= 0 and tonumber(f[5]) + nbytes > cap then return 0 end
-redis.call('HINCRBY', KEYS[1], 'downloads', counted)
-redis.call('HINCRBY', KEYS[1], 'bytes_served', nbytes)
+if not f[1] or f[2] then return 'link' end
+local counted, byte_cap = tonumber(ARGV[3]), tonumber(ARGV[4])
+if counted == 1 and f[3] and tonumber(f[4]) >= tonumber(f[3]) then return 'link' end
+if byte_cap >= 0 and tonumber(f[5]) + nbytes > byte_cap then return 'link' end
+redis.call('HINCRBY', KEYS[1], 'downloads', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'bytes_served', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
-return 1
+if nbytes ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[5], ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
+return false
 """
 
+# KEYS: the link's record, the bytes per day, the leases, the log, the link's log.
+# ARGV: extra bytes, uncount (0 or 1), day, lease id, the log row ('' for none), the oldest
+# log entry id kept, how long the link's log is kept.
 _END = """
-local f = redis.call('HMGET', KEYS[1], 'bytes_served', 'downloads')
-if not f[1] then return 0 end
-redis.call('HSET', KEYS[1], 'bytes_served', math.max(0, tonumber(f[1]) + tonumber(ARGV[1])))
-if ARGV[2] == '1' and tonumber(f[2]) > 0 then
-  redis.call('HINCRBY', KEYS[1], 'downloads', -1)
+local extra = tonumber(ARGV[1])
+if extra ~= 0 or ARGV[2] == '1' then
+  local f = redis.call('HMGET', KEYS[1], 'bytes_served', 'downloads')
+  if f[1] then
+    redis.call('HSET', KEYS[1], 'bytes_served', math.max(0, tonumber(f[1]) + extra))
+    if ARGV[2] == '1' and tonumber(f[2]) > 0 then
+      redis.call('HINCRBY', KEYS[1], 'downloads', -1)
+    end
+  end
 end
-return 1
-"""
-
-# KEYS: the set of leases. ARGV: lease id, now, until, cap (-1 for none).
-_TAKE_SLOT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
-local cap = tonumber(ARGV[4])
-if cap >= 0 and redis.call('ZCARD', KEYS[1]) >= cap then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-return 1
-"""
-
-# KEYS: the hash of bytes per day. ARGV: day, bytes, budget (-1 for none).
-_ADD_EGRESS = """
-local served = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local nbytes, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
-if budget >= 0 and served + nbytes > budget then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], math.max(0, served + nbytes))
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[6], '*', 'e', ARGV[5])
+  redis.call('LPUSH', KEYS[5], ARGV[5])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+end
+if extra ~= 0 then
+  local served = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
+  redis.call('HSET', KEYS[2], ARGV[3], math.max(0, served + extra))
+end
+redis.call('ZREM', KEYS[3], ARGV[4])
 return 1
 """
 
@@ -109,8 +130,6 @@ class RedisStore:
         self._end = self.redis.register_script(_END)
         self._revoke = self.redis.register_script(_REVOKE)
         self._issue = self.redis.register_script(_ISSUE)
-        self._take_slot = self.redis.register_script(_TAKE_SLOT)
-        self._add_egress = self.redis.register_script(_ADD_EGRESS)
 
     def add_link(self, link: Link) -> None:
         key = _link_key(link.id)
@@ -139,32 +158,42 @@ class RedisStore:
         self._revoke(keys=[_link_key(link_id)], args=[at])
         return self.get_link(link_id)
 
-    def begin_download(
-        self, link_id: str, now: int, nbytes: int, counted: bool, byte_cap: int | None
-    ) -> bool:
-        cap = -1 if byte_cap is None else byte_cap
-        args = [now, nbytes, int(counted), cap]
-        return bool(self._begin(keys=[_link_key(link_id)], args=args))
+    def begin_download(self, start: DownloadStart) -> Refusal | None:
+        args: list[str | int] = [
+            start.now,
+            start.nbytes,
+            int(start.counted),
+            _limit(start.byte_cap),
+            start.day,
+            _limit(start.budget),
+            start.slot_id,
+            start.until,
+            _limit(start.cap),
+        ]
+        refusal = self._begin(keys=[_link_key(start.link_id), EGRESS, SLOTS], args=args)
+        return None if refusal is None else Refusal(refusal)
 
-    def end_download(self, link_id: str, extra_bytes: int, uncount: bool) -> None:
-        self._end(keys=[_link_key(link_id)], args=[extra_bytes, int(uncount)])
-
-    def take_slot(self, slot_id: str, now: int, until: int, cap: int | None) -> bool:
-        args: list[str | int] = [slot_id, now, until, -1 if cap is None else cap]
-        return bool(self._take_slot(keys=[SLOTS], args=args))
+    def end_download(self, end: DownloadEnd) -> None:
+        event = end.event
+        row = "" if event is None else json.dumps(asdict(event))
+        events_of = _events_key(end.link_id if event is None else event.link_id)
+        args: list[str | int] = [
+            end.extra_bytes,
+            int(end.uncount),
+            end.day,
+            end.slot_id,
+            row,
+            self._oldest_kept(),
+            self.retention,
+        ]
+        keys = [_link_key(end.link_id), EGRESS, SLOTS, EVENTS, events_of]
+        self._end(keys=keys, args=args)
 
     def renew_slot(self, slot_id: str, until: int) -> None:
         self.redis.zadd(SLOTS, {slot_id: until}, xx=True)
 
-    def drop_slot(self, slot_id: str) -> None:
-        self.redis.zrem(SLOTS, slot_id)
-
     def count_slots(self, now: int) -> int:
         return int(self.redis.zcount(SLOTS, now, "+inf"))
-
-    def add_egress(self, day: int, nbytes: int, budget: int | None) -> bool:
-        args = [day, nbytes, -1 if budget is None else budget]
-        return bool(self._add_egress(keys=[EGRESS], args=args))
 
     def egress(self, first_day: int, last_day: int) -> dict[int, int]:
         days = list(range(first_day, last_day + 1))
@@ -173,14 +202,6 @@ class RedisStore:
         values = cast(list[str | None], self.redis.hmget(EGRESS, [str(d) for d in days]))
         return {day: int(v) for day, v in zip(days, values, strict=True) if v and int(v) > 0}
 
-    def end_download_logged(
-        self, link_id: str, extra_bytes: int, uncount: bool, event: DownloadEvent
-    ) -> None:
-        with self.redis.pipeline(transaction=False) as pipe:
-            self._end(keys=[_link_key(link_id)], args=[extra_bytes, int(uncount)], client=pipe)
-            self._queue_event(pipe, event)
-            pipe.execute()
-
     def add_event(self, event: DownloadEvent) -> None:
         with self.redis.pipeline(transaction=False) as pipe:
             self._queue_event(pipe, event)
@@ -188,22 +209,25 @@ class RedisStore:
 
     def _queue_event(self, pipe: Any, event: DownloadEvent) -> None:
         data = json.dumps(asdict(event))
-        per_link = PREFIX + "events:" + event.link_id
-        # Stream ids are the server's wall-clock milliseconds: trim by wall-clock time.
-        oldest_kept = int((time.time() - self.retention) * 1000)
-        pipe.xadd(PREFIX + "events", {"e": data}, minid=oldest_kept, approximate=True)
+        per_link = _events_key(event.link_id)
+        pipe.xadd(EVENTS, {"e": data}, minid=self._oldest_kept(), approximate=True)
         pipe.lpush(per_link, data)
         pipe.expire(per_link, self.retention)
+
+    def _oldest_kept(self) -> int:
+        """The id below which the log is trimmed: stream ids are the server's wall-clock
+        milliseconds, so trim by wall-clock time."""
+        return int((time.time() - self.retention) * 1000)
 
     def list_events(
         self, link_id: str | None = None, limit: int | None = None
     ) -> list[DownloadEvent]:
         if link_id is not None:
-            rows = self.redis.lrange(PREFIX + "events:" + link_id, 0, (limit or 0) - 1)
+            rows = self.redis.lrange(_events_key(link_id), 0, (limit or 0) - 1)
         else:
             entries = cast(
                 list[tuple[str, dict[str, str]]],
-                self.redis.xrevrange(PREFIX + "events", count=limit),
+                self.redis.xrevrange(EVENTS, count=limit),
             )
             rows = [entry["e"] for _, entry in entries]
         return [_event(json.loads(row)) for row in rows]
@@ -280,6 +304,15 @@ class RedisStore:
 
 def _link_key(link_id: str) -> str:
     return f"{PREFIX}link:{link_id}"
+
+
+def _events_key(link_id: str) -> str:
+    return f"{EVENTS}:{link_id}"
+
+
+def _limit(limit: int | None) -> int:
+    """A limit as a script's argument: -1 for none."""
+    return -1 if limit is None else limit
 
 
 def _api_key_key(key_id: str) -> str:

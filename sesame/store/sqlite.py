@@ -10,7 +10,16 @@ from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
-from sesame.models import ApiKey, DownloadEvent, Link, Outcome, Rule
+from sesame.models import (
+    ApiKey,
+    DownloadEnd,
+    DownloadEvent,
+    DownloadStart,
+    Link,
+    Outcome,
+    Refusal,
+    Rule,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -82,9 +91,14 @@ LINK_COLUMNS = (
     "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads,"
     " bytes_served, started_at, landing, rate"
 )
+LINK_NAMES = tuple(LINK_COLUMNS.replace(" ", "").split(","))
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at"
 KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
+ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+# A day's bytes grow, or shrink for bytes reserved but not sent, never below 0.
+ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
+    ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
 
 
 class SQLiteStore:
@@ -151,58 +165,69 @@ class SQLiteStore:
         )
         return self.get_link(link_id)
 
-    def begin_download(
-        self, link_id: str, now: int, nbytes: int, counted: bool, byte_cap: int | None
-    ) -> bool:
-        cursor = self._db.execute(
+    def begin_download(self, start: DownloadStart) -> Refusal | None:
+        with self._transaction() as db:
+            refusal = self._refusal(db, start)
+            if refusal is None:
+                if start.nbytes:
+                    db.execute(ADD_EGRESS, {"day": start.day, "nbytes": start.nbytes})
+                db.execute("DELETE FROM slots WHERE until < ?", (start.now,))
+                db.execute(
+                    "INSERT OR REPLACE INTO slots (id, until) VALUES (?, ?)",
+                    (start.slot_id, start.until),
+                )
+            return refusal
+
+    def _refusal(self, db: sqlite3.Connection, start: DownloadStart) -> Refusal | None:
+        """Check the budget and the cap, then take the link's part: the first that fails."""
+        if start.budget is not None:
+            row = db.execute("SELECT bytes FROM egress WHERE day = ?", (start.day,)).fetchone()
+            if (row[0] if row else 0) + start.nbytes > start.budget:
+                return Refusal.BUDGET
+        if start.cap is not None:
+            (held,) = db.execute(
+                "SELECT COUNT(*) FROM slots WHERE until >= ?", (start.now,)
+            ).fetchone()
+            if held >= start.cap:
+                return Refusal.BUSY
+        cursor = db.execute(
             """UPDATE links SET downloads = downloads + :counted,
                    bytes_served = bytes_served + :nbytes,
                    started_at = COALESCE(started_at, :now)
                WHERE id = :id AND revoked_at IS NULL
                  AND (:counted = 0 OR max_downloads IS NULL OR downloads < max_downloads)
                  AND (:cap IS NULL OR bytes_served + :nbytes <= :cap)""",
-            {"id": link_id, "now": now, "nbytes": nbytes, "counted": int(counted), "cap": byte_cap},
+            {
+                "id": start.link_id,
+                "now": start.now,
+                "nbytes": start.nbytes,
+                "counted": int(start.counted),
+                "cap": start.byte_cap,
+            },
         )
-        return cursor.rowcount == 1
+        return None if cursor.rowcount == 1 else Refusal.LINK
 
-    def end_download(self, link_id: str, extra_bytes: int, uncount: bool) -> None:
-        self._db.execute(
-            """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
-                   downloads = MAX(0, downloads - :uncount)
-               WHERE id = :id""",
-            {"id": link_id, "extra": extra_bytes, "uncount": int(uncount)},
-        )
-
-    def take_slot(self, slot_id: str, now: int, until: int, cap: int | None) -> bool:
+    def end_download(self, end: DownloadEnd) -> None:
         with self._transaction() as db:
-            db.execute("DELETE FROM slots WHERE until < ?", (now,))
-            (held,) = db.execute("SELECT COUNT(*) FROM slots").fetchone()
-            if cap is not None and held >= cap:
-                return False
-            db.execute("INSERT OR REPLACE INTO slots (id, until) VALUES (?, ?)", (slot_id, until))
-            return True
+            if end.extra_bytes or end.uncount:
+                db.execute(
+                    """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
+                           downloads = MAX(0, downloads - :uncount)
+                       WHERE id = :id""",
+                    {"id": end.link_id, "extra": end.extra_bytes, "uncount": int(end.uncount)},
+                )
+            if end.event is not None:
+                db.execute(ADD_EVENT, _event_row(end.event))
+            if end.extra_bytes:
+                db.execute(ADD_EGRESS, {"day": end.day, "nbytes": end.extra_bytes})
+            db.execute("DELETE FROM slots WHERE id = ?", (end.slot_id,))
 
     def renew_slot(self, slot_id: str, until: int) -> None:
         self._db.execute("UPDATE slots SET until = ? WHERE id = ?", (until, slot_id))
 
-    def drop_slot(self, slot_id: str) -> None:
-        self._db.execute("DELETE FROM slots WHERE id = ?", (slot_id,))
-
     def count_slots(self, now: int) -> int:
         (held,) = self._db.execute("SELECT COUNT(*) FROM slots WHERE until >= ?", (now,)).fetchone()
         return int(held)
-
-    def add_egress(self, day: int, nbytes: int, budget: int | None) -> bool:
-        with self._transaction() as db:
-            row = db.execute("SELECT bytes FROM egress WHERE day = ?", (day,)).fetchone()
-            served = row[0] if row else 0
-            if budget is not None and served + nbytes > budget:
-                return False
-            db.execute(
-                "INSERT OR REPLACE INTO egress (day, bytes) VALUES (?, ?)",
-                (day, max(0, served + nbytes)),
-            )
-            return True
 
     def egress(self, first_day: int, last_day: int) -> dict[int, int]:
         rows = self._db.execute(
@@ -211,18 +236,8 @@ class SQLiteStore:
         )
         return {day: served for day, served in rows}
 
-    def end_download_logged(
-        self, link_id: str, extra_bytes: int, uncount: bool, event: DownloadEvent
-    ) -> None:
-        with self._transaction():  # one commit instead of two
-            self.end_download(link_id, extra_bytes, uncount)
-            self.add_event(event)
-
     def add_event(self, event: DownloadEvent) -> None:
-        self._db.execute(
-            f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            astuple(event),
-        )
+        self._db.execute(ADD_EVENT, _event_row(event))
 
     def list_events(
         self, link_id: str | None = None, limit: int | None = None
@@ -321,9 +336,24 @@ def _link_row(link: Link) -> tuple[Any, ...]:
     return astuple(link)
 
 
+def _event_row(event: DownloadEvent) -> tuple[Any, ...]:
+    # Not astuple(): it deep-copies every field, and this runs once per download.
+    return (
+        event.link_id,
+        event.at,
+        event.client_ip,
+        event.user_agent,
+        event.status,
+        event.bytes_sent,
+        event.outcome,
+        event.counted,
+    )
+
+
 def _link(row: tuple[Any, ...]) -> Link:
-    values = dict(zip(LINK_COLUMNS.replace(" ", "").split(","), row, strict=True))
-    return Link(**values | {"landing": bool(values["landing"])})
+    values = dict(zip(LINK_NAMES, row, strict=True))
+    values["landing"] = bool(values["landing"])
+    return Link(**values)
 
 
 def _rule(row: tuple[Any, ...]) -> Rule:

@@ -39,7 +39,7 @@ def seeded(service: Service) -> dict[str, str]:
             welcome, now - 40 * DAY, "192.0.2.1", "Wget/1.21", 200, 18, Outcome.COMPLETED, True
         ),
     ]:
-        service.record(event)
+        service.downloads.record(event)
     return {"photos": photos, "welcome": welcome}
 
 
@@ -154,7 +154,7 @@ def test_counted_aborted_and_previews_are_told_apart(signed_in: AppTest, service
         DownloadEvent(link, now - 30, "192.0.2.8", "curl/8", 206, 9, Outcome.COMPLETED),
         DownloadEvent(link, now - 20, "192.0.2.7", "curl/8", 200, 18, Outcome.COMPLETED, True),
     ]:
-        service.record(event)
+        service.downloads.record(event)
     activity(signed_in)
     shown = totals(signed_in)
     assert (shown["Downloads"], shown["Aborted"], shown["Previews"]) == ("1", "1", "1")
@@ -164,9 +164,15 @@ def test_counted_aborted_and_previews_are_told_apart(signed_in: AppTest, service
     assert (row["aborted"], row["previews"]) == (1, 1)
 
 
+def downloading(service: Service, nbytes: int) -> None:
+    """One download in flight, with ``nbytes`` reserved on today's budget."""
+    link = service.share("welcome.txt").link
+    service.downloads.begin(link, Access.FULL, nbytes, nbytes)
+
+
 def test_bandwidth_without_limits(signed_in: AppTest, service: Service) -> None:
     """Without a budget or a cap the section says so, with today's bytes and a 30-day chart."""
-    service.bandwidth.take(Access.FULL, 3 * 1024**2)
+    downloading(service, 3 * 1024**2)
     activity(signed_in)
     text = " ".join(md.value for md in signed_in.markdown)
     assert "**Today** 3.0 MiB served · no daily budget" in text
@@ -184,7 +190,7 @@ def test_bandwidth_against_the_budget_and_the_cap(
     monkeypatch.setenv("SESAME_MAX_CONCURRENT_DOWNLOADS", "4")
     service = Service.from_settings(load_settings())
     try:
-        service.bandwidth.take(Access.FULL, 2 * 1024**2)
+        downloading(service, 2 * 1024**2)
         app.session_state[signin.SIGNED_IN] = True
         activity(app.run())
         bars = {bar.text: bar.value for bar in app.get("progress")}

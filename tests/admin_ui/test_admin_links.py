@@ -89,7 +89,9 @@ def test_revoke_asks_then_the_gateway_refuses(
     assert service.link(link.id).link.revoked_at is not None
     assert "Revoked the link to “芝麻 开门.txt”" in texts(signed_in.success)[0]
     with pytest.raises(LinkRevoked):
-        service.admit(url.rsplit("/", 1)[-1])  # what the gateway does with the next request
+        service.downloads.admit(
+            url.rsplit("/", 1)[-1]
+        )  # what the gateway does with the next request
     assert next(r for r in rows(signed_in) if r["id"] == link.id)["status"] == "revoked"
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from sesame.models import DownloadEvent, Link, Outcome
+from sesame.models import DownloadEnd, DownloadEvent, DownloadStart, Link, Outcome, Refusal
 from sesame.store import Store, open_store
 
 NOW = 1_800_000_000
+DAY = 86400
+TODAY = NOW // DAY
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -55,88 +58,185 @@ def test_revoking_keeps_the_first_time(store: Store) -> None:
     assert store.revoke_link("nope", NOW) is None
 
 
+def start(
+    link_id: str = "L1",
+    nbytes: int = 10,
+    counted: bool = True,
+    byte_cap: int | None = None,
+    *,
+    now: int = NOW,
+    budget: int | None = None,
+    cap: int | None = None,
+    slot: str | None = None,
+) -> DownloadStart:
+    """A download's start with a lease of a minute and, unless given, a lease id of its own."""
+    lease = slot or secrets.token_hex(6)
+    return DownloadStart(
+        link_id, now, nbytes, counted, byte_cap, now // DAY, budget, lease, now + 60, cap
+    )
+
+
+def end(
+    slot: str,
+    extra_bytes: int = 0,
+    uncount: bool = False,
+    row: DownloadEvent | None = None,
+    link_id: str = "L1",
+    day: int = TODAY,
+) -> DownloadEnd:
+    return DownloadEnd(link_id, extra_bytes, uncount, day, slot, row)
+
+
+def state(store: Store, link_id: str = "L1") -> tuple[Link | None, dict[int, int], int]:
+    """All that beginning a download may change: the link, today's bytes, leases held."""
+    return store.get_link(link_id), store.egress(TODAY, TODAY), store.count_slots(NOW)
+
+
+def race(threads: int, attempt: Callable[[int], bool]) -> int:
+    """How many of ``threads`` threads, let go at once, win their ``attempt``."""
+    wins: list[bool] = []
+    barrier = threading.Barrier(threads)
+
+    def run(number: int) -> None:
+        barrier.wait()
+        wins.append(attempt(number))
+
+    racers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    return wins.count(True)
+
+
+def test_a_download_takes_its_link_bytes_day_and_place_at_once(store: Store) -> None:
+    """begin_download grows the link's downloads and bytes, the day's bytes, and holds a
+    lease; a download of 0 bytes still takes a place."""
+    store.add_link(link())
+    assert store.begin_download(start(nbytes=100)) is None
+    record, served, held = state(store)
+    assert (record.downloads, record.bytes_served) == (1, 100)  # type: ignore[union-attr]
+    assert (served, held) == ({TODAY: 100}, 1)
+    assert store.begin_download(start(nbytes=0, counted=False)) is None
+    assert state(store)[1:] == ({TODAY: 100}, 2)
+
+
 def test_counted_downloads_stop_at_the_limit(store: Store) -> None:
-    """begin_download takes downloads up to max_downloads and then refuses."""
+    """begin_download takes downloads up to max_downloads and then refuses: LINK."""
     store.add_link(link(max_downloads=2))
-    results = [store.begin_download("L1", NOW, 10, True, None) for _ in range(3)]
-    assert results == [True, True, False]
+    results = [store.begin_download(start()) for _ in range(3)]
+    assert results == [None, None, Refusal.LINK]
     assert store.get_link("L1").downloads == 2  # type: ignore[union-attr]
 
 
 def test_uncounted_downloads_pass_a_used_up_link(store: Store) -> None:
     """A resumption (counted=False) is not stopped by the download limit."""
     store.add_link(link(max_downloads=1))
-    assert store.begin_download("L1", NOW, 10, True, None)
-    assert store.begin_download("L1", NOW, 10, False, None)
+    assert store.begin_download(start()) is None
+    assert store.begin_download(start(counted=False)) is None
     assert store.get_link("L1").downloads == 1  # type: ignore[union-attr]
 
 
 def test_revoked_or_unknown_links_begin_nothing(store: Store) -> None:
-    """begin_download refuses a revoked link and an unknown id, changing nothing."""
+    """begin_download refuses a revoked link and an unknown id (LINK), and takes neither
+    bytes nor a place for them."""
     store.add_link(link())
     store.revoke_link("L1", NOW)
-    assert not store.begin_download("L1", NOW, 10, True, None)
-    assert not store.begin_download("nope", NOW, 10, True, None)
+    before = state(store)
+    assert store.begin_download(start()) is Refusal.LINK
+    assert store.begin_download(start("nope")) is Refusal.LINK
+    assert state(store) == before
     assert store.get_link("L1").downloads == 0  # type: ignore[union-attr]
 
 
 def test_the_byte_cap_holds(store: Store) -> None:
     """bytes_served never passes byte_cap; a refused begin reserves nothing."""
     store.add_link(link())
-    assert store.begin_download("L1", NOW, 60, False, 100)
-    assert not store.begin_download("L1", NOW, 50, False, 100)
-    assert store.begin_download("L1", NOW, 40, False, 100)
+    assert store.begin_download(start(nbytes=60, counted=False, byte_cap=100)) is None
+    before = state(store)
+    assert store.begin_download(start(nbytes=50, counted=False, byte_cap=100)) is Refusal.LINK
+    assert state(store) == before
+    assert store.begin_download(start(nbytes=40, counted=False, byte_cap=100)) is None
     assert store.get_link("L1").bytes_served == 100  # type: ignore[union-attr]
 
 
 def test_the_first_start_is_remembered(store: Store) -> None:
     """started_at is set by the first begin_download and kept afterwards."""
     store.add_link(link())
-    store.begin_download("L1", NOW + 3, 1, True, None)
-    store.begin_download("L1", NOW + 7, 1, True, None)
+    store.begin_download(start(nbytes=1, now=NOW + 3))
+    store.begin_download(start(nbytes=1, now=NOW + 7))
     assert store.get_link("L1").started_at == NOW + 3  # type: ignore[union-attr]
 
 
-def test_ending_settles_bytes_and_gives_back(store: Store) -> None:
-    """end_download returns unsent bytes and, with uncount, the download; never below 0."""
+def test_refusals_come_in_order_and_change_nothing(store: Store) -> None:
+    """The budget is checked first, then the cap, then the link; each refusal leaves the
+    link, the day's bytes and the leases as they were."""
     store.add_link(link(max_downloads=1))
-    store.begin_download("L1", NOW, 100, True, None)
-    store.end_download("L1", -70, uncount=True)
-    record = store.get_link("L1")
+    assert store.begin_download(start(nbytes=100)) is None  # the last download, 1 place
+    before = state(store)
+    assert store.begin_download(start(budget=100, cap=1)) is Refusal.BUDGET
+    assert store.begin_download(start(budget=110, cap=1)) is Refusal.BUSY
+    assert store.begin_download(start(budget=110, cap=2)) is Refusal.LINK
+    assert state(store) == before
+
+
+def test_ending_settles_bytes_and_gives_back(store: Store) -> None:
+    """end_download returns unsent bytes to the link and the day and, with uncount, the
+    download; it drops the lease; nothing goes below 0."""
+    store.add_link(link(max_downloads=1))
+    store.begin_download(start(nbytes=100, slot="s1"))
+    store.end_download(end("s1", -70, uncount=True))
+    record, served, held = state(store)
     assert (record.downloads, record.bytes_served) == (0, 30)  # type: ignore[union-attr]
-    store.end_download("L1", -500, uncount=True)
-    record = store.get_link("L1")
+    assert (served, held) == ({TODAY: 30}, 0)
+    store.end_download(end("s1", -500, uncount=True))
+    record, served, held = state(store)
     assert (record.downloads, record.bytes_served) == (0, 0)  # type: ignore[union-attr]
+    assert (served, held) == ({}, 0)
 
 
 def test_ending_with_its_log_row(store: Store) -> None:
-    """end_download_logged settles like end_download and adds the event, both at once."""
+    """end_download with an event settles and adds the event, both at once."""
     store.add_link(link(max_downloads=1))
-    store.begin_download("L1", NOW, 100, True, None)
+    store.begin_download(start(nbytes=100, slot="s1"))
     row = event("L1", NOW + 1)
-    store.end_download_logged("L1", -70, True, row)
+    store.end_download(end("s1", -70, True, row))
     record = store.get_link("L1")
     assert (record.downloads, record.bytes_served) == (0, 30)  # type: ignore[union-attr]
     assert store.list_events("L1") == [row]
 
 
+def test_a_download_sent_in_full_keeps_what_it_took(store: Store) -> None:
+    """Ending with nothing to settle keeps the link's count and bytes and the day's bytes,
+    and still logs the row and frees the place."""
+    store.add_link(link(max_downloads=1))
+    store.begin_download(start(nbytes=100, slot="s1"))
+    row = event("L1", NOW + 1)
+    store.end_download(end("s1", 0, False, row))
+    record, served, held = state(store)
+    assert (record.downloads, record.bytes_served) == (1, 100)  # type: ignore[union-attr]
+    assert (served, held) == ({TODAY: 100}, 0)
+    assert store.list_events("L1") == [row]
+
+
+def test_ending_a_vanished_link_settles_the_rest(store: Store) -> None:
+    """An end for a link the store no longer has still settles the day, frees the place
+    and logs the row."""
+    store.add_link(link())
+    store.begin_download(start(nbytes=100, slot="s1"))
+    row = event("gone", NOW + 1)
+    store.end_download(end("s1", -40, True, row, link_id="gone"))
+    assert state(store)[1:] == ({TODAY: 60}, 0)
+    assert store.list_events("gone") == [row]
+    assert store.get_link("gone") is None
+
+
 def test_racing_threads_never_pass_the_limit(store: Store) -> None:
     """Forty threads racing for a limit of five get exactly five downloads."""
     store.add_link(link(max_downloads=5))
-    wins: list[bool] = []
-    barrier = threading.Barrier(40)
-
-    def race() -> None:
-        barrier.wait()
-        wins.append(store.begin_download("L1", NOW, 1, True, None))
-
-    threads = [threading.Thread(target=race) for _ in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert wins.count(True) == 5
-    assert store.get_link("L1").downloads == 5  # type: ignore[union-attr]
+    assert race(40, lambda _: store.begin_download(start(nbytes=1)) is None) == 5
+    record, served, held = state(store)
+    assert (record.downloads, served, held) == (5, {TODAY: 5}, 5)  # type: ignore[union-attr]
 
 
 def test_events_are_listed_newest_first(store: Store) -> None:
@@ -271,58 +371,64 @@ def test_using_an_api_key_is_noted(store: Store) -> None:
 
 
 def test_slots_stop_at_the_cap(store: Store) -> None:
-    """take_slot refuses a lease over the cap and changes nothing; dropping one frees it."""
-    assert store.take_slot("a", NOW, NOW + 60, 2)
-    assert store.take_slot("b", NOW, NOW + 60, 2)
-    assert not store.take_slot("c", NOW, NOW + 60, 2)
-    assert store.count_slots(NOW) == 2
-    store.drop_slot("a")
-    assert store.take_slot("c", NOW, NOW + 60, 2)
-    assert store.take_slot("d", NOW, NOW + 60, None)  # no cap: counted, never refused
+    """A download over the cap is refused (BUSY) and changes nothing; ending one frees its
+    place; without a cap a download is counted but never refused."""
+    store.add_link(link())
+    assert store.begin_download(start(slot="a", cap=2)) is None
+    assert store.begin_download(start(slot="b", cap=2)) is None
+    before = state(store)
+    assert store.begin_download(start(slot="c", cap=2)) is Refusal.BUSY
+    assert state(store) == before
+    store.end_download(end("a"))
+    assert store.begin_download(start(slot="c", cap=2)) is None
+    assert store.begin_download(start(slot="d")) is None
     assert store.count_slots(NOW) == 3
 
 
 def test_lapsed_slots_free_their_place(store: Store) -> None:
     """A lease not renewed (its process died) stops counting once it lapses; a renewed one
     holds on."""
-    assert store.take_slot("dead", NOW, NOW + 60, 2)
-    assert store.take_slot("alive", NOW, NOW + 60, 2)
+    store.add_link(link())
+    assert store.begin_download(start(slot="dead", cap=2)) is None
+    assert store.begin_download(start(slot="alive", cap=2)) is None
     store.renew_slot("alive", NOW + 600)
     store.renew_slot("never-taken", NOW + 600)
     assert store.count_slots(NOW + 61) == 1
-    assert store.take_slot("new", NOW + 61, NOW + 121, 2)
-    assert not store.take_slot("more", NOW + 61, NOW + 121, 2)
+    assert store.begin_download(start(slot="new", cap=2, now=NOW + 61)) is None
+    assert store.begin_download(start(slot="more", cap=2, now=NOW + 61)) is Refusal.BUSY
 
 
 def test_slots_hold_under_a_race(store: Store) -> None:
-    """Twenty threads racing for five places: exactly five get one."""
-    results: list[bool] = []
-    lock = threading.Lock()
-
-    def take(number: int) -> None:
-        taken = store.take_slot(f"s{number}", NOW, NOW + 60, 5)
-        with lock:
-            results.append(taken)
-
-    threads = [threading.Thread(target=take, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results.count(True) == 5 and store.count_slots(NOW) == 5
+    """Twenty threads racing for five places: exactly five get one, and only they take a
+    download from the link."""
+    store.add_link(link())
+    assert race(20, lambda n: store.begin_download(start(slot=f"s{n}", cap=5)) is None) == 5
+    assert store.count_slots(NOW) == 5
+    assert store.get_link("L1").downloads == 5  # type: ignore[union-attr]
 
 
 def test_egress_adds_up_per_day_within_the_budget(store: Store) -> None:
-    """add_egress sums bytes per day, refuses what would pass the budget, settles back
-    never below zero; egress lists the days that served something."""
-    assert store.add_egress(100, 600, 1000)
-    assert not store.add_egress(100, 401, 1000)
-    assert store.add_egress(100, 400, 1000)
-    assert store.add_egress(100, -300, None)
-    assert store.add_egress(101, 5, None)
-    assert store.add_egress(102, -50, None)
-    assert store.egress(99, 102) == {100: 700, 101: 5}
-    assert store.egress(101, 101) == {101: 5}
+    """Downloads add their bytes to their day; one that would pass the budget is refused
+    (BUDGET); one without a budget (a resumption) always fits; ending settles back, never
+    below zero; egress lists the days that served something."""
+    store.add_link(link())
+    assert store.begin_download(start(nbytes=600, budget=1000, slot="a")) is None
+    assert store.begin_download(start(nbytes=401, budget=1000)) is Refusal.BUDGET
+    assert store.begin_download(start(nbytes=400, budget=1000)) is None
+    assert store.begin_download(start(nbytes=50, counted=False)) is None
+    store.end_download(end("a", -350))
+    assert store.begin_download(start(nbytes=5, now=NOW + 86400)) is None
+    store.end_download(end("b", -50, day=TODAY + 2))
+    assert store.egress(TODAY - 1, TODAY + 2) == {TODAY: 700, TODAY + 1: 5}
+    assert store.egress(TODAY + 1, TODAY + 1) == {TODAY + 1: 5}
+
+
+def test_the_budget_holds_under_a_race(store: Store) -> None:
+    """Twenty threads racing for a budget of five downloads' bytes: exactly five fit."""
+    store.add_link(link())
+    assert race(20, lambda _: store.begin_download(start(budget=50)) is None) == 5
+    assert store.egress(TODAY, TODAY) == {TODAY: 50}
+    assert store.get_link("L1").downloads == 5  # type: ignore[union-attr]
 
 
 def test_a_links_speed_cap_is_kept(store: Store) -> None:
