@@ -10,7 +10,7 @@ from typing import TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.files import Files
+from gateway.files import Files, Served
 from gateway.offload import accel_redirect
 from gateway.pacing import pacer
 from gateway.pages import Pages
@@ -76,43 +76,51 @@ async def download(request: Request, token: str) -> Response:
         return pages.preview(request, link, info)
     if access is Access.FULL and link.landing and wants_landing(request):
         return _landing(service, request, link)
-    if access is not Access.HEAD:
+    if access is Access.HEAD:
+        ticket = None  # a HEAD sends no body: nothing to let in or settle
+        if service.settings.offload == "nginx":
+            _record(service, request, link.id, 200, 0, Outcome.HEAD)
+            return _handed_to_nginx(service, link, path)
+    else:
         start = range_start(request, stat.st_size)
         access = Access.FULL if start == 0 else Access.RESUME
         reserved = max(0, stat.st_size - start)
+        event = _over_at_once(service, request, link, served, access, reserved)
         ticket = _refusing(
             service,
             request,
-            lambda: service.downloads.begin(link, access, reserved, stat.st_size),
+            lambda: service.downloads.begin(link, access, reserved, stat.st_size, event),
             link.id,
         )
-    else:
-        ticket = None  # a HEAD sends no body: nothing to let in or settle
-    if service.settings.offload == "nginx":
-        return _handed_to_nginx(service, request, link, path, ticket)
+        if event is not None:
+            _log(request, link, access, event)
+            if service.settings.offload == "nginx":
+                return _handed_to_nginx(service, link, path)
+            assert served.body is not None
+            return KeptBodyResponse(path, stat, link.file, served.body)
     finish = _finisher(service, request, link, access, ticket)
-    if served.body is not None and not link.rate and not asks_range(request.scope):
-        return KeptBodyResponse(path, stat, link.file, served.body, finish)
     return TrackedFileResponse(path, stat, link.file, finish, pacer(service, link, ticket))
 
 
-def _handed_to_nginx(
-    service: Service,
-    request: Request,
-    link: Link,
-    path: Path,
-    ticket: Ticket | None,
-) -> Response:
-    """Offload: nginx sends the body and the gateway never sees how it went, so a GET is
-    settled now, as if nginx sent every byte it was told to (see the README). nginx paces
-    a capped link itself (X-Accel-Limit-Rate)."""
-    if ticket is None:  # a HEAD
-        _record(service, request, link.id, 200, 0, Outcome.HEAD)
-    else:
-        sent, counted = ticket.reserved, ticket.counted
-        status = 206 if "range" in request.headers else 200
-        event = _event(service, request, link.id, status, sent, Outcome.COMPLETED, counted)
-        service.downloads.end(ticket, sent, True, event)
+def _over_at_once(
+    service: Service, request: Request, link: Link, served: Served, access: Access, nbytes: int
+) -> DownloadEvent | None:
+    """The log row of a download that is over once it is let in, settled in the same trip
+    to the store: a body handed to nginx (which the gateway never sees again, so it is
+    logged as sent in full; see the README), or a small file's body kept in memory, which
+    leaves in one write. None for a body streamed from here, settled when it is done."""
+    offloaded = service.settings.offload == "nginx"
+    kept = served.body is not None and not link.rate and not asks_range(request.scope)
+    if not (offloaded or kept):
+        return None  # a capped link's body is paced from the file, even a small one
+    status = 206 if "range" in request.headers else 200
+    counted = access is Access.FULL
+    return _event(service, request, link.id, status, nbytes, Outcome.COMPLETED, counted)
+
+
+def _handed_to_nginx(service: Service, link: Link, path: Path) -> Response:
+    """Offload: an empty answer that tells nginx which file to send. nginx paces a capped
+    link itself (X-Accel-Limit-Rate)."""
     headers = dict(DOWNLOAD_HEADERS)
     if link.rate:
         headers["X-Accel-Limit-Rate"] = str(link.rate)
@@ -163,17 +171,16 @@ def _finisher(
             service.downloads.record(event)
         else:
             service.downloads.end(ticket, sent, completed, event)
-        log.info(
-            "link %s: %s %s %s, %d bytes, %s",
-            link.id,
-            request.method,
-            access,
-            status,
-            sent,
-            outcome,
-        )
+        _log(request, link, access, event)
 
     return finish
+
+
+def _log(request: Request, link: Link, access: Access, event: DownloadEvent) -> None:
+    """One line per download on the gateway's log (the token never appears in it)."""
+    line = "link %s: %s %s %s, %d bytes, %s"
+    args = (request.method, access, event.status, event.bytes_sent, event.outcome)
+    log.info(line, link.id, *args)
 
 
 def _record(

@@ -1,6 +1,6 @@
-"""The two ways a file leaves the gateway, each reporting when it is over how it went (its
-status, the bytes it sent, whether the body went in full): a small file's body from memory,
-or any file streamed from the disk with Range support."""
+"""The two ways a file leaves the gateway: a small file's body from memory in one write, or
+any file streamed from the disk with Range support, reporting when it is over how it went
+(its status, the bytes it sent, whether the body went in full)."""
 
 from __future__ import annotations
 
@@ -118,24 +118,17 @@ class TrackedFileResponse(FileResponse):
 
 class KeptBodyResponse(Response):
     """A small file's whole body from memory in one write: no file to open, nothing to
-    stream, so nothing to watch for a disconnect meanwhile. Its headers are the ones
-    TrackedFileResponse sends, made once per file version."""
+    stream, so nothing to watch for a disconnect meanwhile (its download is settled as it
+    begins). Its headers are the ones TrackedFileResponse sends, made once per version."""
 
-    def __init__(self, path: Path, stat: os.stat_result, name: str, body: bytes, on_finish: Finish):
+    def __init__(self, path: Path, stat: os.stat_result, name: str, body: bytes) -> None:
         super().__init__()
         self.raw_headers = _headers(path, stat, name)
-        self.kept = body
-        self.on_finish = on_finish
+        self.body = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = b"" if scope["method"] == "HEAD" else self.kept
-        done = False
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            await send({"type": "http.response.body", "body": body})
-            done = True
-        finally:
-            self.on_finish(200, len(body) if done else 0, done)
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 @lru_cache(maxsize=1024)

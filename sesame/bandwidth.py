@@ -86,12 +86,17 @@ class Bandwidth:
         self.budget = None if settings.daily_egress is None else int(settings.daily_egress)
 
     def start(
-        self, link_id: str, access: Access, nbytes: int, byte_cap: int | None
+        self,
+        link_id: str,
+        access: Access,
+        nbytes: int,
+        byte_cap: int | None,
+        event: DownloadEvent | None = None,
     ) -> DownloadStart:
         """What the store must let in for a download of ``nbytes`` now: a FULL download
         must fit in what is left of today's budget (a RESUME finishes what was started, so
         it always fits) and takes one from the link's limit; every download needs a place
-        under the concurrency cap."""
+        under the concurrency cap. With ``event`` it is settled at once (see DownloadStart)."""
         now = int(self.clock())
         counted = access is Access.FULL
         return DownloadStart(
@@ -105,6 +110,7 @@ class Bandwidth:
             slot_id=secrets.token_urlsafe(12),
             until=now + LEASE,
             cap=self.cap,
+            event=event,
         )
 
     def refused(self, refusal: Refusal, start: DownloadStart) -> BudgetSpent | TooBusy:

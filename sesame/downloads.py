@@ -44,9 +44,18 @@ class Downloads:
             raise expired
         return _usable(link, may_be_used_up=access is Access.RESUME)
 
-    def begin(self, link: Link, access: Access, nbytes: int, file_size: int) -> Ticket:
+    def begin(
+        self,
+        link: Link,
+        access: Access,
+        nbytes: int,
+        file_size: int,
+        event: DownloadEvent | None = None,
+    ) -> Ticket:
         """Start serving ``nbytes`` of the link's file (``file_size`` bytes in all); the
-        ticket goes back to ``end``. One trip to the store, all or nothing.
+        ticket goes back to ``end``. One trip to the store, all or nothing. With ``event``,
+        a body that leaves in one write is settled and logged in that same trip, and there
+        is no ``end``.
 
         First the owner's bandwidth (see Bandwidth.start): BudgetSpent, TooBusy. Then the
         link: a FULL download takes one from its limit; every download reserves its
@@ -54,7 +63,7 @@ class Downloads:
         Raises LinkRevoked or LinkExhausted, atomically with respect to every process.
         """
         cap = None if link.max_downloads is None else (link.max_downloads + 1) * file_size
-        start = self.bandwidth.start(link.id, access, nbytes, cap)
+        start = self.bandwidth.start(link.id, access, nbytes, cap, event)
         refusal = self.store.begin_download(start)
         if refusal is Refusal.LINK:
             current = self.store.get_link(link.id) or link

@@ -158,7 +158,11 @@ class DownloadStart:
     """What beginning one download asks of the store, all or nothing: ``nbytes`` reserved
     on the day's egress (within ``budget``, if set), a place in flight (a lease until
     ``until``, under ``cap`` leases, if set), and the link's bytes and, if ``counted``, one
-    of its downloads (within its limit and ``byte_cap``, if set)."""
+    of its downloads (within its limit and ``byte_cap``, if set).
+
+    With ``event``, the download is settled as it begins (a body that leaves in one write,
+    which has no time to be in flight): ``event`` is logged in the same trip and no lease is
+    taken, though a full cap still refuses it."""
 
     link_id: str
     now: int
@@ -170,6 +174,7 @@ class DownloadStart:
     slot_id: str
     until: int
     cap: int | None
+    event: DownloadEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,9 @@ class Store(Protocol):
         the link exists, is not revoked, has a download left under its limit if
         ``counted``, and its bytes served plus ``nbytes`` stay within ``byte_cap``.
         Otherwise: the link's bytes served and (if ``counted``) downloads grow, its
-        ``started_at`` is set if it was not, the day's bytes grow by ``nbytes``, leases that
-        lapsed before ``now`` are forgotten and ``slot_id`` is held until ``until``.
+        ``started_at`` is set if it was not, the day's bytes grow by ``nbytes``, and either
+        ``start.event`` is appended to the log or (without one) leases that lapsed before
+        ``now`` are forgotten and ``slot_id`` is held until ``until``.
         """
 
     def end_download(self, end: DownloadEnd) -> None:

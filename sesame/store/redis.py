@@ -44,10 +44,24 @@ _INT_FIELDS = {
 }
 _BOOL_FIELDS = {"landing"}
 
-# KEYS: the link's record, the bytes per day, the leases.
-# ARGV: now, nbytes, counted (0 or 1), byte cap, day, budget, lease id, until, cap (-1: none).
+# Appends a row to the log (a stream trimmed by time) and to its link's own log (a list kept
+# as long as the link's record).
+_LOG_ROW = """
+local function log_row(log, link_log, row, oldest_kept, keep)
+  redis.call('XADD', log, 'MINID', '~', oldest_kept, '*', 'e', row)
+  redis.call('LPUSH', link_log, row)
+  redis.call('EXPIRE', link_log, keep)
+end
+"""
+
+# KEYS: the link's record, the bytes per day, the leases, the log, the link's log.
+# ARGV: now, nbytes, counted (0 or 1), byte cap, day, budget, lease id, until, cap (-1: none),
+# then the log row of a download settled at once ('' for none: take a lease instead), the
+# oldest log entry id kept, how long the link's log is kept.
 # Returns nothing when the download began, else why not (models.Refusal).
-_BEGIN = """
+_BEGIN = (
+    _LOG_ROW
+    + """
 local nbytes = tonumber(ARGV[2])
 local budget, cap = tonumber(ARGV[6]), tonumber(ARGV[9])
 if budget >= 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[5]) or '0') + nbytes > budget then
@@ -64,15 +78,22 @@ redis.call('HINCRBY', KEYS[1], 'downloads', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'bytes_served', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
 if nbytes ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[5], ARGV[2]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
+if ARGV[10] ~= '' then
+  log_row(KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12])
+else
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
+end
 return false
 """
+)
 
 # KEYS: the link's record, the bytes per day, the leases, the log, the link's log.
 # ARGV: extra bytes, uncount (0 or 1), day, lease id, the log row ('' for none), the oldest
 # log entry id kept, how long the link's log is kept.
-_END = """
+_END = (
+    _LOG_ROW
+    + """
 local extra = tonumber(ARGV[1])
 if extra ~= 0 or ARGV[2] == '1' then
   local f = redis.call('HMGET', KEYS[1], 'bytes_served', 'downloads')
@@ -83,11 +104,7 @@ if extra ~= 0 or ARGV[2] == '1' then
     end
   end
 end
-if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[6], '*', 'e', ARGV[5])
-  redis.call('LPUSH', KEYS[5], ARGV[5])
-  redis.call('EXPIRE', KEYS[5], ARGV[7])
-end
+if ARGV[5] ~= '' then log_row(KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7]) end
 if extra ~= 0 then
   local served = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
   redis.call('HSET', KEYS[2], ARGV[3], math.max(0, served + extra))
@@ -95,6 +112,7 @@ end
 redis.call('ZREM', KEYS[3], ARGV[4])
 return 1
 """
+)
 
 _REVOKE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -169,25 +187,28 @@ class RedisStore:
             start.slot_id,
             start.until,
             _limit(start.cap),
+            *self._log_args(start.event),
         ]
-        refusal = self._begin(keys=[_link_key(start.link_id), EGRESS, SLOTS], args=args)
+        link_id = start.link_id
+        keys = [_link_key(link_id), EGRESS, SLOTS, EVENTS, _events_key(link_id)]
+        refusal = self._begin(keys=keys, args=args)
         return None if refusal is None else Refusal(refusal)
 
     def end_download(self, end: DownloadEnd) -> None:
-        event = end.event
-        row = "" if event is None else json.dumps(asdict(event))
-        events_of = _events_key(end.link_id if event is None else event.link_id)
         args: list[str | int] = [
             end.extra_bytes,
             int(end.uncount),
             end.day,
             end.slot_id,
-            row,
-            self._oldest_kept(),
-            self.retention,
+            *self._log_args(end.event),
         ]
-        keys = [_link_key(end.link_id), EGRESS, SLOTS, EVENTS, events_of]
+        keys = [_link_key(end.link_id), EGRESS, SLOTS, EVENTS, _events_key(end.link_id)]
         self._end(keys=keys, args=args)
+
+    def _log_args(self, event: DownloadEvent | None) -> list[str | int]:
+        """The row (empty for none), the oldest entry kept and the link log's lifetime."""
+        row = "" if event is None else json.dumps(asdict(event))
+        return [row, self._oldest_kept(), self.retention]
 
     def renew_slot(self, slot_id: str, until: int) -> None:
         self.redis.zadd(SLOTS, {slot_id: until}, xx=True)

@@ -171,11 +171,14 @@ class SQLiteStore:
             if refusal is None:
                 if start.nbytes:
                     db.execute(ADD_EGRESS, {"day": start.day, "nbytes": start.nbytes})
-                db.execute("DELETE FROM slots WHERE until < ?", (start.now,))
-                db.execute(
-                    "INSERT OR REPLACE INTO slots (id, until) VALUES (?, ?)",
-                    (start.slot_id, start.until),
-                )
+                if start.event is not None:
+                    db.execute(ADD_EVENT, _event_row(start.event))
+                else:
+                    db.execute("DELETE FROM slots WHERE until < ?", (start.now,))
+                    db.execute(
+                        "INSERT OR REPLACE INTO slots (id, until) VALUES (?, ?)",
+                        (start.slot_id, start.until),
+                    )
             return refusal
 
     def _refusal(self, db: sqlite3.Connection, start: DownloadStart) -> Refusal | None:

@@ -68,11 +68,13 @@ def start(
     budget: int | None = None,
     cap: int | None = None,
     slot: str | None = None,
+    row: DownloadEvent | None = None,
 ) -> DownloadStart:
-    """A download's start with a lease of a minute and, unless given, a lease id of its own."""
+    """A download's start with a lease of a minute and, unless given, a lease id of its own;
+    with ``row``, one settled at once."""
     lease = slot or secrets.token_hex(6)
     return DownloadStart(
-        link_id, now, nbytes, counted, byte_cap, now // DAY, budget, lease, now + 60, cap
+        link_id, now, nbytes, counted, byte_cap, now // DAY, budget, lease, now + 60, cap, row
     )
 
 
@@ -178,6 +180,23 @@ def test_refusals_come_in_order_and_change_nothing(store: Store) -> None:
     assert store.begin_download(start(budget=110, cap=1)) is Refusal.BUSY
     assert store.begin_download(start(budget=110, cap=2)) is Refusal.LINK
     assert state(store) == before
+
+
+def test_a_download_settled_at_once_is_logged_and_holds_no_place(store: Store) -> None:
+    """begin_download with a log row takes the link's download and bytes and the day's
+    bytes, logs the row in the same trip, and holds no lease; a full cap still refuses it,
+    and then nothing is logged."""
+    store.add_link(link(max_downloads=3))
+    row = event("L1", NOW + 1)
+    assert store.begin_download(start(nbytes=100, cap=1, row=row)) is None
+    record, served, held = state(store)
+    assert (record.downloads, record.bytes_served) == (1, 100)  # type: ignore[union-attr]
+    assert (served, held) == ({TODAY: 100}, 0)
+    assert store.list_events("L1") == [row]
+    assert store.begin_download(start(nbytes=5, slot="s1")) is None  # streamed: holds a place
+    before = state(store)
+    assert store.begin_download(start(nbytes=100, cap=1, row=event("L1", NOW + 2))) is Refusal.BUSY
+    assert state(store) == before and store.list_events("L1") == [row]
 
 
 def test_ending_settles_bytes_and_gives_back(store: Store) -> None:
