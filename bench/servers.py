@@ -20,15 +20,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def procfile_options() -> list[str]:
-    """The event loop and HTTP protocol options of the Procfile's ``web`` process."""
+    """The event loop, HTTP protocol and access log options of the Procfile's ``web``."""
     web = next(
         line for line in (REPO / "Procfile").read_text().splitlines() if line.startswith("web:")
     )
     words = web.split()
     options: list[str] = []
-    for flag, value in zip(words, words[1:], strict=False):
-        if flag in ("--loop", "--http"):
-            options += [flag, value]
+    for i, word in enumerate(words):
+        if word in ("--loop", "--http"):
+            options += words[i : i + 2]
+        elif word == "--no-access-log":
+            options.append(word)
     return options
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from gateway import api
+from gateway.access import AccessLog, RedactTokens
 from gateway.download import download
 from gateway.files import Files
 from gateway.pages import Pages
@@ -27,20 +27,6 @@ needs an API key (`sesame apikey create NAME`) as `Authorization: Bearer ssk_...
 that sends wrong keys too often is refused with 429 for a while (SESAME_API_AUTH_FAILURES).
 Recipients open links at `GET /d/{token}`, which is not an API call and not listed here.
 """
-
-_TOKEN_IN_PATH = re.compile(r"(/(?:d|api/get_file)/[^/?#\s]{0,8})[^/?#\s\"]*")
-
-
-class _RedactTokens(logging.Filter):
-    """Cuts tokens in request lines down to 8 characters, so no log holds a usable link."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_IN_PATH.sub(r"\1…", arg) if isinstance(arg, str) else arg
-                for arg in record.args
-            )
-        return True
 
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
@@ -66,6 +52,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.files = Files(service.catalog, kept)
     configure_logging()
     _install_log_filter()
+    app.add_middleware(AccessLog)
 
     async def link_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LinkError)
@@ -111,5 +98,5 @@ async def _healthz() -> dict[str, Any]:
 
 def _install_log_filter() -> None:
     access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _RedactTokens) for f in access.filters):
-        access.addFilter(_RedactTokens())
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())

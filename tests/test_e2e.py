@@ -190,10 +190,11 @@ def test_logs_never_hold_a_full_token(deployment: Deployment) -> None:
 
 
 def test_downloads_are_logged(deployment: Deployment) -> None:
-    """Each download writes a line with the link id, status, bytes and outcome."""
+    """Each download's access line has the status, the link id, bytes and outcome."""
     link = deployment.link("hello.txt")
     assert status_of(str(link["url"]))[0] == 200
-    line = f"link {link['id']}: GET full 200, 14 bytes, completed"
+    line = f'HTTP/1.1" 200 - link {link["id"]} full, 14 bytes, completed'
+
     # The line is written just after the body is sent: poll briefly for it.
     deadline = time.monotonic() + 5
     while line not in deployment.log.read_text(encoding="utf-8", errors="replace"):

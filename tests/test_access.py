@@ -1,0 +1,74 @@
+"""The access log: one line per request, never a whole token, and a download's outcome."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.access import RedactTokens, redact
+from sesame.service import Service
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "sesame.access"]
+
+
+def test_a_download_has_one_line_with_its_outcome(
+    client: TestClient, service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A download's line has the cut token, the status, the link id, bytes and outcome."""
+    shared = service.share("hello.txt")
+    token = shared.url.rsplit("/", 1)[1]
+    caplog.set_level(logging.INFO, "sesame.access")
+    assert client.get(f"/d/{token}?utm=1").status_code == 200
+    (line,) = lines(caplog)
+    assert f'"GET /d/{token[:8]}…?utm=1 HTTP/1.1" 200 - link {shared.link.id} full' in line
+    assert line.endswith("14 bytes, completed") and token[:9] not in line
+
+
+def test_refusals_and_other_routes_have_their_line(
+    client: TestClient, service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A forged token, a revoked link and the health check each get one plain line."""
+    shared = service.share("hello.txt")
+    service.revoke(shared.link.id)
+    token = shared.url.rsplit("/", 1)[1]
+    caplog.set_level(logging.INFO, "sesame.access")
+    client.get("/d/not-a-token-at-all")
+    client.get(f"/d/{token}")
+    client.get("/healthz")
+    logged = lines(caplog)
+    assert [line.split('" ')[1] for line in logged] == ["404", "410", "200"]
+    assert all(token[:9] not in line for line in logged)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("GET /d/WyJabcdefghijk.xyz HTTP/1.1", "GET /d/WyJabcde… HTTP/1.1"),
+        ("/api/get_file/WyJabcdefghijk?x=1", "/api/get_file/WyJabcde…?x=1"),
+        ("/d/WyJabcdefghijk/qr.png", "/d/WyJabcde…/qr.png"),
+        ("/d/short", "/d/short…"),
+        ("/healthz", "/healthz"),
+    ],
+)
+def test_tokens_are_cut_to_eight_characters(text: str, expected: str) -> None:
+    """Wherever a download path appears, only a token's first 8 characters remain."""
+    assert redact(text) == expected
+
+
+def test_uvicorns_access_lines_are_cut_too() -> None:
+    """Run without --no-access-log, uvicorn's own lines lose their tokens as well."""
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s"',
+        ("1.2.3.4", "GET", "/d/WyJabcdefghijk"),
+        None,
+    )
+    RedactTokens().filter(record)
+    assert record.getMessage() == '1.2.3.4 - "GET /d/WyJabcde…"'
