@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.access import DOWNLOAD_NOTE
-from gateway.files import Files, Served
+from gateway.files import Files
 from gateway.offload import accel_redirect
 from gateway.pacing import pacer
 from gateway.pages import Pages
@@ -75,45 +76,56 @@ async def download(request: Request, token: str) -> Response:
     if access is Access.FULL and link.landing and wants_landing(request):
         return _landing(service, request, link)
     if access is Access.HEAD:
-        ticket = None  # a HEAD sends no body: nothing to let in or settle
-        if service.settings.offload == "nginx":
-            _record(service, request, link.id, 200, 0, Outcome.HEAD)
+        return _head(service, request, link, path, stat)
+    start = range_start(request, stat.st_size)
+    access = Access.FULL if start == 0 else Access.RESUME
+    reserved = max(0, stat.st_size - start)
+    offloaded = service.settings.offload == "nginx"
+    # A capped link's body is paced from the file, even a small one.
+    body = None if offloaded or link.rate or asks_range(request.scope) else served.body
+    if offloaded or body is not None:
+        # Over once let in: handed to nginx, which the gateway never hears from again (so
+        # it is logged as sent in full, see the README), or a kept body that leaves in one
+        # write. Settled and logged in the same trip to the store that lets it in.
+        status = 206 if "range" in request.headers else 200
+        counted = access is Access.FULL
+        event = _event(service, request, link.id, status, reserved, Outcome.COMPLETED, counted)
+        _begin(service, request, link, access, reserved, stat.st_size, event)
+        _log(request, link, access, event)
+        if body is None:
             return _handed_to_nginx(service, link, path)
-    else:
-        start = range_start(request, stat.st_size)
-        access = Access.FULL if start == 0 else Access.RESUME
-        reserved = max(0, stat.st_size - start)
-        event = _over_at_once(service, request, link, served, access, reserved)
-        ticket = _refusing(
-            service,
-            request,
-            lambda: service.downloads.begin(link, access, reserved, stat.st_size, event),
-            link.id,
-        )
-        if event is not None:
-            _log(request, link, access, event)
-            if service.settings.offload == "nginx":
-                return _handed_to_nginx(service, link, path)
-            assert served.body is not None
-            return KeptBodyResponse(path, stat, link.file, served.body)
+        return KeptBodyResponse(path, stat, link.file, body)
+    ticket = _begin(service, request, link, access, reserved, stat.st_size)
     finish = _finisher(service, request, link, access, ticket)
     return TrackedFileResponse(path, stat, link.file, finish, pacer(service, link, ticket))
 
 
-def _over_at_once(
-    service: Service, request: Request, link: Link, served: Served, access: Access, nbytes: int
-) -> DownloadEvent | None:
-    """The log row of a download that is over once it is let in, settled in the same trip
-    to the store: a body handed to nginx (which the gateway never sees again, so it is
-    logged as sent in full; see the README), or a small file's body kept in memory, which
-    leaves in one write. None for a body streamed from here, settled when it is done."""
-    offloaded = service.settings.offload == "nginx"
-    kept = served.body is not None and not link.rate and not asks_range(request.scope)
-    if not (offloaded or kept):
-        return None  # a capped link's body is paced from the file, even a small one
-    status = 206 if "range" in request.headers else 200
-    counted = access is Access.FULL
-    return _event(service, request, link.id, status, nbytes, Outcome.COMPLETED, counted)
+def _head(
+    service: Service, request: Request, link: Link, path: Path, stat: os.stat_result
+) -> Response:
+    """A HEAD sends no body: nothing to let in or settle, only a log row."""
+    if service.settings.offload == "nginx":
+        _record(service, request, link.id, 200, 0, Outcome.HEAD)
+        return _handed_to_nginx(service, link, path)
+    finish = _finisher(service, request, link, Access.HEAD, None)
+    return TrackedFileResponse(path, stat, link.file, finish)
+
+
+def _begin(
+    service: Service,
+    request: Request,
+    link: Link,
+    access: Access,
+    nbytes: int,
+    file_size: int,
+    event: DownloadEvent | None = None,
+) -> Ticket:
+    """Downloads.begin, with its refusals logged (see _refusing)."""
+
+    def step() -> Ticket:
+        return service.downloads.begin(link, access, nbytes, file_size, event)
+
+    return _refusing(service, request, step, link.id)
 
 
 def _handed_to_nginx(service: Service, link: Link, path: Path) -> Response:

@@ -12,7 +12,6 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 
 # Fetchers that unfurl or scan links on someone's behalf (matched case-insensitively).
-# Fetchers that unfurl or scan links on someone's behalf (matched case-insensitively).
 # In-app browsers of chat apps (WeChat, Lark, Snapchat...) are people, not bots: not here.
 PREVIEW_AGENTS = (
     "Slackbot",
