@@ -48,8 +48,11 @@ CREATE TABLE IF NOT EXISTS downloads (
     outcome TEXT NOT NULL,
     counted INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS downloads_by_link ON downloads (link_id, at);
-CREATE INDEX IF NOT EXISTS downloads_by_time ON downloads (at);
+-- Rows are listed in the order they were written (their id), as in Redis: the only index to
+-- keep up on every download is the one by link (earlier versions kept two, by time).
+CREATE INDEX IF NOT EXISTS downloads_of_link ON downloads (link_id);
+DROP INDEX IF EXISTS downloads_by_link;
+DROP INDEX IF EXISTS downloads_by_time;
 CREATE TABLE IF NOT EXISTS rules (
     key TEXT PRIMARY KEY,
     keyword TEXT NOT NULL,
@@ -250,7 +253,7 @@ class SQLiteStore:
         if link_id is not None:
             query += " WHERE link_id = ?"
             params.append(link_id)
-        query += " ORDER BY at DESC, id DESC"
+        query += " ORDER BY id DESC"
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
