@@ -59,19 +59,19 @@ PREVIEW_AGENTS = (
     "Trend Micro",
 )
 _AGENTS = re.compile("|".join(re.escape(agent) for agent in PREVIEW_AGENTS), re.IGNORECASE)
+_PURPOSES = frozenset({"sec-purpose", "purpose", "x-purpose", "x-moz"})
 
 
 def is_preview(headers: Headers) -> bool:
     """True for a prefetch (``Sec-Purpose``, ``Purpose``, ``X-Purpose``, ``X-Moz``), a
     known preview bot or link scanner, or an in-app browser that cannot save files."""
-    if is_in_app_browser(headers):
+    agent = headers.get("user-agent", "")
+    if _IN_APP.search(agent):
         return True
-    purposes = " ".join(
-        headers.get(name, "") for name in ("sec-purpose", "purpose", "x-purpose", "x-moz")
-    ).lower()
+    purposes = " ".join(value for name, value in headers.items() if name in _PURPOSES).lower()
     if "prefetch" in purposes or "preview" in purposes or "prerender" in purposes:
         return True
-    return bool(_AGENTS.search(headers.get("user-agent", "")))
+    return bool(_AGENTS.search(agent))
 
 
 _IN_APP = re.compile(r"MicroMessenger|\bQQ/", re.IGNORECASE)

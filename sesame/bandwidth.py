@@ -107,7 +107,7 @@ class Bandwidth:
             byte_cap=byte_cap,
             day=now // DAY,
             budget=self.budget if counted else None,
-            slot_id=secrets.token_urlsafe(12),
+            slot_id="" if event is not None else secrets.token_urlsafe(12),  # no lease, no id
             until=now + LEASE,
             cap=self.cap,
             event=event,
