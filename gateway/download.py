@@ -91,7 +91,7 @@ async def download(request: Request, token: str) -> Response:
         counted = access is Access.FULL
         event = _event(service, request, link.id, status, reserved, Outcome.COMPLETED, counted)
         _begin(service, request, link, access, reserved, stat.st_size, event)
-        _log(request, link, access, event)
+        _note(request, link, access, event)
         if body is None:
             return _handed_to_nginx(service, link, path)
         return KeptBodyResponse(path, stat, link.file, body)
@@ -181,12 +181,12 @@ def _finisher(
             service.downloads.record(event)
         else:
             service.downloads.end(ticket, sent, completed, event)
-        _log(request, link, access, event)
+        _note(request, link, access, event)
 
     return finish
 
 
-def _log(request: Request, link: Link, access: Access, event: DownloadEvent) -> None:
+def _note(request: Request, link: Link, access: Access, event: DownloadEvent) -> None:
     """What the request's access line says of the download (see gateway.access)."""
     note = f"link {link.id} {access}, {event.bytes_sent} bytes, {event.outcome}"
     request.scope.setdefault("state", {})[DOWNLOAD_NOTE] = note
