@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         _print_header(args, duration, rounds, large_size)
         figures: dict[Case, list[float]] = {case: [] for case in cases}
         memory: dict[Case, list[int]] = {case: [] for case in cases if case.pid}
-        for _ in range(rounds):
-            for case in cases:
+        for number in range(rounds):
+            # Every other round runs the cases backwards, so no figure always comes first or
+            # right after the same neighbour (a run's noise is often shared with the next).
+            for case in cases if number % 2 == 0 else cases[::-1]:
                 if case.group.startswith("4 KiB"):
                     wrk(case.url, 1, case.connections)  # warm-up, not counted
                 with peak_rss(case.pid or os.getpid()) as peak:
