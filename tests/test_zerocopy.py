@@ -35,9 +35,12 @@ class Gateway:
     file: Path
     log: Path
 
-    def link(self, file: str = "big.bin", max_downloads: int | None = None) -> str:
+    def link(
+        self, file: str = "big.bin", max_downloads: int | None = None, rate: str | None = None
+    ) -> str:
         """The path of a new link to ``file``."""
-        return urlsplit(self.service.share(file, max_downloads=max_downloads).url).path
+        shared = self.service.share(file, max_downloads=max_downloads, rate=rate)
+        return urlsplit(shared.url).path
 
     def link_id(self, path: str) -> str:
         """The id of the link at ``path``."""
@@ -169,6 +172,19 @@ def test_head_sends_no_body(gateway: Gateway) -> None:
     response = httpx.head(gateway.url + gateway.link(), timeout=10)
     assert response.status_code == 200
     assert response.headers["content-length"] == str(SIZE) and response.content == b""
+
+
+def test_a_capped_link_is_paced_through_zero_copy(gateway: Gateway) -> None:
+    """A 96 KiB file on a link capped at 64 KiB/s goes in 16 KiB zero-copy slices, and the
+    last cannot leave before the 80 KiB ahead of it took 1.25 s. (A lower bound only.)"""
+    data = os.urandom(96 * 1024)
+    (gateway.file.parent / "paced.bin").write_bytes(data)
+    path = gateway.link("paced.bin", rate="64KiB")
+    started = time.monotonic()
+    response = httpx.get(gateway.url + path, timeout=60)
+    took = time.monotonic() - started
+    assert response.content == data
+    assert took >= 1.25
 
 
 def test_a_client_that_hangs_up_is_an_aborted_download(gateway: Gateway) -> None:
