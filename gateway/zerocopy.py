@@ -7,7 +7,8 @@ files; a Python read-then-write loop tops out at about 1.2 GB/s per core here an
 the CPU to no one else (see bench/RESULTS.md).
 
 Run the gateway with ``uvicorn --http gateway.zerocopy:ZeroCopyProtocol`` (the Procfile
-does). Under any other server the extension is not offered and responses stream as usual.
+does). Under any other server, and on a TLS connection (uvicorn's ``--ssl-*``: the kernel
+would send the bytes unencrypted), the extension is not offered and responses stream as usual.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from typing import IO, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.utils import is_ssl
 
 EXTENSION = "http.response.zerocopy"
 
@@ -41,6 +43,8 @@ class ZeroCopyProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        if is_ssl(self.transport):
+            return  # sendfile would write the file's bytes past TLS, in the clear
         cycle = self.cycle
         # A new request made a new cycle for this scope (an upgrade request makes none).
         if cycle is not None and cycle.scope is self.scope and type(cycle) is RequestResponseCycle:

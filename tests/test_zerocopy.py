@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from gateway.responses import TrackedFileResponse
 from gateway.zerocopy import EXTENSION, ZeroCopyProtocol
 from sesame.models import Outcome
 from sesame.service import Service
@@ -76,23 +78,27 @@ def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:
 
 
 @contextmanager
-def serving(app: Callable[[Scope, Receive, Send], object], http: str | type) -> Iterator[str]:
-    """``app`` under an in-process uvicorn with the ``http`` protocol; yields its URL."""
+def serving(
+    app: Callable[[Scope, Receive, Send], object], http: str | type, **tls: str
+) -> Iterator[str]:
+    """``app`` under an in-process uvicorn with the ``http`` protocol (and ``ssl_keyfile``
+    and ``ssl_certfile`` if given); yields its URL."""
     port = free_port()
     config = uvicorn.Config(
-        app,
+        app,  # type: ignore[arg-type]
         host="127.0.0.1",
         port=port,
-        http=http,
+        http=http,  # type: ignore[arg-type]
         loop="uvloop",
-        lifespan="off",  # type: ignore[arg-type]
+        lifespan="off",
+        **tls,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run)
     thread.start()
     try:
         wait_for(lambda: server.started)
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join()
@@ -124,6 +130,65 @@ def test_the_protocol_sends_the_slices_it_is_given(tmp_path: Path) -> None:
     with serving(app, "httptools") as url:
         assert httpx.get(url).status_code == 200
     assert offered == [True, False]
+
+
+def test_no_zero_copy_over_tls(tmp_path: Path) -> None:
+    """On a TLS connection the extension is not offered (sendfile would bypass the
+    encryption), and the gateway's file response still arrives intact over HTTPS."""
+    key, cert = self_signed(tmp_path)
+    data = os.urandom(300_000)
+    (tmp_path / "f.bin").write_bytes(data)
+    offered: list[bool] = []
+    stat = (tmp_path / "f.bin").stat()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        offered.append(EXTENSION in scope.get("extensions", {}))
+        response = TrackedFileResponse(tmp_path / "f.bin", stat, "f.bin", lambda *_: None)
+        await response(scope, receive, send)
+
+    with serving(app, ZeroCopyProtocol, ssl_keyfile=str(key), ssl_certfile=str(cert)) as url:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        assert httpx.get(url, verify=trusted).content == data
+    assert offered == [False]
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A key and a certificate for 127.0.0.1, made with cryptography."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = folder / "key.pem", folder / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
 
 
 def test_whole_file_arrives_intact(gateway: Gateway) -> None:
