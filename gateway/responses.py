@@ -18,6 +18,7 @@ from gateway.disposition import content_disposition
 from gateway.pacing import Pacer
 from gateway.pages import NO_STORE
 from sesame.catalog import media_type
+from sesame.errors import FileMissing
 
 DOWNLOAD_HEADERS = {**NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"}
 
@@ -104,8 +105,12 @@ class TrackedFileResponse(FileResponse):
     ) -> None:
         """Bytes ``start`` to ``end`` of the file, handed to the kernel (gateway.zerocopy) a
         chunk at a time, so that pacing and the tally of bytes sent keep working."""
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        with open(self.path, "rb") as file:  # a local open: cheaper here than a thread hop
+        try:
+            file = open(self.path, "rb")  # a local open: cheaper here than a thread hop
+        except OSError:  # removed since gateway.files last looked: answered like any missing file
+            raise FileMissing(Path(self.path).name) from None
+        with file:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             while True:
                 count = min(self.zerocopy_chunk_size, end - start)
                 more = start + count < end

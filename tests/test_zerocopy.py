@@ -252,6 +252,19 @@ def test_a_capped_link_is_paced_through_zero_copy(gateway: Gateway) -> None:
     assert took >= 1.25
 
 
+def test_a_file_removed_since_it_was_last_looked_at_is_missing(gateway: Gateway) -> None:
+    """A file removed while the gateway still trusts its last look (gateway.files) is
+    answered 404 with the usual page, not a broken response, and takes nothing."""
+    (gateway.file.parent / "gone.bin").write_bytes(os.urandom(1024 * 1024))
+    path = gateway.link("gone.bin", max_downloads=1)
+    assert httpx.head(gateway.url + path).status_code == 200  # looked at now
+    (gateway.file.parent / "gone.bin").unlink()
+    response = httpx.get(gateway.url + path, headers={"Accept": "text/html"}, timeout=10)
+    assert response.status_code == 404 and "Ask the person who shared it" in response.text
+    assert gateway.service.link(gateway.link_id(path)).link.downloads == 0
+    assert "Traceback" not in gateway.log.read_text()
+
+
 def test_a_client_that_hangs_up_is_an_aborted_download(gateway: Gateway) -> None:
     """Hanging up after a few MiB: logged aborted with fewer bytes than the file, and the
     download given back."""
