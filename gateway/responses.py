@@ -79,6 +79,9 @@ class TrackedFileResponse(FileResponse):
                 await self.on_chunk(size, more)
 
         try:
+            if not self.zerocopy and not os.path.isfile(self.path):
+                # Removed since gateway.files last looked (zero-copy finds out on opening it).
+                raise FileMissing(Path(self.path).name)
             await super().__call__(scope, receive, tracking_send)
         except zerocopy.ClientGone:
             pass  # an aborted download, settled like any other below

@@ -14,6 +14,7 @@ from gateway.files import FRESH, Files
 from sesame.catalog import Catalog
 from sesame.errors import FileMissing
 from sesame.service import Service
+from sesame.settings import Settings
 from tests.support import SAMPLES
 
 
@@ -115,3 +116,17 @@ def test_a_kept_body_has_the_streamed_files_headers(client: TestClient, service:
     assert {k: v for k, v in kept.headers.items() if k != "date"} == same
     head = client.head(path)
     assert head.content == b"" and head.headers["content-length"] == str(len(kept.content))
+
+
+def test_a_file_removed_within_the_second_is_missing(
+    client: TestClient, service: Service, settings: Settings
+) -> None:
+    """Streamed without zero-copy too, a file removed while gateway.files still trusts its
+    last look is a 404 page and takes nothing."""
+    (settings.files_dir / "big.bin").write_bytes(bytes(200 * 1024))
+    shared = service.share("big.bin", max_downloads=1)
+    path = shared.url.removeprefix(service.settings.public_url)
+    assert client.head(path).status_code == 200  # looked at now
+    (settings.files_dir / "big.bin").unlink()
+    assert client.get(path).status_code == 404
+    assert service.link(shared.link.id).link.downloads == 0
