@@ -41,10 +41,15 @@ class ClientGone(OSError):
 class ZeroCopyProtocol(HttpToolsProtocol):
     """HttpToolsProtocol whose requests offer ``http.response.zerocopy``."""
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Over TLS sendfile would write the file's bytes past the encryption, in the clear.
+        self.zerocopy = not is_ssl(transport)
+
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if is_ssl(self.transport):
-            return  # sendfile would write the file's bytes past TLS, in the clear
+        if not self.zerocopy:
+            return
         cycle = self.cycle
         # A new request made a new cycle for this scope (an upgrade request makes none).
         if cycle is not None and cycle.scope is self.scope and type(cycle) is RequestResponseCycle:
