@@ -21,7 +21,6 @@ from gateway.responses import (
     Finish,
     KeptBodyResponse,
     TrackedFileResponse,
-    asks_range,
 )
 from sesame.bandwidth import Ticket
 from sesame.errors import LinkExhausted, LinkRevoked, Unavailable
@@ -81,13 +80,14 @@ async def download(request: Request, token: str) -> Response:
     access = Access.FULL if start == 0 else Access.RESUME
     reserved = max(0, stat.st_size - start)
     offloaded = service.settings.offload == "nginx"
+    ranged = "range" in request.headers
     # A capped link's body is paced from the file, even a small one.
-    body = None if offloaded or link.rate or asks_range(request.scope) else served.body
+    body = None if offloaded or link.rate or ranged else served.body
     if offloaded or body is not None:
         # Over once let in: handed to nginx, which the gateway never hears from again (so
         # it is logged as sent in full, see the README), or a kept body that leaves in one
         # write. Settled and logged in the same trip to the store that lets it in.
-        status = 206 if "range" in request.headers else 200
+        status = 206 if ranged else 200
         counted = access is Access.FULL
         event = _event(service, request, link.id, status, reserved, Outcome.COMPLETED, counted)
         _begin(service, request, link, access, reserved, stat.st_size, event)

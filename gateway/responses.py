@@ -142,8 +142,3 @@ class KeptBodyResponse(Response):
 @lru_cache(maxsize=1024)
 def _headers(path: Path, stat: os.stat_result, name: str) -> list[tuple[bytes, bytes]]:
     return TrackedFileResponse(path, stat, name, lambda *_: None).raw_headers
-
-
-def asks_range(scope: Scope) -> bool:
-    """Whether the request has a Range header (then only TrackedFileResponse will do)."""
-    return any(name == b"range" for name, _ in scope["headers"])
