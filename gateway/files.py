@@ -1,86 +1,96 @@
-"""The files the gateway sends, as it last saw them. A file's real path and stat are trusted
-for a second, so a burst of downloads resolves and stats it once rather than per request
-(about 40 µs, measured); a small file's bytes are kept and sent straight from the event loop,
-with no thread hop per open, read and close (about 150 µs each for a 4 KiB file)."""
+"""The files the gateway sends, each opened once per request beneath the files folder
+without following links (Catalog.open), and sent from that descriptor: a file or folder
+swapped for a symlink at any moment never sends a byte from outside the folder.
+
+A small file's bytes are kept per version (device, inode, size, times), so a burst of
+downloads reads it once; a request still opens and checks the file, and is sent the kept
+bytes only if the file it opened is that version.
+"""
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from email.utils import formatdate
 
 from sesame.catalog import Catalog
-from sesame.errors import FileMissing
 
-FRESH = 1.0  # seconds a file's path and stat are trusted before they are looked at again
-MAX_NAMES = 10_000  # files remembered at once; past it the memory starts over
 MAX_BODIES = 64 * 1024 * 1024  # bytes of all kept bodies together; past it they start over
 
-Version = tuple[int, int, int]  # size, mtime_ns, inode: a replaced file is another version
+Version = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 
 
-@dataclass(frozen=True)
-class Served:
-    """A file as the gateway sends it: where it is, its stat, and its bytes if kept."""
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """One request's open file: its descriptor (the request closes it), its stat, its
+    validators, and its bytes if they are kept."""
 
-    path: Path
+    name: str
+    fd: int
     stat: os.stat_result
     body: bytes | None
 
+    @property
+    def size(self) -> int:
+        return self.stat.st_size
+
+    @property
+    def version(self) -> Version:
+        return _version(self.stat)
+
+    @property
+    def etag(self) -> str:
+        st = self.stat
+        return f'"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}"'
+
+    @property
+    def last_modified(self) -> str:
+        return formatdate(self.stat.st_mtime, usegmt=True)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
 
 class Files:
-    """The catalog's files for the gateway, each looked at again at most once per FRESH;
-    bodies of files up to ``max_body`` bytes kept in memory, per version."""
+    """The catalog's files for the gateway; bodies of files up to ``max_body`` bytes kept."""
 
-    def __init__(
-        self, catalog: Catalog, max_body: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, catalog: Catalog, max_body: int) -> None:
         self.catalog = catalog
         self.max_body = max_body
-        self.clock = clock
-        self._seen: dict[str, tuple[float, Served]] = {}
-        self._bodies: dict[Path, tuple[Version, bytes]] = {}
+        self._bodies: dict[str, tuple[Version, bytes]] = {}
         self._body_bytes = 0
 
-    def get(self, name: str) -> Served:
-        """The file ``name`` of the catalog. Raises FileMissing (see Catalog.resolve)."""
-        now = self.clock()
-        seen = self._seen.get(name)
-        if seen is not None and now - seen[0] < FRESH:
-            return seen[1]
-        path = self.catalog.resolve(name)
+    def open(self, name: str) -> Opened:
+        """The file ``name`` of the catalog, open. Raises FileMissing (see Catalog.open)."""
+        fd = self.catalog.open(name)
         try:
-            stat = path.stat()
-        except OSError:
-            raise FileMissing(name) from None
-        served = Served(path, stat, self._body(path, stat))
-        if len(self._seen) >= MAX_NAMES:
-            self._seen.clear()
-        self._seen[name] = (now, served)
-        return served
+            stat = os.fstat(fd)
+            return Opened(name, fd, stat, self._body(name, fd, stat))
+        except BaseException:
+            os.close(fd)
+            raise
 
-    def _body(self, path: Path, stat: os.stat_result) -> bytes | None:
+    def _body(self, name: str, fd: int, stat: os.stat_result) -> bytes | None:
         if stat.st_size > self.max_body:
             return None
-        version = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
-        kept = self._bodies.get(path)
+        version = _version(stat)
+        kept = self._bodies.get(name)
         if kept is not None and kept[0] == version:
             return kept[1]
-        try:
-            body = path.read_bytes()  # small: cheaper here than a hop to a worker thread
-        except OSError:
-            return None  # let the file response meet the problem and answer it
+        body = os.pread(fd, stat.st_size + 1, 0)
         if len(body) != stat.st_size:
-            return None  # changed while being read: let the file response handle it
-        self._keep(path, version, body)
+            return None  # changing while read: let the file's own sending meet it
+        self._keep(name, version, body)
         return body
 
-    def _keep(self, path: Path, version: Version, body: bytes) -> None:
+    def _keep(self, name: str, version: Version, body: bytes) -> None:
         if self._body_bytes + len(body) > MAX_BODIES:
             self._bodies.clear()
             self._body_bytes = 0
-        old = self._bodies.pop(path, None)
+        old = self._bodies.pop(name, None)
         self._body_bytes += len(body) - (len(old[1]) if old else 0)
-        self._bodies[path] = (version, body)
+        self._bodies[name] = (version, body)
+
+
+def _version(st: os.stat_result) -> Version:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

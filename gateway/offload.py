@@ -9,7 +9,8 @@ headers are set again by the internal location.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from starlette.responses import Response
@@ -21,12 +22,19 @@ from sesame.catalog import media_type
 INTERNAL_PREFIX = "/_sesame/files/"
 
 
-def accel_redirect(path: Path, root: Path, name: str, headers: dict[str, str]) -> Response:
-    """The answer that hands ``path`` (inside ``root``) to nginx, named ``name``."""
-    relative = path.relative_to(root).as_posix()
+def accel_redirect(name: str, headers: dict[str, str]) -> Response:
+    """The answer that hands the catalog's file ``name`` to nginx. Its internal location
+    opens it without following symlinks (``disable_symlinks on``), as the gateway does."""
+    relative = "/".join(p for p in PurePosixPath(name).parts if p not in ("", "."))
     headers = {
         **headers,
         "Content-Disposition": content_disposition(name),
         "X-Accel-Redirect": INTERNAL_PREFIX + quote(relative, safe="/"),
     }
     return Response(media_type=media_type(name), headers=headers)
+
+
+def nginx_etag(stat: os.stat_result) -> str:
+    """The ETag nginx gives the file (its mtime and size in hex), which is what a client
+    sends back in If-Range when nginx sent it the file."""
+    return f'"{int(stat.st_mtime):x}-{stat.st_size:x}"'

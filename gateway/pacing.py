@@ -1,5 +1,5 @@
-"""What a download does between chunks to protect the owner's bandwidth: keep its place
-among the downloads in flight, and keep under its link's speed cap."""
+"""What a download does between chunks to protect the owner's bandwidth: keep under its
+link's speed cap."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from sesame.bandwidth import Ticket
 from sesame.models import Link
-from sesame.service import Service
 
 CHUNK = 256 * 1024
 MIN_CHUNK = 4 * 1024
@@ -25,18 +23,16 @@ def delay(sent: int, elapsed: float, rate: int) -> float:
 
 
 class Pacer:
-    """Called after each chunk a download sends (``more``: whether others follow): renews
-    its lease and, for a capped link, sleeps as long as ``delay`` says before the next.
-    Sleeping, not spinning: the event loop serves others meanwhile."""
+    """Called after each chunk a download sends (``more``: whether others follow): for a
+    capped link, sleeps as long as ``delay`` says before the next. Sleeping, not spinning:
+    the event loop serves others meanwhile."""
 
     def __init__(
         self,
-        renew: Callable[[], None],
         rate: int | None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.renew = renew
         self.rate = rate
         self.clock = clock
         self.sleep = sleep
@@ -48,7 +44,6 @@ class Pacer:
         self.sent = 0
 
     async def __call__(self, nbytes: int, more: bool = True) -> None:
-        self.renew()
         if self.rate is None or not more:  # after the last chunk there is nothing to slow
             return
         self.sent += nbytes
@@ -57,8 +52,7 @@ class Pacer:
             await self.sleep(wait)
 
 
-def pacer(service: Service, link: Link, ticket: Ticket | None) -> Pacer | None:
-    """The hook a download calls after each chunk it sends, or None if it needs none."""
-    if ticket is None:
-        return None
-    return Pacer(lambda: service.downloads.bandwidth.renew(ticket), link.rate)
+def pacer(link: Link) -> Pacer | None:
+    """The hook a download of ``link`` calls after each chunk it sends, or None if it needs
+    none (no speed cap)."""
+    return None if link.rate is None else Pacer(link.rate)

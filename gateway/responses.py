@@ -1,144 +1,212 @@
-"""The two ways a file leaves the gateway: a small file's body from memory in one write, or
-any file streamed from the disk with Range support, reporting when it is over how it went
-(its status, the bytes it sent, whether the body went in full)."""
+"""How a file leaves the gateway: exactly the spans of its Plan (sesame.ranges), from the
+descriptor the request opened, and then how it went: the bytes the client acknowledged
+(gateway.delivery) and whether that was all of them.
+
+A kept body goes from memory in one write; any other body goes with ``sendfile`` under
+gateway.zerocopy, or read and written a chunk at a time under any other server.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable
+import secrets
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from functools import lru_cache
-from pathlib import Path
 
-from starlette.datastructures import MutableHeaders
-from starlette.responses import FileResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway import zerocopy
+from gateway.delivery import Delivery
 from gateway.disposition import content_disposition
+from gateway.files import Opened, Version
 from gateway.pacing import Pacer
 from gateway.pages import NO_STORE
 from sesame.catalog import media_type
-from sesame.errors import FileMissing
+from sesame.ranges import Plan
 
 DOWNLOAD_HEADERS = {**NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"}
+CHUNK = 1024 * 1024  # bytes per read when streaming without zero-copy
+ZEROCOPY_CHUNK = 16 * 1024 * 1024  # bytes per zero-copy message (the pacer's slices if capped)
 
-_ERROR_HEADERS = [(k.lower().encode(), v.encode()) for k, v in NO_STORE.items()]
+# (delivered bytes of the file, completed) -> the download settled
+Finish = Callable[[int, bool], Awaitable[None]]
+Renew = Callable[[int], Awaitable[None]]  # (delivered so far) -> the download's lease kept
 
-Finish = Callable[[int, int, bool], None]
 
-
-class TrackedFileResponse(FileResponse):
-    """A Range-aware file response that reports, once the body is done or abandoned, its
-    status, the bytes it sent and whether the body was sent in full."""
-
-    # 1 MiB reads: measured, 1 MiB chunks take a uvicorn FileResponse from about 1 GB/s to
-    # about 3.6 GB/s on loopback; fewer thread hops and fewer send() calls per byte. Under
-    # gateway.zerocopy a chunk is only how often the tally and the lease are brought up to date.
-    chunk_size = 1024 * 1024
-    zerocopy_chunk_size = 16 * 1024 * 1024
+class DownloadResponse(Response):
+    """``plan``'s bytes of ``opened``, then ``finish`` told how it went; meanwhile ``renew``
+    every ``renew_every`` seconds (None: no lease to keep)."""
 
     def __init__(
         self,
-        path: Path,
-        stat: os.stat_result,
-        name: str,
-        on_finish: Finish,
-        on_chunk: Pacer | None = None,
+        opened: Opened,
+        plan: Plan,
+        finish: Finish,
+        renew: Renew | None = None,
+        renew_every: float = 10.0,
+        pacer: Pacer | None = None,
     ) -> None:
-        headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)}
-        super().__init__(path, stat_result=stat, media_type=media_type(name), headers=headers)
-        self.on_finish = on_finish
-        self.on_chunk = on_chunk  # after each body chunk: bandwidth protection (gateway.pacing)
-        if on_chunk is not None and on_chunk.chunk_size is not None:
-            self.chunk_size = self.zerocopy_chunk_size = on_chunk.chunk_size
-        self.size = stat.st_size
-        self.zerocopy = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status, sent, done = 0, 0, False
-        self.zerocopy = zerocopy.EXTENSION in scope.get("extensions", {})
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal status, sent, done
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-                if status not in (200, 206):  # Starlette's own 400/416 answers lack them
-                    message = {**message, "headers": [*message["headers"], *_ERROR_HEADERS]}
-                await send(message)
-                return
-            size = message["count"] if kind == zerocopy.EXTENSION else len(message.get("body", b""))
-            more = message.get("more_body", False)
-            try:
-                await send(message)
-            except zerocopy.ClientGone as gone:
-                sent += gone.sent
-                raise
-            sent, done = sent + size, not more
-            if self.on_chunk:
-                await self.on_chunk(size, more)
-
-        try:
-            if not self.zerocopy and not os.path.isfile(self.path):
-                # Removed since gateway.files last looked (zero-copy finds out on opening it).
-                raise FileMissing(Path(self.path).name)
-            await super().__call__(scope, receive, tracking_send)
-        except zerocopy.ClientGone:
-            pass  # an aborted download, settled like any other below
-        finally:
-            self.on_finish(status, sent, done)
-
-    async def _handle_simple(self, send: Send, send_header_only: bool, send_pathsend: bool) -> None:
-        if self.zerocopy and not send_header_only:
-            return await self._send_range(send, 200, self.raw_headers, 0, self.size)
-        return await super()._handle_simple(send, send_header_only, send_pathsend)
-
-    async def _handle_single_range(
-        self, send: Send, start: int, end: int, file_size: int, send_header_only: bool
-    ) -> None:
-        if not self.zerocopy or send_header_only:
-            return await super()._handle_single_range(send, start, end, file_size, send_header_only)
-        headers = MutableHeaders(raw=list(self.raw_headers))
-        headers["content-range"] = f"bytes {start}-{end - 1}/{file_size}"
-        headers["content-length"] = str(end - start)
-        await self._send_range(send, 206, headers.raw, start, end)
-
-    async def _send_range(
-        self, send: Send, status: int, headers: list[tuple[bytes, bytes]], start: int, end: int
-    ) -> None:
-        """Bytes ``start`` to ``end`` of the file, handed to the kernel (gateway.zerocopy) a
-        chunk at a time, so that pacing and the tally of bytes sent keep working."""
-        try:
-            file = open(self.path, "rb")  # a local open: cheaper here than a thread hop
-        except OSError:  # removed since gateway.files last looked: answered like any missing file
-            raise FileMissing(Path(self.path).name) from None
-        with file:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            while True:
-                count = min(self.zerocopy_chunk_size, end - start)
-                more = start + count < end
-                message = {"type": zerocopy.EXTENSION, "file": file, "offset": start}
-                await send({**message, "count": count, "more_body": more})
-                start += count
-                if not more:
-                    return
-
-
-class KeptBodyResponse(Response):
-    """A small file's whole body from memory in one write: no file to open, nothing to
-    stream, so nothing to watch for a disconnect meanwhile (its download is settled as it
-    begins). Its headers are the ones TrackedFileResponse sends, made once per version."""
-
-    def __init__(self, path: Path, stat: os.stat_result, name: str, body: bytes) -> None:
         super().__init__()
-        self.raw_headers = _headers(path, stat, name)
-        self.body = body
+        self.opened, self.plan = opened, plan
+        self.finish, self.renew, self.renew_every = finish, renew, renew_every
+        self.pacer = pacer
+        self.boundary = secrets.token_hex(12) if len(plan.spans) > 1 else ""
+        self.raw_headers = _headers(opened.name, opened.version, opened.etag, plan, self.boundary)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body})
+        delivery = Delivery.of(receive)
+        keeper = None if self.renew is None else asyncio.create_task(self._keep(delivery))
+        self.progress, sent = 0, False
+        try:
+            start = {"type": "http.response.start", "status": self.plan.status}
+            await send({**start, "headers": self.raw_headers})
+            if delivery is not None:
+                delivery.base = delivery.written()  # count the body's bytes only
+            await self._body(scope, send)
+            sent = True
+        except OSError:  # the client went (zerocopy.ClientGone), or the file failed
+            pass
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+            self.opened.close()
+            written = delivered = self.progress
+            if delivery is not None:
+                delivered = await delivery.settle(written) if sent else delivery.acked()
+                delivery.close()
+            completed = sent and delivered >= written
+            await self.finish(self._file_bytes(delivered, completed), completed)
+
+    def _file_bytes(self, delivered: int, completed: bool) -> int:
+        """The file's bytes among ``delivered`` body bytes (a multipart body also carries
+        its parts' headers)."""
+        return self.plan.nbytes if completed else min(delivered, self.plan.nbytes)
+
+    async def _keep(self, delivery: Delivery | None) -> None:
+        while True:
+            await asyncio.sleep(self.renew_every)
+            assert self.renew is not None
+            await self.renew(0 if delivery is None else min(delivery.acked(), self.plan.nbytes))
+
+    async def _body(self, scope: Scope, send: Send) -> None:
+        """Send the plan's spans, counting the body's bytes handed over in ``progress``.
+        Raises OSError if the connection breaks or the file comes up short."""
+        if self.opened.body is not None and self.plan.status == 200 and self.pacer is None:
+            return await self._send_bytes(send, self.opened.body, more=False)
+        zerocopied = zerocopy.EXTENSION in scope.get("extensions", {})
+        sender = self._send_zerocopy if zerocopied else self._send_streamed
+        for number, (start, end) in enumerate(self.plan.spans):
+            if self.boundary:
+                part = _part_head(self.boundary, self.opened.name, start, end, self.plan.size)
+                await self._send_bytes(send, part, more=True)
+            await sender(send, start, end, bool(self.boundary) or number + 1 < len(self.plan.spans))
+        if self.boundary:
+            await self._send_bytes(send, f"\r\n--{self.boundary}--\r\n".encode(), more=False)
+
+    async def _send_bytes(self, send: Send, data: bytes, more: bool) -> None:
+        await send({"type": "http.response.body", "body": data, "more_body": more})
+        self.progress += len(data)
+
+    async def _send_zerocopy(self, send: Send, start: int, end: int, more: bool) -> None:
+        """Bytes ``start`` to ``end`` of the file handed to the kernel (gateway.zerocopy)."""
+        step = (self.pacer and self.pacer.chunk_size) or ZEROCOPY_CHUNK
+        position = start
+        while position < end:
+            count = min(step, end - position)
+            last = position + count >= end
+            message = {"type": zerocopy.EXTENSION, "file": self.opened.fd, "offset": position}
+            try:
+                await send({**message, "count": count, "more_body": more or not last})
+            except zerocopy.ClientGone as gone:
+                self.progress += gone.sent
+                raise
+            self.progress += count
+            position += count
+            await self._pace(count, last)
+
+    async def _send_streamed(self, send: Send, start: int, end: int, more: bool) -> None:
+        """Bytes ``start`` to ``end`` of the file, read off the event loop, in chunks."""
+        step = (self.pacer and self.pacer.chunk_size) or CHUNK
+        position = start
+        while position < end:
+            count = min(step, end - position)
+            chunk = await run_in_threadpool(os.pread, self.opened.fd, count, position)
+            if not chunk:
+                raise OSError("the file is shorter than it was")
+            position += len(chunk)
+            last = position >= end
+            await self._send_bytes(send, chunk, more or not last)
+            await self._pace(len(chunk), last)
+
+    async def _pace(self, nbytes: int, last: bool) -> None:
+        if self.pacer is not None:
+            await self.pacer(nbytes, not last)
+
+
+def head_response(opened: Opened, plan: Plan) -> Response:
+    """The headers a GET would get, without its body."""
+    response = Response()
+    response.raw_headers = _headers(opened.name, opened.version, opened.etag, plan, "")
+    return response
+
+
+def not_satisfiable(opened: Opened) -> Response:
+    """416: no byte of the file was asked for, or the Range header cannot be parsed."""
+    headers = {**NO_STORE, "Content-Range": f"bytes */{opened.size}"}
+    return Response(status_code=416, headers=headers)
+
+
+def _content_type(name: str) -> str:
+    kind = media_type(name)
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind  # as Starlette does
+
+
+def _part_head(boundary: str, name: str, start: int, end: int, size: int) -> bytes:
+    return (
+        f"\r\n--{boundary}\r\nContent-Type: {_content_type(name)}\r\n"
+        f"Content-Range: bytes {start}-{end - 1}/{size}\r\n\r\n"
+    ).encode()
+
+
+def _length(name: str, plan: Plan, boundary: str) -> int:
+    if not boundary:
+        return plan.nbytes
+    heads = sum(len(_part_head(boundary, name, s, e, plan.size)) for s, e in plan.spans)
+    return plan.nbytes + heads + len(f"\r\n--{boundary}--\r\n")
+
+
+def _headers(
+    name: str, version: Version, etag: str, plan: Plan, boundary: str
+) -> list[tuple[bytes, bytes]]:
+    if boundary:  # a new boundary every time: nothing to keep
+        return _build(name, version, etag, plan, boundary)
+    return _kept_headers(name, version, etag, plan)
 
 
 @lru_cache(maxsize=1024)
-def _headers(path: Path, stat: os.stat_result, name: str) -> list[tuple[bytes, bytes]]:
-    return TrackedFileResponse(path, stat, name, lambda *_: None).raw_headers
+def _kept_headers(name: str, version: Version, etag: str, plan: Plan) -> list[tuple[bytes, bytes]]:
+    return _build(name, version, etag, plan, "")
+
+
+def _build(
+    name: str, version: Version, etag: str, plan: Plan, boundary: str
+) -> list[tuple[bytes, bytes]]:
+    headers = {
+        **DOWNLOAD_HEADERS,
+        "Content-Type": _content_type(name),
+        "Content-Disposition": content_disposition(name),
+        "Content-Length": str(_length(name, plan, boundary)),
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Last-Modified": formatdate(version[3] / 1e9, usegmt=True),
+    }
+    if boundary:
+        headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+    elif plan.status == 206:
+        start, end = plan.spans[0]
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{plan.size}"
+    return [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]

@@ -27,6 +27,7 @@ _STEP = 16 * 1024 * 1024
 # While the headers are still queued in the transport (rare: a full socket), how often to
 # look whether they have gone. The file's bytes must follow them, never overtake them.
 _FLUSH_POLL = 0.002
+STALL = 60.0  # seconds a client may read nothing before its download is taken as abandoned
 
 
 class ClientGone(OSError):
@@ -80,9 +81,9 @@ class _ZeroCopyCycle(RequestResponseCycle):
         self.expected_content_length -= sent
         await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
 
-    async def _sendfile(self, file: IO[bytes], offset: int, count: int) -> int:
-        """Send ``count`` bytes of ``file`` from ``offset``; fewer if the file ends first or
-        the connection breaks."""
+    async def _sendfile(self, file: IO[bytes] | int, offset: int, count: int) -> int:
+        """Send ``count`` bytes of ``file`` (a file or a descriptor) from ``offset``; fewer
+        if the file ends first, the connection breaks or the client stops reading."""
         if count == 0:
             return 0
         while self.transport.get_write_buffer_size() and not self.disconnected:
@@ -94,7 +95,8 @@ class _ZeroCopyCycle(RequestResponseCycle):
         # cannot be reused for another client's connection while bytes still go to it.
         fd = os.dup(sock.fileno())
         try:
-            return await _send_all(fd, file.fileno(), offset, count)
+            source = file if isinstance(file, int) else file.fileno()
+            return await _send_all(fd, source, offset, count)
         finally:
             os.close(fd)
 
@@ -105,7 +107,8 @@ async def _send_all(fd: int, source: int, offset: int, count: int) -> int:
         try:
             n = os.sendfile(fd, source, offset + sent, min(_STEP, count - sent))
         except BlockingIOError:
-            await _writable(fd)
+            if not await _writable(fd):
+                break  # no room for STALL seconds: a client that stopped reading
             continue
         except OSError:  # the client closed or reset the connection
             break
@@ -115,7 +118,8 @@ async def _send_all(fd: int, source: int, offset: int, count: int) -> int:
     return sent
 
 
-async def _writable(fd: int) -> None:
+async def _writable(fd: int) -> bool:
+    """Whether the socket has room again within STALL seconds."""
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
 
@@ -125,6 +129,9 @@ async def _writable(fd: int) -> None:
 
     loop.add_writer(fd, wake)
     try:
-        await ready
+        await asyncio.wait_for(ready, STALL)
+    except TimeoutError:
+        return False
     finally:
         loop.remove_writer(fd)
+    return True

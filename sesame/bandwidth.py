@@ -14,12 +14,11 @@ from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from sesame.errors import BudgetSpent, InvalidInput, TooBusy
 from sesame.links import Clock
-from sesame.models import Access, DownloadEnd, DownloadEvent, DownloadStart, Refusal, utc
+from sesame.models import Access, DownloadEvent, DownloadStart, Refusal, utc
 from sesame.settings import Settings
 from sesame.store import Store
 
 DAY = 86400
-LEASE = 120  # seconds a download's place is held without news from its gateway
 BUSY_RETRY_AFTER = 30  # what a client over the concurrency cap is told to wait
 HISTORY_DAYS = 30
 MIN_RATE = 1024  # bytes per second: below it a download would mostly be waiting
@@ -40,26 +39,6 @@ def parse_rate(value: str | int | None, default: int | None = None) -> int | Non
     if rate < MIN_RATE:
         raise InvalidInput("A speed cap must be at least 1KiB per second (or none at all).")
     return rate
-
-
-@dataclass
-class Ticket:
-    """A download let in: what settling it needs, and when its lease was last renewed."""
-
-    link_id: str
-    counted: bool  # it took one from the link's limit
-    reserved: int  # bytes reserved on the link and on the day
-    day: int  # the UTC day its bytes count on
-    slot_id: str  # its place among the downloads in flight
-    renewed_at: int
-
-    def end(self, sent: int, completed: bool, event: DownloadEvent | None) -> DownloadEnd:
-        """What the store settles: the bytes really sent, and the download given back if
-        a counted one did not complete."""
-        uncount = self.counted and not completed
-        return DownloadEnd(
-            self.link_id, sent - self.reserved, uncount, self.day, self.slot_id, event
-        )
 
 
 @dataclass(frozen=True)
@@ -84,21 +63,23 @@ class Bandwidth:
         self.clock = clock
         self.cap = settings.max_concurrent_downloads or None
         self.budget = None if settings.daily_egress is None else int(settings.daily_egress)
+        self.lease = settings.download_lease
 
     def start(
         self,
         link_id: str,
         access: Access,
+        counted: bool,
         nbytes: int,
         byte_cap: int | None,
-        event: DownloadEvent | None = None,
+        event: DownloadEvent,
+        settled: bool,
     ) -> DownloadStart:
         """What the store must let in for a download of ``nbytes`` now: a FULL download
         must fit in what is left of today's budget (a RESUME finishes what was started, so
-        it always fits) and takes one from the link's limit; every download needs a place
-        under the concurrency cap. With ``event`` it is settled at once (see DownloadStart)."""
+        it always fits); a ``counted`` one takes one from the link's limit; every download
+        needs a place under the concurrency cap. ``settled``: see DownloadStart."""
         now = int(self.clock())
-        counted = access is Access.FULL
         return DownloadStart(
             link_id=link_id,
             now=now,
@@ -106,11 +87,12 @@ class Bandwidth:
             counted=counted,
             byte_cap=byte_cap,
             day=now // DAY,
-            budget=self.budget if counted else None,
-            slot_id="" if event is not None else secrets.token_urlsafe(12),  # no lease, no id
-            until=now + LEASE,
+            budget=self.budget if access is Access.FULL else None,
+            slot_id=secrets.token_urlsafe(12),
+            until=now + self.lease,
             cap=self.cap,
             event=event,
+            settled=settled,
         )
 
     def refused(self, refusal: Refusal, start: DownloadStart) -> BudgetSpent | TooBusy:
@@ -119,13 +101,6 @@ class Bandwidth:
             resets = (start.day + 1) * DAY
             return BudgetSpent(utc(resets), resets - start.now)
         return TooBusy(self.cap or 0, BUSY_RETRY_AFTER)
-
-    def renew(self, ticket: Ticket) -> None:
-        """Keep a running download's place; cheap enough to call for every chunk."""
-        now = int(self.clock())
-        if now - ticket.renewed_at >= LEASE // 3:
-            self.store.renew_slot(ticket.slot_id, now + LEASE)
-            ticket.renewed_at = now
 
     def usage(self) -> Usage:
         """The numbers for the dashboard, now."""

@@ -19,6 +19,9 @@ from sesame.errors import FileExists, FileMissing, UploadRejected
 from sesame.models import FileInfo
 
 CHUNK = 1024 * 1024
+# O_NONBLOCK: opening a FIFO someone put in the folder must not hang the gateway.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 UPLOAD_PREFIX = ".upload-"
 
 
@@ -55,9 +58,36 @@ class Catalog:
             raise FileMissing(name) from None
         if os.path.commonpath([self.root, path]) != str(self.root) or path == self.root:
             raise FileMissing(name, "outside the files folder")
+        if path != self.root.joinpath(*parts):  # a symlink on the way: never served (see open)
+            raise FileMissing(name, "a symbolic link")
         if not is_file:
             raise FileMissing(name, "not a regular file")
         return path
+
+    def open(self, name: str) -> int:
+        """A read-only descriptor of the regular file ``name``, opened beneath the root one
+        component at a time without following any symlink, so that a file or folder swapped
+        for a link at any moment cannot send bytes from outside the root. The caller closes
+        it. Raises FileMissing (for symlinks too, even ones that point inside the root)."""
+        parts = _parts(name)
+        try:
+            folder = os.open(self.root, _DIR_FLAGS)
+        except OSError:
+            raise FileMissing(name) from None
+        try:
+            for part in parts[:-1]:
+                inner = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=folder)
+                os.close(folder)
+                folder = inner
+            fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=folder)
+        except OSError:
+            raise FileMissing(name) from None
+        finally:
+            os.close(folder)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise FileMissing(name, "not a regular file")
+        return fd
 
     def info(self, name: str) -> FileInfo:
         """Size, time, SHA-256 and media type of ``name``; the hash is cached per version."""

@@ -1,15 +1,122 @@
 """What the gateway does for one download: admit the token's link, begin the download
-against the link's limits and the owner's bandwidth, settle it when the body is done, and
-log each request."""
+against the link's limits and the owner's bandwidth, and settle it when the body is over.
+
+A download's life belongs to one ``Download``: what it counts, what it reserved, its lease,
+its log row and its outcome. The gateway only speaks HTTP around it and tells it how the
+bytes went.
+
+What counts (the README's "What counts as a download" says the same): a download is counted
+when the file's last byte reaches the client. A request that holds the last byte (the whole
+file, or the last piece of a resumed or segmented download) takes one from the link's limit
+as it begins, atomically, and gives it back unless the client acknowledged every byte it was
+sent. Other pieces (a probe of the first byte, a download manager's middle segments) are not
+counted, but every byte of every request is reserved as it begins, and a limited link never
+serves more than (limit + 1) x the file's size.
+"""
 
 from __future__ import annotations
 
-from sesame.bandwidth import Bandwidth, Ticket, Usage
+from dataclasses import dataclass, replace
+
+from sesame.bandwidth import Bandwidth, Usage
 from sesame.errors import LinkExhausted, LinkExpired, LinkInvalid, LinkRevoked
 from sesame.links import Clock, LinkSigner
-from sesame.models import Access, DownloadEvent, Link, Refusal, utc
+from sesame.models import (
+    Access,
+    DownloadEnd,
+    DownloadEvent,
+    DownloadStart,
+    Link,
+    Outcome,
+    Refusal,
+    Visitor,
+    utc,
+)
+from sesame.ranges import Plan
 from sesame.settings import Settings
 from sesame.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A link a token opens. ``late``: the link has expired, but within the resume grace of
+    a download begun before: only the rest of a download may still be sent."""
+
+    link: Link
+    late: LinkExpired | None = None
+
+    def check_open(self) -> Link:
+        """The link, if it is open for anything but the rest of a download: raises the
+        expiry, LinkRevoked or LinkExhausted."""
+        if self.late is not None:
+            raise self.late
+        return _usable(self.link)
+
+
+class Download:
+    """One download let in, until it is settled: call ``renew`` every few seconds while its
+    bytes flow, then ``finish`` once, with what the client acknowledged."""
+
+    def __init__(
+        self, downloads: Downloads, link: Link, start: DownloadStart, access: Access
+    ) -> None:
+        assert start.event is not None
+        self._downloads = downloads
+        self.link = link
+        self.start = start
+        self.access = access
+        self.begun: DownloadEvent = start.event  # its log row as it began
+        self.finished: DownloadEvent | None = None  # its log row once settled
+
+    @property
+    def reserved(self) -> int:
+        return self.start.nbytes
+
+    def renew(self, delivered: int) -> None:
+        """Keep the download's place for another lease, noting the bytes delivered so far
+        (a lease that lapses is settled with those)."""
+        if self.start.settled or self.finished is not None:
+            return
+        until = int(self._downloads.clock()) + self._downloads.bandwidth.lease
+        self._downloads.store.renew_slot(self.start.slot_id, until, delivered)
+
+    def finish(self, delivered: int, completed: bool) -> DownloadEvent:
+        """Settle the download: ``delivered`` bytes acknowledged by the client, ``completed``
+        if that was every byte it was sent. One trip to the store, none for a download
+        settled as it began that did complete. Returns the log row; a second call returns
+        it again and changes nothing."""
+        if self.finished is not None:
+            return self.finished
+        start, begun = self.start, self.begun
+        completed = completed and delivered >= start.nbytes
+        if start.settled and completed:
+            self.finished = begun
+            return begun
+        event = replace(
+            begun,
+            at=self._downloads.clock(),
+            bytes_sent=min(delivered, start.nbytes),
+            outcome=Outcome.COMPLETED if completed else Outcome.ABORTED,
+            counted=start.counted and completed,
+        )
+        self._downloads.store.end_download(
+            DownloadEnd(
+                link_id=start.link_id,
+                extra_bytes=event.bytes_sent - start.nbytes,
+                uncount=start.counted and not completed,
+                day=start.day,
+                slot_id=start.slot_id,
+                event=event,
+                amends=begun if start.settled else None,
+            )
+        )
+        self.finished = event
+        return event
+
+    def note(self) -> str:
+        """What the request's access line says of the download."""
+        event = self.finished or self.begun
+        return f"link {self.start.link_id} {self.access}, {event.bytes_sent} bytes, {event.outcome}"
 
 
 class Downloads:
@@ -22,64 +129,79 @@ class Downloads:
         self.clock = clock
         self.bandwidth = Bandwidth(settings, store, clock)
 
-    def admit(self, token: str, access: Access = Access.FULL) -> Link:
-        """The link a token opens, if it may be used for ``access`` now.
+    def admit(self, token: str, ranged: bool = False) -> Admitted:
+        """The link a token opens, if it may still be used.
 
         Signature and lifetime are checked before any store access: LinkInvalid,
-        LinkExpired. A RESUME of a link whose download began before it expired is
-        still served for ``resume_grace`` after expiry. Then the record: LinkRevoked,
-        and LinkExhausted for anything but a RESUME (which never takes a download).
+        LinkExpired. For a request for a part of the file (``ranged``), a link whose
+        download began before it expired stays admitted, late, for ``resume_grace`` after
+        expiry. Then the record: LinkInvalid if it is gone,
+        LinkRevoked. Whether it is used up is for ``begin`` (or ``check_open``) to say.
         """
         try:
-            claims, expired = self.signer.verify(token), None
+            claims, late = self.signer.verify(token), None
         except LinkExpired as exc:
-            if access is not Access.RESUME or not self._in_grace(exc):
+            if not ranged or not self._in_grace(exc):
                 raise
-            claims, expired = self.signer.read(token), exc
+            claims, late = self.signer.read(token), exc
         link = self.store.get_link(claims.link_id)
         # A record made at another time is another link that happens to share the id.
         if link is None or link.created_at != claims.signed_at:
             raise LinkInvalid()
-        if expired and (link.started_at is None or link.started_at > link.expires_at):
-            raise expired
-        return _usable(link, may_be_used_up=access is Access.RESUME)
+        if late and (link.started_at is None or link.started_at > link.expires_at):
+            raise late
+        if link.revoked_at is not None:
+            raise LinkRevoked(link.id, utc(link.revoked_at))
+        return Admitted(link, late)
 
     def begin(
-        self,
-        link: Link,
-        access: Access,
-        nbytes: int,
-        file_size: int,
-        event: DownloadEvent | None = None,
-    ) -> Ticket:
-        """Start serving ``nbytes`` of the link's file (``file_size`` bytes in all); the
-        ticket goes back to ``end``. One trip to the store, all or nothing. With ``event``,
-        a body that leaves in one write is settled and logged in that same trip, and there
-        is no ``end``.
+        self, admitted: Admitted, plan: Plan, visitor: Visitor, settled: bool = False
+    ) -> Download:
+        """Start sending ``plan``'s bytes of the link's file. One trip to the store, all or
+        nothing; ``settled`` for a body that is over once let in (see DownloadStart).
 
-        First the owner's bandwidth (see Bandwidth.start): BudgetSpent, TooBusy. Then the
-        link: a FULL download takes one from its limit; every download reserves its
-        bytes, and a limited link never serves more than (limit + 1) x the file's size.
-        Raises LinkRevoked or LinkExhausted, atomically with respect to every process.
+        A late link sends only the rest of a download: the whole file raises its expiry.
+        Then the owner's bandwidth (see Bandwidth.start): BudgetSpent, TooBusy. Then the
+        link (see the module's docstring): LinkRevoked or LinkExhausted, atomically with
+        respect to every process.
         """
-        cap = None if link.max_downloads is None else (link.max_downloads + 1) * file_size
-        start = self.bandwidth.start(link.id, access, nbytes, cap, event)
+        link = admitted.link
+        access = Access.FULL if plan.whole else Access.RESUME
+        if admitted.late is not None and access is Access.FULL:
+            raise admitted.late
+        cap = None if link.max_downloads is None else (link.max_downloads + 1) * plan.size
+        counted = plan.reaches_end
+        event = self.event(link.id, visitor, plan.status, plan.nbytes, Outcome.COMPLETED, counted)
+        start = self.bandwidth.start(link.id, access, counted, plan.nbytes, cap, event, settled)
         refusal = self.store.begin_download(start)
         if refusal is Refusal.LINK:
             current = self.store.get_link(link.id) or link
-            _usable(current, may_be_used_up=not start.counted)
+            _usable(current, may_be_used_up=not counted)
             raise LinkExhausted(link.id, link.max_downloads or 0)
         if refusal is not None:
             raise self.bandwidth.refused(refusal, start)
-        return Ticket(link.id, start.counted, nbytes, start.day, start.slot_id, start.now)
+        return Download(self, link, start, access)
 
-    def end(
-        self, ticket: Ticket, sent: int, completed: bool, event: DownloadEvent | None = None
-    ) -> None:
-        """Settle a download in one trip to the store: keep the bytes really sent, give the
-        download back if a FULL download did not complete, free its place among those in
-        flight, and log ``event`` if given."""
-        self.store.end_download(ticket.end(sent, completed, event))
+    def event(
+        self,
+        link_id: str,
+        visitor: Visitor,
+        status: int,
+        sent: int,
+        outcome: Outcome,
+        counted: bool = False,
+    ) -> DownloadEvent:
+        """A log row of a request for ``link_id``, now."""
+        return DownloadEvent(
+            link_id=link_id,
+            at=self.clock(),
+            client_ip=visitor.client_ip,
+            user_agent=visitor.user_agent,
+            status=status,
+            bytes_sent=sent,
+            outcome=outcome,
+            counted=counted,
+        )
 
     def record(self, event: DownloadEvent) -> None:
         """Append a request to the download log."""

@@ -144,6 +144,14 @@ class DownloadEvent:
     counted: bool = False  # a completed download that took one from the link's limit
 
 
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Who asks, as the download log keeps it."""
+
+    client_ip: str | None
+    user_agent: str | None
+
+
 class Refusal(StrEnum):
     """Why the store would not begin a download (and changed nothing), in the order it
     checks: the owner's bandwidth first, then the link."""
@@ -160,9 +168,11 @@ class DownloadStart:
     ``until``, under ``cap`` leases, if set), and the link's bytes and, if ``counted``, one
     of its downloads (within its limit and ``byte_cap``, if set).
 
-    With ``event``, the download is settled as it begins (a body that leaves in one write,
-    which has no time to be in flight): ``event`` is logged in the same trip and no lease is
-    taken, though a full cap still refuses it."""
+    With ``settled``, the download is settled as it begins (a body that leaves in one write,
+    or one handed to nginx): ``event`` is logged in the same trip and no lease is taken,
+    though a full cap still refuses it. Without, the lease keeps ``event`` and what the
+    download reserved, so that a lease that lapses (its gateway died) is settled as aborted
+    with the bytes last reported, by whichever gateway begins a download next."""
 
     link_id: str
     now: int
@@ -175,6 +185,7 @@ class DownloadStart:
     until: int
     cap: int | None
     event: DownloadEvent | None = None
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +193,8 @@ class DownloadEnd:
     """What settling one download asks of the store: ``extra_bytes`` (sent minus reserved;
     negative for bytes reserved but not sent) on the link and on ``day``'s egress, the
     download given back if ``uncount``, the lease ``slot_id`` dropped, and ``event``
-    logged if given."""
+    logged if given: in place of ``amends``, the row logged when it began, if given (a
+    download settled as it began that turned out aborted)."""
 
     link_id: str
     extra_bytes: int
@@ -190,6 +202,7 @@ class DownloadEnd:
     day: int
     slot_id: str
     event: DownloadEvent | None = None
+    amends: DownloadEvent | None = None
 
 
 def keyword_key(text: str) -> str:

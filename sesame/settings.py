@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     default_link_rate: ByteSize | None = None
     offload: Literal["off", "nginx"] = "off"
     memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024))
+    # A download's place, renewed a few times a lease while its gateway lives: a gateway that
+    # dies gives its downloads back this long after its last renewal.
+    download_lease: Lifetime = 30
+    # Offload: where nginx reports how each download it sent went (a loopback UDP syslog
+    # address, as in deploy/nginx.conf); empty: downloads count when handed to nginx.
+    offload_report: str | None = None
 
     @field_validator("secret_keys")
     @classmethod

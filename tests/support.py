@@ -21,6 +21,9 @@ import httpx
 import pytest
 
 from bench.servers import SESAME_OPTIONS
+from sesame import ranges
+from sesame.downloads import Admitted, Download
+from sesame.models import Link, Visitor
 from sesame.service import Service
 from sesame.settings import Settings
 
@@ -97,6 +100,15 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 def make_service(tmp_path: Path, clock: FakeClock, **overrides: Any) -> Service:
     """A Service on ``make_settings(tmp_path, **overrides)`` running on ``clock``."""
     return Service.from_settings(make_settings(tmp_path, **overrides), clock=clock)
+
+
+VISITOR = Visitor("127.0.0.1", "tests")
+
+
+def take(service: Service, link: Link, size: int, settled: bool = True) -> Download:
+    """Begin a download of the whole of ``link``'s file (``size`` bytes), as the gateway
+    does; settled as it begins unless ``settled`` is false."""
+    return service.downloads.begin(Admitted(link), ranges.whole(size), VISITOR, settled)
 
 
 def path_of(service: Service, url: str) -> str:
@@ -200,13 +212,18 @@ def _read(log: Path) -> str:
 
 
 @contextmanager
-def running_gateway(env: Mapping[str, str], log: Path, port: int | None = None) -> Iterator[str]:
-    """``uvicorn --factory gateway.app:create_app`` with the Procfile's options on
-    127.0.0.1:``port`` (a free one if not given) with exactly ``env``, until the block ends;
-    yields its base URL. It runs in the log's folder, so no .env of the developer's is read;
-    its output goes to ``log``."""
+def running_gateway(
+    env: Mapping[str, str],
+    log: Path,
+    port: int | None = None,
+    options: Sequence[str] = SESAME_OPTIONS,
+) -> Iterator[str]:
+    """``uvicorn --factory gateway.app:create_app`` with the Procfile's options (or
+    ``options``) on 127.0.0.1:``port`` (a free one if not given) with exactly ``env``, until
+    the block ends; yields its base URL. It runs in the log's folder, so no .env of the
+    developer's is read; its output goes to ``log``."""
     port = port or free_port()
-    command = [str(BIN / "uvicorn"), "--factory", "gateway.app:create_app", *SESAME_OPTIONS]
+    command = [str(BIN / "uvicorn"), "--factory", "gateway.app:create_app", *options]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     with running_process(command, log, env=env, cwd=log.parent) as process:

@@ -118,10 +118,15 @@ def test_resolve_inside(catalog: Catalog, files_dir: Path, name: str) -> None:
     assert catalog.resolve(name) == (files_dir / name).resolve()
 
 
-def test_symlink_inside_is_followed(catalog: Catalog, files_dir: Path) -> None:
-    """A symlink to a file inside the folder is served as that file."""
+def test_symlinks_are_never_served(catalog: Catalog, files_dir: Path) -> None:
+    """A symlink, even to a file inside the folder, is not a shareable file: the gateway
+    opens files without following links, so the catalog never offers one."""
     (files_dir / "alias.txt").symlink_to(files_dir / "hello.txt")
-    assert catalog.resolve("alias.txt") == (files_dir / "hello.txt").resolve()
+    with pytest.raises(FileMissing):
+        catalog.resolve("alias.txt")
+    with pytest.raises(FileMissing):
+        catalog.open("alias.txt")
+    assert "alias.txt" not in [info.name for info in catalog.files()]
 
 
 TRAVERSALS = [

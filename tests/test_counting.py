@@ -85,16 +85,17 @@ def test_a_one_time_link_survives_previews_and_serves_once(
         assert client.get(path).status_code == 410
 
 
-def test_a_range_from_zero_counts_and_a_later_one_does_not(
+def test_a_piece_with_the_last_byte_counts_and_one_short_of_it_does_not(
     service: Service, client: TestClient
 ) -> None:
-    """Range bytes=0-... takes a download; bytes=N-... with N > 0 never does."""
+    """bytes=0-9 (a probe, a first segment) takes nothing; bytes=10- and bytes=-10 each hold
+    the file's last byte, so each finishes a download and takes one."""
     link_id, path = path_of(service, max_downloads=3)
     assert client.get(path, headers={"range": "bytes=0-9"}).content == BODY[:10]
     assert client.get(path, headers={"range": "bytes=10-"}).content == BODY[10:]
     assert client.get(path, headers={"range": "bytes=-10"}).content == BODY[-10:]
-    assert downloads(service, link_id) == 1
-    assert [event.counted for event in reversed(service.events(link_id))] == [True, False, False]
+    assert downloads(service, link_id) == 2
+    assert [event.counted for event in reversed(service.events(link_id))] == [False, True, True]
 
 
 def test_resume_after_expiry_within_grace(

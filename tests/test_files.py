@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.files import FRESH, Files
+from gateway.files import Files
 from sesame.catalog import Catalog
 from sesame.errors import FileMissing
 from sesame.service import Service
@@ -18,90 +17,90 @@ from sesame.settings import Settings
 from tests.support import SAMPLES
 
 
-class Ticks:
-    """A monotonic clock moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_files(tmp_path: Path, max_body: int = 16) -> tuple[Files, Ticks, Path]:
+def make_files(tmp_path: Path, max_body: int = 16) -> tuple[Files, Path]:
     root = tmp_path / "files"
     root.mkdir()
-    ticks = Ticks()
-    return Files(Catalog(root), max_body, ticks), ticks, root
+    return Files(Catalog(root), max_body), root
+
+
+def read(files: Files, name: str) -> tuple[bytes | None, bytes, int]:
+    """The kept body, the bytes read from the opened descriptor, and the size."""
+    opened = files.open(name)
+    try:
+        return opened.body, os.pread(opened.fd, 1 << 20, 0), opened.size
+    finally:
+        opened.close()
 
 
 def test_small_file_is_kept(tmp_path: Path) -> None:
-    """A small file's bytes come back with its real path and size."""
-    files, _, root = make_files(tmp_path)
+    """A small file's bytes come back with an open descriptor of it and its size."""
+    files, root = make_files(tmp_path)
     (root / "a.txt").write_bytes(b"one")
-    served = files.get("a.txt")
-    assert (served.body, served.path, served.stat.st_size) == (b"one", root / "a.txt", 3)
+    assert read(files, "a.txt") == (b"one", b"one", 3)
 
 
-def test_a_file_is_looked_at_once_a_second(tmp_path: Path) -> None:
-    """Within FRESH the file is not looked at again, even if it is gone; after it, its
-    absence is noticed."""
-    files, ticks, root = make_files(tmp_path)
+def test_a_file_is_opened_on_every_request(tmp_path: Path) -> None:
+    """A kept body is never sent for a file that is gone or replaced: each request opens it."""
+    files, root = make_files(tmp_path)
     (root / "a.txt").write_bytes(b"one")
-    files.get("a.txt")
-    (root / "a.txt").unlink()
-    ticks.now += FRESH / 2
-    assert files.get("a.txt").body == b"one"
-    ticks.now += FRESH
-    with pytest.raises(FileMissing):
-        files.get("a.txt")
-
-
-def test_replaced_file_is_read_again(tmp_path: Path) -> None:
-    """A file replaced by another version (new inode, size or mtime) is read again once
-    FRESH has passed."""
-    files, ticks, root = make_files(tmp_path)
-    (root / "a.txt").write_bytes(b"one")
-    assert files.get("a.txt").body == b"one"
+    read(files, "a.txt")
     (root / "new").write_bytes(b"two!")
     os.replace(root / "new", root / "a.txt")
-    ticks.now += FRESH
-    served = files.get("a.txt")
-    assert (served.body, served.stat.st_size) == (b"two!", 4)
+    assert read(files, "a.txt") == (b"two!", b"two!", 4)
+    (root / "a.txt").unlink()
+    with pytest.raises(FileMissing):
+        files.open("a.txt")
 
 
 def test_large_file_is_not_kept(tmp_path: Path) -> None:
     """A file over the size limit is left to the streaming response."""
-    files, _, root = make_files(tmp_path)
+    files, root = make_files(tmp_path)
     (root / "big.bin").write_bytes(b"x" * 17)
-    assert files.get("big.bin").body is None
+    assert read(files, "big.bin")[0] is None
 
 
 @pytest.mark.parametrize("name", ["../secret", "/etc/passwd", ".hidden", "missing.txt", ""])
 def test_bad_names_stay_missing(tmp_path: Path, name: str) -> None:
     """The catalog's rules hold: a name outside it, hidden or absent is FileMissing."""
-    files, _, root = make_files(tmp_path)
+    files, root = make_files(tmp_path)
     (tmp_path / "secret").write_text("no")
     (root / ".hidden").write_text("no")
     with pytest.raises(FileMissing):
-        files.get(name)
+        files.open(name)
+
+
+@pytest.mark.parametrize("target", ["outside", "files/inside.txt"])
+def test_symlinks_are_never_followed(tmp_path: Path, target: str) -> None:
+    """A file, or a folder on the way, that is a symlink is FileMissing, wherever it points."""
+    files, root = make_files(tmp_path)
+    (tmp_path / "outside").write_text("secret")
+    (root / "inside.txt").write_text("fine")
+    (root / "sub").mkdir()
+    (root / "link.txt").symlink_to(tmp_path / target)
+    (root / "dir").symlink_to(root / "sub")
+    (root / "sub" / "x.txt").write_text("x")
+    with pytest.raises(FileMissing):
+        files.open("link.txt")
+    with pytest.raises(FileMissing):
+        files.open("dir/x.txt")
+    assert read(files, "sub/x.txt")[1] == b"x"
 
 
 def test_the_gateway_sends_small_files_from_memory(
     client: TestClient, service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An uncapped link's small file is sent without opening it; a capped one is paced from
-    the file instead."""
+    """An uncapped link's small file is sent without reading it again; a capped one is paced
+    from the file instead."""
     plain = service.share("hello.txt").url.removeprefix(service.settings.public_url)
     capped = service.share("hello.txt", rate="1MiB").url.removeprefix(service.settings.public_url)
     assert client.get(plain).content == SAMPLES["hello.txt"]  # now it is kept
 
-    def no_open(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the file was opened")
+    def no_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the file was read")
 
-    monkeypatch.setattr(anyio, "open_file", no_open)
+    monkeypatch.setattr(os, "pread", no_read)
     assert client.get(plain).content == SAMPLES["hello.txt"]
-    with pytest.raises(AssertionError, match="opened"):
+    with pytest.raises(AssertionError, match="read"):
         client.get(capped)
 
 
@@ -118,11 +117,11 @@ def test_a_kept_body_has_the_streamed_files_headers(client: TestClient, service:
     assert head.content == b"" and head.headers["content-length"] == str(len(kept.content))
 
 
-def test_a_file_removed_within_the_second_is_missing(
+def test_a_removed_file_is_missing(
     client: TestClient, service: Service, settings: Settings
 ) -> None:
-    """Streamed without zero-copy too, a file removed while gateway.files still trusts its
-    last look is a 404 page and takes nothing."""
+    """Streamed without zero-copy too, a file removed since the last request is a 404 page
+    and takes nothing."""
     (settings.files_dir / "big.bin").write_bytes(bytes(200 * 1024))
     shared = service.share("big.bin", max_downloads=1)
     path = shared.url.removeprefix(service.settings.public_url)

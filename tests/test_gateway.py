@@ -8,10 +8,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from sesame.models import Access, Outcome
+from sesame.models import Outcome
 from sesame.service import Service
 from sesame.settings import Settings
-from tests.support import NOW, SAMPLES, FakeClock
+from tests.support import NOW, SAMPLES, FakeClock, take
 
 JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -101,11 +101,15 @@ def test_unsatisfiable_range(client: TestClient, service: Service) -> None:
     assert downloads(service) == 0
 
 
-def test_resumption_is_not_counted(client: TestClient, service: Service) -> None:
-    """A Range that does not start at byte 0 resumes a download: it takes none."""
+def test_a_download_counts_when_its_last_byte_is_sent(client: TestClient, service: Service) -> None:
+    """Pieces that stop short of the end take nothing; the piece with the last byte, the
+    rest of the download, takes one."""
     path = path_of(service, max_downloads=1)
-    assert client.get(path, headers={"Range": "bytes=3-"}).status_code == 206
+    assert client.get(path, headers={"Range": "bytes=0-2"}).status_code == 206
+    assert client.get(path, headers={"Range": "bytes=3-5"}).status_code == 206
     assert downloads(service) == 0
+    assert client.get(path, headers={"Range": "bytes=6-"}).status_code == 206
+    assert downloads(service) == 1
 
 
 def test_head(client: TestClient, service: Service) -> None:
@@ -146,7 +150,7 @@ def make_gone(service: Service, clock: FakeClock, code: str) -> str:
     elif code == "revoked":
         service.revoke(link.id)
     else:
-        service.downloads.begin(link, Access.FULL, 0, 1)
+        take(service, link, 1)
     return path
 
 

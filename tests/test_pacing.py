@@ -52,15 +52,14 @@ class FakeTime:
 
 def test_a_capped_download_sleeps_a_quarter_second_per_slice() -> None:
     """At 64 KiB/s, slices of 16 KiB sent instantly wait 0.25 s each: 8 slices, 2 s,
-    exactly the time 128 KiB take at the cap; and the lease is renewed for every slice."""
-    fake, renewed = FakeTime(), []
-    pacer = Pacer(lambda: renewed.append(1), 64 * 1024, fake, fake.sleep)
+    exactly the time 128 KiB take at the cap."""
+    fake = FakeTime()
+    pacer = Pacer(64 * 1024, fake, fake.sleep)
     assert pacer.chunk_size == 16 * 1024
     for _ in range(8):
         asyncio.run(pacer(pacer.chunk_size))
     assert fake.slept == pytest.approx([0.25] * 8)
     assert fake.now - 100.0 == pytest.approx(2.0)
-    assert len(renewed) == 8
     asyncio.run(pacer(pacer.chunk_size, more=False))
     assert len(fake.slept) == 8, "nothing to wait for after the last chunk"
 
@@ -68,7 +67,7 @@ def test_a_capped_download_sleeps_a_quarter_second_per_slice() -> None:
 def test_a_slow_client_is_never_held_back() -> None:
     """A client slower than the cap never waits."""
     fake = FakeTime()
-    pacer = Pacer(lambda: None, 64 * 1024, fake, fake.sleep)
+    pacer = Pacer(64 * 1024, fake, fake.sleep)
     for _ in range(4):
         fake.now += 0.5  # the network took half a second per slice
         asyncio.run(pacer(pacer.chunk_size))
@@ -76,16 +75,16 @@ def test_a_slow_client_is_never_held_back() -> None:
 
 
 def test_an_uncapped_download_never_sleeps_and_keeps_big_chunks() -> None:
-    """Without a cap: no say over chunk sizes, no sleeping, the lease still renewed."""
-    fake, renewed = FakeTime(), []
-    pacer = Pacer(lambda: renewed.append(1), None, fake, fake.sleep)
+    """Without a cap: no say over chunk sizes, no sleeping."""
+    fake = FakeTime()
+    pacer = Pacer(None, fake, fake.sleep)
     asyncio.run(pacer(CHUNK))
-    assert pacer.chunk_size is None and fake.slept == [] and renewed == [1]
+    assert pacer.chunk_size is None and fake.slept == []
 
 
 def test_slices_are_never_tiny() -> None:
     """A very low cap still sends slices of MIN_CHUNK, waiting longer between them."""
-    assert Pacer(lambda: None, 1024).chunk_size == MIN_CHUNK
+    assert Pacer(1024).chunk_size == MIN_CHUNK
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from sesame.bandwidth import DAY, Ticket
-from sesame.models import Access
+from sesame.bandwidth import DAY
+from sesame.downloads import Download
 from sesame.service import Service
-from tests.support import T0, FakeClock, make_settings, write_files
+from tests.support import T0, FakeClock, make_settings, take, write_files
 
 BODY = bytes(range(256)) * 40  # 10 KiB
 JSON = {"accept": "application/json"}
@@ -50,10 +50,9 @@ def path_of(service: Service, **options: Any) -> tuple[str, str]:
     return shared.link.id, shared.url.removeprefix(service.settings.public_url)
 
 
-def another_download(service: Service) -> Ticket:
+def another_download(service: Service) -> Download:
     """A download in flight of another link, as if at another gateway."""
-    other = service.share("data.bin").link
-    return service.downloads.begin(other, Access.FULL, 0, len(BODY))
+    return take(service, service.share("data.bin").link, len(BODY), settled=False)
 
 
 def test_over_the_concurrency_cap_is_503_and_takes_nothing(make: Make) -> None:
@@ -70,10 +69,10 @@ def test_over_the_concurrency_cap_is_503_and_takes_nothing(make: Make) -> None:
     assert answer.status_code == 503 and answer.json()["error"] == "busy"
     assert answer.json()["retry_after"] == int(answer.headers["retry-after"])
     assert service.link(link_id).link.downloads == 0
-    assert service.downloads.usage().today == 0  # nothing reserved either
+    assert service.downloads.usage().today == len(BODY)  # the other's: nothing reserved here
     refused = service.events(link_id)
     assert [(e.status, e.outcome, e.counted) for e in refused] == [(503, "refused", False)] * 2
-    service.downloads.end(held, 0, False)
+    held.finish(0, False)
     assert client.get(path).content == BODY
 
 
@@ -92,7 +91,7 @@ def test_a_crashed_gateways_place_lapses(make: Make, clock: FakeClock) -> None:
     _, path = path_of(service)
     another_download(service)
     assert client.get(path).status_code == 503
-    clock.now += 300  # the lease is 120 s; the link lives 10 min
+    clock.now += 300  # the lease is 30 s; the link lives 10 min
     assert client.get(path).status_code == 200
 
 

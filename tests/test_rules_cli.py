@@ -11,10 +11,9 @@ from click.testing import CliRunner, Result
 
 from sesame.cli import cli
 from sesame.errors import ApiKeyInvalid, FileMissing, InvalidInput, RuleExists, RuleNotFound
-from sesame.models import Access
 from sesame.service import Service
 from sesame.settings import Settings
-from tests.support import BODY, FILE, T0, FakeClock, make_service, make_settings
+from tests.support import BODY, FILE, T0, FakeClock, make_service, make_settings, take
 
 pytestmark = pytest.mark.frozen_at(T0)
 
@@ -181,7 +180,7 @@ def test_a_used_up_link_in_the_cooldown_says_when_to_ask_again(
     service.add_rule("芝麻开门", FILE, lifetime="10m", max_downloads=1, cooldown="1h")
     shared = service.link_for_keyword("芝麻开门", OPENID)
     assert shared is not None
-    service.downloads.begin(shared.link, Access.FULL, len(BODY), len(BODY))
+    take(service, shared.link, len(BODY))
     reply = service.keyword_reply("芝麻开门", OPENID)
     assert reply is not None and shared.url not in reply
     assert "下载次数已用完" in reply and "used up" in reply

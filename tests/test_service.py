@@ -13,10 +13,10 @@ from sesame.errors import (
     LinkNotFound,
     UploadRejected,
 )
-from sesame.models import Access, LinkStatus
+from sesame.models import LinkStatus
 from sesame.service import ID_ALPHABET, Service, new_id
 from sesame.settings import Settings
-from tests.support import NOW, FakeClock
+from tests.support import NOW, FakeClock, take
 
 
 def test_share_defaults(service: Service) -> None:
@@ -115,7 +115,7 @@ def test_links_filtering(service: Service, clock: FakeClock) -> None:
     clock.advance(30)
     active = service.share("hello.txt").link
     service.revoke(revoked.id)
-    service.downloads.begin(used_up, Access.FULL, 0, 1)
+    take(service, used_up, 1)
     clock.advance(31)
     assert [s.link.id for s in service.links()] == [active.id]
     everything = {s.link.id: s.link.status(clock()) for s in service.links(include_inactive=True)}

@@ -36,8 +36,9 @@ def make_link(link_id: str = "link0000001", **fields: object) -> Link:
 
 def counted_start(slot_id: str) -> DownloadStart:
     """A counted download of one byte of make_link(), with no budget and no cap."""
+    row = DownloadEvent("link0000001", NOW, None, None, 200, 1, Outcome.COMPLETED, True)
     return DownloadStart(
-        "link0000001", NOW, 1, True, None, NOW // 86400, None, slot_id, NOW + 60, None
+        "link0000001", NOW, 1, True, None, NOW // 86400, None, slot_id, NOW + 60, None, row
     )
 
 

@@ -19,8 +19,11 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from gateway.responses import TrackedFileResponse
+from gateway.files import Files
+from gateway.responses import DownloadResponse
 from gateway.zerocopy import EXTENSION, ZeroCopyProtocol
+from sesame import ranges
+from sesame.catalog import Catalog
 from sesame.models import Outcome
 from sesame.service import Service
 from tests.support import KEY, free_port, make_settings, running_gateway, sesame_env
@@ -139,11 +142,14 @@ def test_no_zero_copy_over_tls(tmp_path: Path) -> None:
     data = os.urandom(300_000)
     (tmp_path / "f.bin").write_bytes(data)
     offered: list[bool] = []
-    stat = (tmp_path / "f.bin").stat()
+    files = Files(Catalog(tmp_path), 0)
+
+    async def finish(delivered: int, completed: bool) -> None:
+        pass
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         offered.append(EXTENSION in scope.get("extensions", {}))
-        response = TrackedFileResponse(tmp_path / "f.bin", stat, "f.bin", lambda *_: None)
+        response = DownloadResponse(files.open("f.bin"), ranges.whole(len(data)), finish)
         await response(scope, receive, send)
 
     with serving(app, ZeroCopyProtocol, ssl_keyfile=str(key), ssl_certfile=str(cert)) as url:
@@ -253,8 +259,8 @@ def test_a_capped_link_is_paced_through_zero_copy(gateway: Gateway) -> None:
 
 
 def test_a_file_removed_since_it_was_last_looked_at_is_missing(gateway: Gateway) -> None:
-    """A file removed while the gateway still trusts its last look (gateway.files) is
-    answered 404 with the usual page, not a broken response, and takes nothing."""
+    """A file removed since the last request is answered 404 with the usual page, not a
+    broken response, and takes nothing."""
     (gateway.file.parent / "gone.bin").write_bytes(os.urandom(1024 * 1024))
     path = gateway.link("gone.bin", max_downloads=1)
     assert httpx.head(gateway.url + path).status_code == 200  # looked at now
@@ -281,7 +287,9 @@ def test_a_client_that_hangs_up_is_an_aborted_download(gateway: Gateway) -> None
     wait_for(lambda: bool(gateway.service.events(link_id)))
     event = gateway.service.events(link_id)[0]
     assert event.outcome is Outcome.ABORTED and not event.counted
-    assert received - 4096 <= event.bytes_sent < SIZE
+    # What the client's TCP acknowledged: about what it read (its last acknowledgements may
+    # never arrive: a reset carries none), and at most its receive buffer more.
+    assert received - 128 * 1024 <= event.bytes_sent <= received + 1024 * 1024
     assert gateway.service.link(link_id).link.downloads == 0
 
 

@@ -38,15 +38,21 @@ class Store(Protocol):
         ``counted``, and its bytes served plus ``nbytes`` stay within ``byte_cap``.
         Otherwise: the link's bytes served and (if ``counted``) downloads grow, its
         ``started_at`` is set if it was not, the day's bytes grow by ``nbytes``, and either
-        ``start.event`` is appended to the log or (without one) leases that lapsed before
-        ``now`` are forgotten and ``slot_id`` is held until ``until``.
+        ``start.event`` is appended to the log (``settled``) or ``slot_id`` is held until
+        ``until``, keeping what settling it needs.
+
+        First of all, in the same trip, a few leases that lapsed before ``now`` (downloads
+        whose gateway died) are settled as by ``end_download``: the bytes last reported by
+        ``renew_slot`` kept, the download given back if it was counted, and its row logged
+        as aborted.
         """
 
     def end_download(self, end: DownloadEnd) -> None:
         """Settle a download begun with ``begin_download``, in one trip: add ``extra_bytes``
         to the link's bytes served and to the day's bytes (neither below 0); if
         ``uncount``, give the link's download back (never below 0); drop the lease; and
-        append ``event`` to the log, if given. An unknown link is skipped; the rest holds."""
+        append ``event`` to the log, if given, or put it in the place of ``amends``. An
+        unknown link is skipped; the rest holds."""
 
     def add_event(self, event: DownloadEvent) -> None:
         """Append one row to the download log."""
@@ -66,8 +72,9 @@ class Store(Protocol):
 
     # -- bandwidth: downloads in flight and bytes per day ------------------------------
 
-    def renew_slot(self, slot_id: str, until: int) -> None:
-        """Extend a lease taken with ``begin_download`` (if it is still held) to ``until``."""
+    def renew_slot(self, slot_id: str, until: int, sent: int = 0) -> None:
+        """Extend a lease taken with ``begin_download`` (if it is still held) to ``until``,
+        noting that ``sent`` bytes of its download were delivered so far."""
 
     def count_slots(self, now: int) -> int:
         """How many leases are held at ``now``."""

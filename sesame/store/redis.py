@@ -45,23 +45,61 @@ _INT_FIELDS = {
 _BOOL_FIELDS = {"landing"}
 
 # Appends a row to the log (a stream trimmed by time) and to its link's own log (a list kept
-# as long as the link's record).
+# as long as the link's record); settles a download on its link and its day.
 _LOG_ROW = """
 local function log_row(log, link_log, row, oldest_kept, keep)
   redis.call('XADD', log, 'MINID', '~', oldest_kept, '*', 'e', row)
   redis.call('LPUSH', link_log, row)
   redis.call('EXPIRE', link_log, keep)
 end
+local function settle(link, egress, extra, uncount, day)
+  if extra ~= 0 or uncount then
+    local f = redis.call('HMGET', link, 'bytes_served', 'downloads')
+    if f[1] then
+      redis.call('HSET', link, 'bytes_served', math.max(0, tonumber(f[1]) + extra))
+      if uncount and tonumber(f[2]) > 0 then redis.call('HINCRBY', link, 'downloads', -1) end
+    end
+  end
+  if extra ~= 0 then
+    local served = tonumber(redis.call('HGET', egress, day) or '0')
+    redis.call('HSET', egress, day, math.max(0, served + extra))
+  end
+end
 """
 
-# KEYS: the link's record, the bytes per day, the leases, the log, the link's log.
+# Settles, as aborted with the bytes last reported, a few leases that lapsed before ARGV[1]
+# (downloads whose gateway died). Their keys are named from the leases' own records.
+_SWEEP = f"""
+local function sweep(leases, egress, log, now, oldest_kept, keep)
+  local lapsed = redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. now, 'LIMIT', 0, 20)
+  for _, id in ipairs(lapsed) do
+    local lease = '{PREFIX}lease:' .. id
+    local l = redis.call('HMGET', lease, 'link', 'counted', 'reserved', 'day', 'sent', 'row')
+    if l[1] then
+      local sent = math.min(tonumber(l[5]), tonumber(l[3]))
+      settle('{PREFIX}link:' .. l[1], egress, sent - tonumber(l[3]), l[2] == '1', l[4])
+      local row = cjson.decode(l[6])
+      row['bytes_sent'] = sent
+      row['outcome'] = 'aborted'
+      row['counted'] = false
+      log_row(log, log .. ':' .. l[1], cjson.encode(row), oldest_kept, keep)
+      redis.call('DEL', lease)
+    end
+    redis.call('ZREM', leases, id)
+  end
+end
+"""
+
+# KEYS: the link's record, the bytes per day, the leases, the log, the link's log, the lease.
 # ARGV: now, nbytes, counted (0 or 1), byte cap, day, budget, lease id, until, cap (-1: none),
-# then the log row of a download settled at once ('' for none: take a lease instead), the
-# oldest log entry id kept, how long the link's log is kept.
+# the download's log row, settled (0 or 1: log the row now and take no lease), the oldest log
+# entry id kept, how long the link's log is kept.
 # Returns nothing when the download began, else why not (models.Refusal).
 _BEGIN = (
     _LOG_ROW
+    + _SWEEP
     + """
+sweep(KEYS[3], KEYS[2], KEYS[4], ARGV[1], ARGV[12], ARGV[13])
 local nbytes = tonumber(ARGV[2])
 local budget, cap = tonumber(ARGV[6]), tonumber(ARGV[9])
 if budget >= 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[5]) or '0') + nbytes > budget then
@@ -78,38 +116,37 @@ redis.call('HINCRBY', KEYS[1], 'downloads', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'bytes_served', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
 if nbytes ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[5], ARGV[2]) end
-if ARGV[10] ~= '' then
-  log_row(KEYS[4], KEYS[5], ARGV[10], ARGV[11], ARGV[12])
+if ARGV[11] == '1' then
+  log_row(KEYS[4], KEYS[5], ARGV[10], ARGV[12], ARGV[13])
 else
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
+  redis.call('HSET', KEYS[6], 'link', string.sub(KEYS[1], string.len('{PREFIX}link:') + 1),
+             'counted', ARGV[3], 'reserved', ARGV[2], 'day', ARGV[5], 'sent', 0, 'row', ARGV[10])
+  redis.call('EXPIRE', KEYS[6], ARGV[13])
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
 end
 return false
-"""
+""".replace("{PREFIX}", PREFIX)
 )
 
-# KEYS: the link's record, the bytes per day, the leases, the log, the link's log.
+# KEYS: the link's record, the bytes per day, the leases, the log, the link's log, the lease.
 # ARGV: extra bytes, uncount (0 or 1), day, lease id, the log row ('' for none), the oldest
-# log entry id kept, how long the link's log is kept.
+# log entry id kept, how long the link's log is kept, the row it replaces ('' for none).
 _END = (
     _LOG_ROW
     + """
-local extra = tonumber(ARGV[1])
-if extra ~= 0 or ARGV[2] == '1' then
-  local f = redis.call('HMGET', KEYS[1], 'bytes_served', 'downloads')
-  if f[1] then
-    redis.call('HSET', KEYS[1], 'bytes_served', math.max(0, tonumber(f[1]) + extra))
-    if ARGV[2] == '1' and tonumber(f[2]) > 0 then
-      redis.call('HINCRBY', KEYS[1], 'downloads', -1)
+settle(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2] == '1', ARGV[3])
+if ARGV[8] ~= '' then
+  redis.call('LREM', KEYS[5], 1, ARGV[8])
+  for _, entry in ipairs(redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1000)) do
+    if entry[2][2] == ARGV[8] then
+      redis.call('XDEL', KEYS[4], entry[1])
+      break
     end
   end
 end
 if ARGV[5] ~= '' then log_row(KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7]) end
-if extra ~= 0 then
-  local served = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
-  redis.call('HSET', KEYS[2], ARGV[3], math.max(0, served + extra))
-end
 redis.call('ZREM', KEYS[3], ARGV[4])
+redis.call('DEL', KEYS[6])
 return 1
 """
 )
@@ -177,6 +214,7 @@ class RedisStore:
         return self.get_link(link_id)
 
     def begin_download(self, start: DownloadStart) -> Refusal | None:
+        row, oldest, keep = self._log_args(start.event)
         args: list[str | int] = [
             start.now,
             start.nbytes,
@@ -187,11 +225,12 @@ class RedisStore:
             start.slot_id,
             start.until,
             _limit(start.cap),
-            *self._log_args(start.event),
+            row,
+            int(start.settled),
+            oldest,
+            keep,
         ]
-        link_id = start.link_id
-        keys = [_link_key(link_id), EGRESS, SLOTS, EVENTS, _events_key(link_id)]
-        refusal = self._begin(keys=keys, args=args)
+        refusal = self._begin(keys=self._download_keys(start.link_id, start.slot_id), args=args)
         return None if refusal is None else Refusal(refusal)
 
     def end_download(self, end: DownloadEnd) -> None:
@@ -201,17 +240,30 @@ class RedisStore:
             end.day,
             end.slot_id,
             *self._log_args(end.event),
+            _row(end.amends),
         ]
-        keys = [_link_key(end.link_id), EGRESS, SLOTS, EVENTS, _events_key(end.link_id)]
-        self._end(keys=keys, args=args)
+        self._end(keys=self._download_keys(end.link_id, end.slot_id), args=args)
+
+    def _download_keys(self, link_id: str, slot_id: str) -> list[str]:
+        return [
+            _link_key(link_id),
+            EGRESS,
+            SLOTS,
+            EVENTS,
+            _events_key(link_id),
+            _lease_key(slot_id),
+        ]
 
     def _log_args(self, event: DownloadEvent | None) -> list[str | int]:
         """The row (empty for none), the oldest entry kept and the link log's lifetime."""
-        row = "" if event is None else json.dumps(asdict(event))
-        return [row, self._oldest_kept(), self.retention]
+        return [_row(event), self._oldest_kept(), self.retention]
 
-    def renew_slot(self, slot_id: str, until: int) -> None:
-        self.redis.zadd(SLOTS, {slot_id: until}, xx=True)
+    def renew_slot(self, slot_id: str, until: int, sent: int = 0) -> None:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(SLOTS, {slot_id: until}, xx=True)
+            pipe.hset(_lease_key(slot_id), "sent", sent)
+            pipe.expire(_lease_key(slot_id), self.retention)  # a lease ended meanwhile: gone later
+            pipe.execute()
 
     def count_slots(self, now: int) -> int:
         return int(self.redis.zcount(SLOTS, now, "+inf"))
@@ -229,7 +281,7 @@ class RedisStore:
             pipe.execute()
 
     def _queue_event(self, pipe: Any, event: DownloadEvent) -> None:
-        data = json.dumps(asdict(event))
+        data = _row(event)
         per_link = _events_key(event.link_id)
         pipe.xadd(EVENTS, {"e": data}, minid=self._oldest_kept(), approximate=True)
         pipe.lpush(per_link, data)
@@ -325,6 +377,15 @@ class RedisStore:
 
 def _link_key(link_id: str) -> str:
     return f"{PREFIX}link:{link_id}"
+
+
+def _lease_key(slot_id: str) -> str:
+    return f"{PREFIX}lease:{slot_id}"
+
+
+def _row(event: DownloadEvent | None) -> str:
+    """A log row as kept in Redis; empty for none."""
+    return "" if event is None else json.dumps(asdict(event))
 
 
 def _events_key(link_id: str) -> str:

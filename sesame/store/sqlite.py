@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import astuple
+from dataclasses import asdict, astuple, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,20 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at INTEGER,
     last_used_at INTEGER
 );
-CREATE TABLE IF NOT EXISTS slots (
+-- Downloads in flight. A lease keeps what settling its download needs, so that one whose
+-- gateway died is settled by another when it lapses (the row is logged as aborted).
+DROP TABLE IF EXISTS slots;
+CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY,
-    until INTEGER NOT NULL
+    until INTEGER NOT NULL,
+    link_id TEXT NOT NULL,
+    counted INTEGER NOT NULL,
+    reserved INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    row TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS leases_by_until ON leases (until);
 CREATE TABLE IF NOT EXISTS egress (
     day INTEGER PRIMARY KEY,
     bytes INTEGER NOT NULL
@@ -99,6 +110,13 @@ EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome
 RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at"
 KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
 ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+SWEEP_BATCH = 20  # lapsed leases settled per download begun
+# A download's row logged when it began, replaced by the row of how it really went.
+AMEND_EVENT = """UPDATE downloads SET at = ?, status = ?, bytes_sent = ?, outcome = ?, counted = ?
+    WHERE id = (SELECT MAX(id) FROM downloads WHERE link_id = ? AND at = ? AND outcome = ?)"""
+# A link's bytes served grow or shrink (never below 0), and a download may be given back.
+SETTLE_LINK = """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
+    downloads = MAX(0, downloads - :uncount) WHERE id = :id"""
 # A day's bytes grow, or shrink for bytes reserved but not sent, never below 0.
 ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
     ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
@@ -170,19 +188,48 @@ class SQLiteStore:
 
     def begin_download(self, start: DownloadStart) -> Refusal | None:
         with self._transaction() as db:
+            self._sweep(db, start.now)
             refusal = self._refusal(db, start)
             if refusal is None:
                 if start.nbytes:
                     db.execute(ADD_EGRESS, {"day": start.day, "nbytes": start.nbytes})
-                if start.event is not None:
+                if start.settled:
+                    assert start.event is not None
                     db.execute(ADD_EVENT, _event_row(start.event))
                 else:
-                    db.execute("DELETE FROM slots WHERE until < ?", (start.now,))
                     db.execute(
-                        "INSERT OR REPLACE INTO slots (id, until) VALUES (?, ?)",
-                        (start.slot_id, start.until),
+                        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                        (
+                            start.slot_id,
+                            start.until,
+                            start.link_id,
+                            int(start.counted),
+                            start.nbytes,
+                            start.day,
+                            _json_row(start.event),
+                        ),
                     )
             return refusal
+
+    def _sweep(self, db: sqlite3.Connection, now: int) -> None:
+        """Settle, as aborted with the bytes last reported, a few leases lapsed before
+        ``now``: downloads whose gateway died."""
+        lapsed = db.execute(
+            "SELECT id, link_id, counted, reserved, day, sent, row FROM leases"
+            " WHERE until < ? ORDER BY until LIMIT ?",
+            (now, SWEEP_BATCH),
+        ).fetchall()
+        for slot_id, link_id, counted, reserved, day, sent, row in lapsed:
+            begun = _from_json_row(row)
+            event = replace(
+                begun, bytes_sent=min(sent, reserved), outcome=Outcome.ABORTED, counted=False
+            )
+            self._settle(
+                db,
+                DownloadEnd(
+                    link_id, event.bytes_sent - reserved, bool(counted), day, slot_id, event
+                ),
+            )
 
     def _refusal(self, db: sqlite3.Connection, start: DownloadStart) -> Refusal | None:
         """Check the budget and the cap, then take the link's part: the first that fails."""
@@ -192,7 +239,7 @@ class SQLiteStore:
                 return Refusal.BUDGET
         if start.cap is not None:
             (held,) = db.execute(
-                "SELECT COUNT(*) FROM slots WHERE until >= ?", (start.now,)
+                "SELECT COUNT(*) FROM leases WHERE until >= ?", (start.now,)
             ).fetchone()
             if held >= start.cap:
                 return Refusal.BUSY
@@ -215,24 +262,44 @@ class SQLiteStore:
 
     def end_download(self, end: DownloadEnd) -> None:
         with self._transaction() as db:
-            if end.extra_bytes or end.uncount:
-                db.execute(
-                    """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
-                           downloads = MAX(0, downloads - :uncount)
-                       WHERE id = :id""",
-                    {"id": end.link_id, "extra": end.extra_bytes, "uncount": int(end.uncount)},
-                )
-            if end.event is not None:
-                db.execute(ADD_EVENT, _event_row(end.event))
-            if end.extra_bytes:
-                db.execute(ADD_EGRESS, {"day": end.day, "nbytes": end.extra_bytes})
-            db.execute("DELETE FROM slots WHERE id = ?", (end.slot_id,))
+            self._settle(db, end)
 
-    def renew_slot(self, slot_id: str, until: int) -> None:
-        self._db.execute("UPDATE slots SET until = ? WHERE id = ?", (until, slot_id))
+    def _settle(self, db: sqlite3.Connection, end: DownloadEnd) -> None:
+        if end.extra_bytes or end.uncount:
+            db.execute(
+                SETTLE_LINK,
+                {"id": end.link_id, "extra": end.extra_bytes, "uncount": int(end.uncount)},
+            )
+        if end.event is not None and end.amends is not None:
+            e, old = end.event, end.amends
+            db.execute(
+                AMEND_EVENT,
+                (
+                    e.at,
+                    e.status,
+                    e.bytes_sent,
+                    e.outcome,
+                    e.counted,
+                    old.link_id,
+                    old.at,
+                    old.outcome,
+                ),
+            )
+        elif end.event is not None:
+            db.execute(ADD_EVENT, _event_row(end.event))
+        if end.extra_bytes:
+            db.execute(ADD_EGRESS, {"day": end.day, "nbytes": end.extra_bytes})
+        db.execute("DELETE FROM leases WHERE id = ?", (end.slot_id,))
+
+    def renew_slot(self, slot_id: str, until: int, sent: int = 0) -> None:
+        self._db.execute(
+            "UPDATE leases SET until = ?, sent = MAX(sent, ?) WHERE id = ?", (until, sent, slot_id)
+        )
 
     def count_slots(self, now: int) -> int:
-        (held,) = self._db.execute("SELECT COUNT(*) FROM slots WHERE until >= ?", (now,)).fetchone()
+        (held,) = self._db.execute(
+            "SELECT COUNT(*) FROM leases WHERE until >= ?", (now,)
+        ).fetchone()
         return int(held)
 
     def egress(self, first_day: int, last_day: int) -> dict[int, int]:
@@ -354,6 +421,16 @@ def _event_row(event: DownloadEvent) -> tuple[Any, ...]:
         event.outcome,
         event.counted,
     )
+
+
+def _json_row(event: DownloadEvent | None) -> str:
+    assert event is not None
+    return json.dumps(asdict(event))
+
+
+def _from_json_row(data: str) -> DownloadEvent:
+    values = json.loads(data)
+    return DownloadEvent(**{**values, "outcome": Outcome(values["outcome"])})
 
 
 def _link(row: tuple[Any, ...]) -> Link:

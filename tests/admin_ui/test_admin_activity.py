@@ -11,10 +11,10 @@ from streamlit.testing.v1 import AppTest
 
 from admin_ui import bandwidth, signin, tables
 from sesame.bandwidth import Usage
-from sesame.models import Access, DownloadEvent, Link, Outcome
+from sesame.models import DownloadEvent, Link, Outcome
 from sesame.service import Service
 from sesame.settings import load_settings
-from tests.support import ZONE
+from tests.support import ZONE, take
 
 DAY = 86400
 UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0"
@@ -167,7 +167,7 @@ def test_counted_aborted_and_previews_are_told_apart(signed_in: AppTest, service
 def downloading(service: Service, nbytes: int) -> None:
     """One download in flight, with ``nbytes`` reserved on today's budget."""
     link = service.share("welcome.txt").link
-    service.downloads.begin(link, Access.FULL, nbytes, nbytes)
+    take(service, link, nbytes, settled=False)
 
 
 def test_bandwidth_without_limits(signed_in: AppTest, service: Service) -> None:

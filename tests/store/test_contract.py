@@ -73,8 +73,20 @@ def start(
     """A download's start with a lease of a minute and, unless given, a lease id of its own;
     with ``row``, one settled at once."""
     lease = slot or secrets.token_hex(6)
+    event = row or DownloadEvent(link_id, now, "1.2.3.4", "t", 200, nbytes, Outcome.COMPLETED)
     return DownloadStart(
-        link_id, now, nbytes, counted, byte_cap, now // DAY, budget, lease, now + 60, cap, row
+        link_id,
+        now,
+        nbytes,
+        counted,
+        byte_cap,
+        now // DAY,
+        budget,
+        lease,
+        now + 60,
+        cap,
+        event,
+        settled=row is not None,
     )
 
 
@@ -438,7 +450,8 @@ def test_egress_adds_up_per_day_within_the_budget(store: Store) -> None:
     store.end_download(end("a", -350))
     assert store.begin_download(start(nbytes=5, now=NOW + 86400)) is None
     store.end_download(end("b", -50, day=TODAY + 2))
-    assert store.egress(TODAY - 1, TODAY + 2) == {TODAY: 700, TODAY + 1: 5}
+    # A day later the two leases left open had lapsed: settled with nothing delivered.
+    assert store.egress(TODAY - 1, TODAY + 2) == {TODAY: 250, TODAY + 1: 5}
     assert store.egress(TODAY + 1, TODAY + 1) == {TODAY + 1: 5}
 
 
@@ -457,3 +470,32 @@ def test_a_links_speed_cap_is_kept(store: Store) -> None:
     store.add_link(link())
     assert store.get_link("L9") == capped
     assert store.get_link("L1").rate is None  # type: ignore[union-attr]
+
+
+def test_a_lapsed_lease_is_settled_as_aborted_with_what_it_reported(store: Store) -> None:
+    """A download whose gateway died (its lease lapsed) is given back by the next download
+    begun: its count and the bytes it never reported, its row logged as aborted."""
+    store.add_link(link(max_downloads=1))
+    assert store.begin_download(start(nbytes=100, slot="dead")) is None
+    store.renew_slot("dead", NOW + 60, 30)
+    assert store.begin_download(start(nbytes=100, now=NOW + 30)) is Refusal.LINK
+    assert store.begin_download(start(nbytes=100, now=NOW + 61, slot="next")) is None
+    record = store.get_link("L1")
+    assert record is not None and (record.downloads, record.bytes_served) == (1, 130)
+    (row,) = store.list_events()
+    assert (row.outcome, row.bytes_sent, row.counted) == (Outcome.ABORTED, 30, False)
+    assert store.count_slots(NOW + 61) == 1
+
+
+def test_an_amended_row_takes_the_place_of_the_first(store: Store) -> None:
+    """A download settled as it began that turned out aborted: its row is replaced, not
+    doubled, and its download given back."""
+    store.add_link(link(max_downloads=1))
+    first = DownloadEvent("L1", NOW + 0.5, "1.2.3.4", "t", 200, 10, Outcome.COMPLETED, True)
+    assert store.begin_download(start(row=first)) is None
+    later = DownloadEvent("L1", NOW + 1.5, "1.2.3.4", "t", 200, 4, Outcome.ABORTED)
+    store.end_download(DownloadEnd("L1", -6, True, TODAY, "", later, amends=first))
+    assert store.list_events() == [later]
+    assert store.list_events("L1") == [later]
+    record = store.get_link("L1")
+    assert record is not None and (record.downloads, record.bytes_served) == (0, 4)

@@ -1,0 +1,101 @@
+"""What the client really received of a response: the bytes its TCP acknowledged.
+
+A write that returned only means the bytes reached the kernel's socket buffer, which holds
+megabytes on Linux: a recipient who cancels a 5 MB download may have received a third of it
+while every write has returned. So a download is complete only once the client's TCP has
+acknowledged its last byte (``TCP_INFO``'s ``tcpi_bytes_acked``, Linux 4.2 and later); it
+is aborted when the connection breaks, or stops making progress, before that.
+
+Where the socket cannot be read (another server than uvicorn, another system than Linux, an
+in-process test client), ``Delivery.of`` gives None and the gateway takes the last write for
+the truth, as the README says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import socket
+import struct
+import sys
+import termios
+from typing import Any
+
+from starlette.types import Receive
+
+_TCP_INFO_SIZE = 232
+_BYTES_ACKED = struct.Struct("=Q")  # struct tcp_info's tcpi_bytes_acked, at byte 120
+_BYTES_ACKED_AT = 120
+_ESTABLISHED_STATES = {1, 8}  # TCP_ESTABLISHED, TCP_CLOSE_WAIT: the client may still ack
+STALL = 30.0  # seconds without a byte acknowledged after which the client is taken as gone
+_POLLS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)  # waits between looks
+
+
+class Delivery:
+    """The bytes of one response the client acknowledged, from a duplicate of its socket's
+    descriptor (so it can still be read after the server closed the connection)."""
+
+    def __init__(self, transport: Any, sock: socket.socket) -> None:
+        self.transport = transport
+        self.sock = sock
+        self.base = self.written()  # everything the connection carried before this response
+
+    @classmethod
+    def of(cls, receive: Receive) -> Delivery | None:
+        """The delivery of the response to the request ``receive`` belongs to, under
+        uvicorn on Linux; None elsewhere."""
+        if not sys.platform.startswith("linux"):
+            return None
+        # uvicorn's receive is a method of the request's cycle, which knows the transport.
+        transport = getattr(getattr(receive, "__self__", None), "transport", None)
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        try:
+            return cls(transport, socket.socket(fileno=os.dup(sock.fileno())))
+        except OSError:
+            return None
+
+    def acked(self) -> int:
+        """Bytes of this response (headers included) the client acknowledged so far."""
+        return max(0, self._info()[0] - self.base)
+
+    async def settle(self, written: int) -> int:
+        """Wait until the client acknowledged all ``written`` bytes of this response, the
+        connection broke, or nothing was acknowledged for STALL seconds; then the bytes it
+        acknowledged. Asynchronous: the event loop serves others meanwhile."""
+        polls, last, idle = iter(_POLLS), -1, 0.0
+        while True:
+            acked, state = self._info()
+            acked = max(0, acked - self.base)
+            if acked >= written or state not in _ESTABLISHED_STATES or idle >= STALL:
+                return min(acked, written)
+            if acked != last:
+                last, idle = acked, 0.0
+            wait = next(polls, _POLLS[-1])
+            await asyncio.sleep(wait)
+            idle += wait
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def written(self) -> int:
+        """Bytes the connection was given so far: acknowledged, in the socket's queue, or
+        still in the transport's buffer."""
+        acked, _ = self._info()
+        try:  # SIOCOUTQ (TIOCOUTQ's number): bytes the socket holds, not yet acknowledged
+            queued = struct.unpack("i", fcntl.ioctl(self.sock, termios.TIOCOUTQ, b"\0" * 4))[0]
+        except OSError:
+            queued = 0
+        return acked + queued + self.transport.get_write_buffer_size()
+
+    def _info(self) -> tuple[int, int]:
+        """tcpi_bytes_acked and tcpi_state; (0, 0) once the socket cannot be read."""
+        try:
+            raw = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+        except OSError:
+            return 0, 0
+        if len(raw) < _BYTES_ACKED_AT + 8:
+            return 0, 0
+        return _BYTES_ACKED.unpack_from(raw, _BYTES_ACKED_AT)[0], raw[0]

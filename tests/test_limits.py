@@ -1,0 +1,341 @@
+"""A link's limits against any client, on a real gateway over loopback, both as the Procfile
+starts it (zero-copy) and under plain uvicorn: hostile Range headers one by one and thirty at
+once, recipients who cancel, real download clients, a gateway killed mid-download, a slow
+reader, a locked database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from sesame.models import Outcome
+from sesame.service import Service
+from sesame.settings import Settings
+from tests.support import (
+    KEY,
+    SESAME_OPTIONS,
+    make_settings,
+    require_binary,
+    running_gateway,
+    sesame_env,
+)
+
+pytestmark = pytest.mark.e2e
+
+MIB = 1024 * 1024
+SIZES = {"48k.bin": 48 * 1024, "1.8m.bin": 1_800_000, "5m.bin": 5 * MIB, "50m.bin": 50 * MIB}
+BIG = "8m.bin"
+PLAIN_UVICORN = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    service: Service
+    files: Path
+    log: Path
+
+    def link(self, file: str = BIG, max_downloads: int | None = 1) -> tuple[str, str]:
+        """A new link's id and URL."""
+        shared = self.service.share(file, max_downloads=max_downloads)
+        return shared.link.id, self.url + urlsplit(shared.url).path
+
+    def record(self, link_id: str) -> tuple[int, int]:
+        """The link's downloads and bytes served."""
+        link = self.service.link(link_id).link
+        return link.downloads, link.bytes_served
+
+
+def home_with_files(home: Path) -> tuple[Path, Settings]:
+    files = home / "files"
+    files.mkdir()
+    for name, size in {**SIZES, BIG: 8 * MIB}.items():
+        (files / name).write_bytes(os.urandom(size))
+    return files, make_settings(home, files_dir=files)
+
+
+def gateway_env(home: Path, settings: Settings, **extra: str) -> dict[str, str]:
+    return sesame_env(
+        secret_keys=KEY,
+        files_dir=str(settings.files_dir),
+        data_dir=str(home / "data"),
+        store_url=settings.resolved_store_url,
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module", params=["procfile", "plain-uvicorn"])
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    home = tmp_path_factory.mktemp(request.param)
+    files, settings = home_with_files(home)
+    service = Service.from_settings(settings)
+    options = SESAME_OPTIONS if request.param == "procfile" else PLAIN_UVICORN
+    log = home / "gateway.log"
+    with running_gateway(gateway_env(home, settings), log, options=options) as url:
+        yield Gateway(url, service, files, log)
+    service.store.close()
+    assert "Traceback" not in log.read_text()
+
+
+def received(url: str, headers: dict[str, str]) -> tuple[int, int]:
+    """The status and the body's length of a GET."""
+    response = httpx.get(url, headers=headers, timeout=60)
+    return response.status_code, len(response.content)
+
+
+def hostile_headers(size: int) -> list[dict[str, str]]:
+    """The Range forms that once took a whole file through a free "resume"."""
+    return [
+        {"Range": "bytes=5-", "If-Range": '"x"'},
+        {"Range": "bytes=5-,0-4"},
+        {"Range": "bytes=1-,0-0"},
+        {"Range": f"bytes={size - 1}-,0-"},
+        {"Range": "bytes=" + ",".join(["1-1"] * 101)},
+        {"Range": "bytes=-999999999"},
+        {"Range": "bytes=0-,0-,0-,0-"},
+        {"Range": "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 40, 2))},
+    ]
+
+
+def test_no_range_form_gets_more_than_the_link_allows(gateway: Gateway) -> None:
+    """A one-time link asked every hostile Range form, three times over, serves at most
+    twice its file and counts at most once; its record agrees with what went out."""
+    size = 8 * MIB
+    link_id, url = gateway.link()
+    total = 0
+    for headers in hostile_headers(size) * 3:
+        status, length = received(url, headers)
+        assert status in (200, 206, 410, 416)
+        total += length if status in (200, 206) else 0
+    downloads, served = gateway.record(link_id)
+    assert downloads <= 1
+    assert total <= 2 * size + 64 * 1024  # multipart answers carry their parts' headers
+    assert served <= 2 * size
+
+
+def test_thirty_hostile_requests_at_once_stay_under_the_cap(gateway: Gateway) -> None:
+    """Thirty parallel ``bytes=S-1-,0-`` on a one-time link: at most twice the file goes out
+    and at most one download is counted."""
+    size = 8 * MIB
+    link_id, url = gateway.link()
+    headers = {"Range": f"bytes={size - 1}-,0-"}
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(lambda _: received(url, headers), range(30)))
+    sent = sum(length for status, length in answers if status in (200, 206))
+    assert sent <= 2 * size
+    downloads, served = gateway.record(link_id)
+    assert downloads <= 1 and served <= 2 * size
+
+
+def test_a_probe_of_the_first_byte_leaves_a_one_time_link(gateway: Gateway) -> None:
+    """``bytes=0-0``, a download manager's probe, takes nothing; the download after it counts."""
+    link_id, url = gateway.link()
+    assert received(url, {"Range": "bytes=0-0"}) == (206, 1)
+    assert gateway.record(link_id)[0] == 0
+    assert received(url, {}) == (200, 8 * MIB)
+    assert gateway.record(link_id)[0] == 1
+    assert received(url, {})[0] == 410
+
+
+def cancel_after(url: str, share: float) -> int:
+    """Download through a socket with a small receive buffer, read ``share`` of the body,
+    then cancel (a reset, as a closing browser tab sends); the bytes read."""
+    parts = urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a window
+    sock.settimeout(30)
+    sock.connect((parts.hostname, parts.port))
+    sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    length = int(
+        next(
+            line.split(b":")[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+    )
+    got = len(head.split(b"\r\n\r\n", 1)[1])
+    while got < share * length:
+        got += len(sock.recv(4096))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    return got
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.05)  # polling another process's progress
+
+
+@pytest.mark.parametrize("file", sorted(SIZES))
+def test_a_cancelled_download_leaves_a_one_time_link_usable(gateway: Gateway, file: str) -> None:
+    """A recipient who cancels with 70 % of the body undelivered has not downloaded the
+    file: the link keeps its download, the log says aborted with about what was delivered."""
+    link_id, url = gateway.link(file)
+    got = cancel_after(url, 0.3)
+    # A kept body's row says completed as it leaves, until the abort is noticed.
+    wait_for(lambda: [e.outcome for e in gateway.service.events(link_id)] == [Outcome.ABORTED])
+    (event,) = gateway.service.events(link_id)
+    assert event.outcome is Outcome.ABORTED and not event.counted
+    assert got - 128 * 1024 <= event.bytes_sent < SIZES[file] * 0.5
+    assert gateway.record(link_id)[0] == 0
+    assert received(url, {}) == (200, SIZES[file])
+    assert gateway.record(link_id) == (1, SIZES[file] + event.bytes_sent)
+
+
+def fetch(command: list[str], cwd: Path) -> None:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+
+
+@pytest.mark.parametrize("client", ["curl", "wget", "aria2c"])
+def test_real_clients_count_exactly_once(gateway: Gateway, client: str, tmp_path: Path) -> None:
+    """curl, wget and aria2c with four connections each download the file whole, and each
+    such download counts once (aria2c's segments are pieces of one download)."""
+    binary = require_binary(client)
+    link_id, url = gateway.link(max_downloads=None)
+    command = {
+        "curl": [binary, "-sSf", "-o", "out", url],
+        "wget": [binary, "-q", "-O", "out", url],
+        "aria2c": [binary, "-q", "-x4", "-s4", "--min-split-size=1M", "-o", "out", url],
+    }[client]
+    fetch(command, tmp_path)
+    assert (tmp_path / "out").read_bytes() == (gateway.files / BIG).read_bytes()
+    downloads, served = gateway.record(link_id)
+    assert downloads == 1
+    assert served <= 2 * 8 * MIB
+
+
+def slow_reader(url: str, stop: threading.Event, rate: int = 256 * 1024) -> threading.Thread:
+    """A download that reads ``rate`` bytes a second until ``stop`` is set."""
+
+    def read() -> None:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+            sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            while not stop.is_set():
+                if not sock.recv(rate // 10):
+                    return
+                stop.wait(0.1)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+OwnGateway = Callable[..., AbstractContextManager[Gateway]]
+
+
+@pytest.fixture
+def own_gateway(tmp_path: Path) -> Iterator[OwnGateway]:
+    """Starts gateways of the test's own, with extra settings, on one store."""
+    files, settings = home_with_files(tmp_path)
+    service = Service.from_settings(settings)
+
+    @contextmanager
+    def start(log_name: str = "gateway.log", **extra: str) -> Iterator[Gateway]:
+        log = tmp_path / log_name
+        with running_gateway(gateway_env(tmp_path, settings, **extra), log) as url:
+            yield Gateway(url, service, files, log)
+
+    yield start
+    service.store.close()
+
+
+def test_a_slow_reader_keeps_its_place(own_gateway: OwnGateway) -> None:
+    """With room for one download and a lease of two seconds, a reader at 256 KB/s keeps
+    its place for many leases: every other download meanwhile is told the server is busy."""
+    with own_gateway(download_lease="2", max_concurrent_downloads="1") as gateway:
+        _, url = gateway.link("50m.bin", max_downloads=None)
+        stop = threading.Event()
+        reader = slow_reader(url, stop)
+        try:
+            wait_for(lambda: gateway.service.downloads.usage().downloads == 1)
+            _, other = gateway.link("5m.bin", max_downloads=None)
+            deadline = time.monotonic() + 7  # three and a half leases
+            while time.monotonic() < deadline:
+                assert httpx.get(other, timeout=10).status_code == 503
+                time.sleep(0.5)  # sampling over several leases
+        finally:
+            stop.set()
+            reader.join()
+
+
+def listening_on(port: int) -> int:
+    """The process id of the gateway started with ``--port port``."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--port" in args and str(port).encode() in args:
+                return int(entry.name)
+    raise AssertionError(f"no process started with --port {port}")
+
+
+def test_a_download_of_a_killed_gateway_is_given_back(own_gateway: OwnGateway) -> None:
+    """kill -9 of the gateway mid-download: once its lease lapses, the next gateway gives the
+    download back and logs it aborted, and the one-time link downloads."""
+    with own_gateway("first.log", download_lease="2") as gateway:
+        link_id, url = gateway.link("50m.bin")
+        stop = threading.Event()
+        reader = slow_reader(url, stop)
+        wait_for(lambda: gateway.record(link_id)[0] == 1)
+        os.kill(listening_on(urlsplit(url).port or 0), 9)
+        stop.set()
+        reader.join()
+    with own_gateway("second.log", download_lease="2") as gateway:
+        _, fresh = gateway.link("48k.bin", max_downloads=None)
+        # Any download begun after the lease lapsed settles the dead one.
+        wait_for(lambda: httpx.get(fresh).status_code == 200 and gateway.record(link_id)[0] == 0)
+        assert [e.outcome for e in gateway.service.events(link_id)] == [Outcome.ABORTED]
+        again = gateway.url + urlsplit(url).path
+        assert received(again, {}) == (200, SIZES["50m.bin"])
+        assert gateway.record(link_id)[0] == 1
+
+
+def test_a_locked_database_freezes_nothing_else(gateway: Gateway) -> None:
+    """While another process holds the database's write lock, a download waiting on it
+    keeps no one else waiting: /healthz answers within 100 ms and a body in flight flows."""
+    _, busy = gateway.link(max_downloads=None)
+    _, flowing = gateway.link("50m.bin", max_downloads=None)
+    with httpx.stream("GET", flowing, timeout=60) as body:
+        chunks = body.iter_bytes(1 << 20)
+        next(chunks)
+        lock = sqlite3.connect(gateway.service.settings.data_dir / "sesame.db", timeout=1)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            waiting = threading.Thread(target=lambda: httpx.get(busy, timeout=30), daemon=True)
+            waiting.start()
+            time.sleep(0.3)  # let the waiting download reach the lock
+            started = time.monotonic()
+            assert httpx.get(gateway.url + "/healthz", timeout=5).status_code < 600
+            assert time.monotonic() - started < 0.1
+            got = sum(len(next(chunks)) for _ in range(10))
+            assert got >= 10 * MIB - MIB
+        finally:
+            lock.rollback()
+            lock.close()
+        waiting.join()
