@@ -39,13 +39,18 @@ http {{
 """
 
 
-def offload_server(port: int, gateway_port: int, files_dir: Path) -> str:
-    """deploy/nginx.conf with its three EDIT lines pointed at this machine's test setup."""
+def offload_server(
+    port: int, gateway_port: int, files_dir: Path, report_port: int | None = None
+) -> str:
+    """deploy/nginx.conf with its EDIT lines pointed at this machine's test setup (reports
+    to the gateway on ``report_port``; none if not given)."""
     text = DEPLOY_CONF.read_text()
+    report = f"syslog:server=127.0.0.1:{report_port}," if report_port else "off; #"
     replacements = {
         "listen 127.0.0.1:8080;": f"listen 127.0.0.1:{port};",
         "proxy_pass http://127.0.0.1:8000;": f"proxy_pass http://127.0.0.1:{gateway_port};",
         "alias /srv/sesame/files/;": f"alias {files_dir.resolve()}/;",
+        "syslog:server=127.0.0.1:8514,": report,
     }
     for old, new in replacements.items():
         if old not in text:

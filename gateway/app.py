@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +16,7 @@ from gateway.download import download
 from gateway.files import Files
 from gateway.pages import Pages
 from gateway.ratelimit import ClientRateLimit, limit_rate
+from gateway.reports import listen
 from sesame import __version__
 from sesame.errors import FileMissing, LinkError, LinkInvalid, Unavailable
 from sesame.logs import configure_logging
@@ -80,7 +83,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         from gateway import wechat
 
         wechat.install(app)
-        app.router.lifespan_context = wechat.lifespan
+    app.router.lifespan_context = _lifespan
     for path in ("/d/{token:path}", "/api/get_file/{token:path}"):
         # A plain Starlette route: FastAPI's per-request parameter solving is a quarter of a
         # small download's time, and this route needs none of it.
@@ -88,6 +91,26 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Is the gateway up?")
     app.add_api_route("/healthz", _healthz, methods=["HEAD"], include_in_schema=False)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """What runs beside the requests: WeChat's warm-up, nginx's download reports."""
+    settings: Settings = app.state.service.settings
+    reports = None
+    if settings.offload == "nginx" and settings.offload_report:
+        reports = await listen(settings.offload_report, app.state.service.downloads)
+    try:
+        if settings.wechat_token is not None:
+            from gateway import wechat
+
+            async with wechat.lifespan(app):
+                yield
+        else:
+            yield
+    finally:
+        if reports is not None:
+            reports.close()
 
 
 async def _download(request: Request) -> Response:

@@ -63,19 +63,27 @@ class Delivery:
 
     async def settle(self, written: int) -> int:
         """Wait until the client acknowledged all ``written`` bytes of this response, the
-        connection broke, or nothing was acknowledged for STALL seconds; then the bytes it
-        acknowledged. Asynchronous: the event loop serves others meanwhile."""
+        connection broke, nothing is left to acknowledge (what the server never passed on
+        to the socket, as uvicorn does once the client has gone, never will be), or nothing
+        was acknowledged for STALL seconds; then the bytes it acknowledged. Asynchronous:
+        the event loop serves others meanwhile."""
         polls, last, idle = iter(_POLLS), -1, 0.0
         while True:
             acked, state = self._info()
             acked = max(0, acked - self.base)
             if acked >= written or state not in _ESTABLISHED_STATES or idle >= STALL:
                 return min(acked, written)
+            if not self._queued():
+                return acked
             if acked != last:
                 last, idle = acked, 0.0
             wait = next(polls, _POLLS[-1])
             await asyncio.sleep(wait)
             idle += wait
+
+    def broken(self) -> bool:
+        """Whether the connection can no longer carry anything to the client."""
+        return self._info()[1] not in _ESTABLISHED_STATES
 
     def close(self) -> None:
         self.sock.close()
@@ -83,12 +91,15 @@ class Delivery:
     def written(self) -> int:
         """Bytes the connection was given so far: acknowledged, in the socket's queue, or
         still in the transport's buffer."""
-        acked, _ = self._info()
+        return self._info()[0] + self._queued()
+
+    def _queued(self) -> int:
+        """Bytes given to the connection and not yet acknowledged."""
         try:  # SIOCOUTQ (TIOCOUTQ's number): bytes the socket holds, not yet acknowledged
             queued = struct.unpack("i", fcntl.ioctl(self.sock, termios.TIOCOUTQ, b"\0" * 4))[0]
         except OSError:
             queued = 0
-        return acked + queued + self.transport.get_write_buffer_size()
+        return int(queued) + self.transport.get_write_buffer_size()
 
     def _info(self) -> tuple[int, int]:
         """tcpi_bytes_acked and tcpi_state; (0, 0) once the socket cannot be read."""

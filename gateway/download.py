@@ -82,11 +82,12 @@ def _answer(
     # Over once let in: a kept body that leaves in one write (given back in a second trip
     # only if it turns out aborted), or a body handed to nginx that reports nothing back.
     kept = opened.body is not None and plan.status == 200 and link.rate is None
-    settled = kept or (offloaded and not service.settings.offload_report)
+    reported = offloaded and bool(service.settings.offload_report)
+    settled = (kept and not offloaded) or (offloaded and not reported)
     started = _refusing(
         service,
         visitor,
-        lambda: service.downloads.begin(admitted, plan, visitor, settled),
+        lambda: service.downloads.begin(admitted, plan, visitor, settled, reported),
         link.id,
     )
     _note(request, started)

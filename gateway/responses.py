@@ -54,11 +54,12 @@ class DownloadResponse(Response):
         self.opened, self.plan = opened, plan
         self.finish, self.renew, self.renew_every = finish, renew, renew_every
         self.pacer = pacer
+        self.delivery: Delivery | None = None
         self.boundary = secrets.token_hex(12) if len(plan.spans) > 1 else ""
         self.raw_headers = _headers(opened.name, opened.version, opened.etag, plan, self.boundary)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        delivery = Delivery.of(receive)
+        self.delivery = delivery = Delivery.of(receive)
         keeper = None if self.renew is None else asyncio.create_task(self._keep(delivery))
         self.progress, sent = 0, False
         try:
@@ -140,6 +141,9 @@ class DownloadResponse(Response):
             position += len(chunk)
             last = position >= end
             await self._send_bytes(send, chunk, more or not last)
+            if self.delivery is not None and self.delivery.broken():
+                # uvicorn drops what is sent to a closed connection without a word.
+                raise OSError("the client closed the connection")
             await self._pace(len(chunk), last)
 
     async def _pace(self, nbytes: int, last: bool) -> None:

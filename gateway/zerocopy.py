@@ -64,6 +64,8 @@ class _ZeroCopyCycle(RequestResponseCycle):
     async def send(self, message: Any) -> None:
         if message["type"] != EXTENSION:
             return await super().send(message)
+        if self.disconnected:  # uvicorn drops a response start once the client has gone
+            raise ClientGone(0)
         if not self.response_started or self.response_complete or self.chunked_encoding:
             raise RuntimeError("A zero-copy body needs a started response with Content-Length.")
         count = int(message["count"])

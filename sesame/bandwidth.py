@@ -74,11 +74,13 @@ class Bandwidth:
         byte_cap: int | None,
         event: DownloadEvent,
         settled: bool,
+        lease: int | None = None,
     ) -> DownloadStart:
         """What the store must let in for a download of ``nbytes`` now: a FULL download
         must fit in what is left of today's budget (a RESUME finishes what was started, so
         it always fits); a ``counted`` one takes one from the link's limit; every download
-        needs a place under the concurrency cap. ``settled``: see DownloadStart."""
+        needs a place under the concurrency cap, held for ``lease`` seconds (the settings'
+        by default) unless renewed. ``settled``: see DownloadStart."""
         now = int(self.clock())
         return DownloadStart(
             link_id=link_id,
@@ -89,7 +91,7 @@ class Bandwidth:
             day=now // DAY,
             budget=self.budget if access is Access.FULL else None,
             slot_id=secrets.token_urlsafe(12),
-            until=now + self.lease,
+            until=now + (lease or self.lease),
             cap=self.cap,
             event=event,
             settled=settled,

@@ -16,6 +16,7 @@ serves more than (limit + 1) x the file's size.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from sesame.bandwidth import Bandwidth, Usage
@@ -35,6 +36,9 @@ from sesame.models import (
 from sesame.ranges import Plan
 from sesame.settings import Settings
 from sesame.store import Store
+
+# How long a download handed to nginx keeps its place if nginx's report never comes.
+OFFLOADED_LEASE = 6 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,7 @@ class Download:
                 slot_id=start.slot_id,
                 event=event,
                 amends=begun if start.settled else None,
+                completed=completed,
             )
         )
         self.finished = event
@@ -155,10 +160,16 @@ class Downloads:
         return Admitted(link, late)
 
     def begin(
-        self, admitted: Admitted, plan: Plan, visitor: Visitor, settled: bool = False
+        self,
+        admitted: Admitted,
+        plan: Plan,
+        visitor: Visitor,
+        settled: bool = False,
+        offloaded: bool = False,
     ) -> Download:
         """Start sending ``plan``'s bytes of the link's file. One trip to the store, all or
-        nothing; ``settled`` for a body that is over once let in (see DownloadStart).
+        nothing; ``settled`` for a body that is over once let in (see DownloadStart);
+        ``offloaded`` for one another server sends and reports (see ``report``).
 
         A late link sends only the rest of a download: the whole file raises its expiry.
         Then the owner's bandwidth (see Bandwidth.start): BudgetSpent, TooBusy. Then the
@@ -172,7 +183,11 @@ class Downloads:
         cap = None if link.max_downloads is None else (link.max_downloads + 1) * plan.size
         counted = plan.reaches_end
         event = self.event(link.id, visitor, plan.status, plan.nbytes, Outcome.COMPLETED, counted)
-        start = self.bandwidth.start(link.id, access, counted, plan.nbytes, cap, event, settled)
+        lease = OFFLOADED_LEASE if offloaded else None
+        start = replace(
+            self.bandwidth.start(link.id, access, counted, plan.nbytes, cap, event, settled, lease),
+            session=_session(link.id, visitor),
+        )
         refusal = self.store.begin_download(start)
         if refusal is Refusal.LINK:
             current = self.store.get_link(link.id) or link
@@ -181,6 +196,12 @@ class Downloads:
         if refusal is not None:
             raise self.bandwidth.refused(refusal, start)
         return Download(self, link, start, access)
+
+    def report(self, slot_id: str, sent: int, completed: bool) -> bool:
+        """Settle a download another server sent (nginx, in offload mode) as it reports:
+        ``sent`` bytes, ``completed`` or not. False if it was settled already (or its lease
+        lapsed and was given back)."""
+        return self.store.settle_lease(slot_id, sent, completed)
 
     def event(
         self,
@@ -214,6 +235,13 @@ class Downloads:
 
     def _in_grace(self, exc: LinkExpired) -> bool:
         return self.clock() <= exc.expired_at.timestamp() + self.settings.resume_grace
+
+
+def _session(link_id: str, visitor: Visitor) -> str:
+    """The requests of one client (address and program) for one link: the pieces of one
+    download (see DownloadStart.session)."""
+    who = f"{link_id}\0{visitor.client_ip}\0{visitor.user_agent}".encode()
+    return hashlib.sha256(who).hexdigest()[:24]
 
 
 def _usable(link: Link, may_be_used_up: bool = False) -> Link:

@@ -186,6 +186,10 @@ class DownloadStart:
     cap: int | None
     event: DownloadEvent | None = None
     settled: bool = False
+    # Requests of one client for one link (a download manager's segments) share a session: a
+    # counted one in flight makes another that would count join it instead, and its count
+    # passes to one still in flight if it ends unfinished.
+    session: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +198,11 @@ class DownloadEnd:
     negative for bytes reserved but not sent) on the link and on ``day``'s egress, the
     download given back if ``uncount``, the lease ``slot_id`` dropped, and ``event``
     logged if given: in place of ``amends``, the row logged when it began, if given (a
-    download settled as it began that turned out aborted)."""
+    download settled as it began that turned out aborted).
+
+    For a download that holds a lease, whether it counts is the lease's to say (see
+    DownloadStart.session): the store gives it back unless ``completed`` (or a piece of its
+    session was, or one is still in flight), and sets ``event.counted`` to match."""
 
     link_id: str
     extra_bytes: int
@@ -203,6 +211,7 @@ class DownloadEnd:
     slot_id: str
     event: DownloadEvent | None = None
     amends: DownloadEvent | None = None
+    completed: bool = False
 
 
 def keyword_key(text: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from sesame import ranges
 from sesame.downloads import Admitted
 from sesame.errors import LinkExhausted, LinkExpired, LinkInvalid, LinkRevoked
-from sesame.models import Outcome
+from sesame.models import Outcome, Visitor
 from sesame.service import Service
 from tests.support import NOW, VISITOR, FakeClock, take
 
@@ -143,12 +143,13 @@ def test_begin_after_admission_can_still_fail(service: Service) -> None:
 
 
 def test_begin_race_lost(service: Service) -> None:
-    """Two admitted requests for the last download: the second begin raises LinkExhausted."""
+    """Two clients' admitted requests for the last download: the second begin raises
+    LinkExhausted."""
     shared = service.share("hello.txt", max_downloads=1)
     first, second = (service.downloads.admit(token_of(shared.url)) for _ in range(2))
     service.downloads.begin(first, ranges.whole(14), VISITOR)
     with pytest.raises(LinkExhausted):
-        service.downloads.begin(second, ranges.whole(14), VISITOR)
+        service.downloads.begin(second, ranges.whole(14), Visitor("10.0.0.2", "other"))
 
 
 def test_an_unfinished_download_is_given_back(service: Service) -> None:

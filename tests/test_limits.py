@@ -221,8 +221,14 @@ def test_real_clients_count_exactly_once(gateway: Gateway, client: str, tmp_path
     }[client]
     fetch(command, tmp_path)
     assert (tmp_path / "out").read_bytes() == (gateway.files / BIG).read_bytes()
+    # The client is done; the gateway may still be settling the connections it dropped.
+    wait_for(lambda: gateway.service.downloads.usage().downloads == 0)
     downloads, served = gateway.record(link_id)
-    assert downloads == 1
+    rows = [
+        (e.status, e.bytes_sent, e.outcome.value, e.counted)
+        for e in gateway.service.events(link_id)
+    ]
+    assert downloads == 1, rows
     assert served <= 2 * 8 * MIB
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -132,3 +136,68 @@ def test_gateway_answers_with_accel_redirect(settings: Settings, service: Servic
     assert response.content == b""
     assert response.headers["x-accel-redirect"] == "/_sesame/files/sub/nested.bin"
     assert response.headers["content-disposition"].startswith('attachment; filename="nested.bin"')
+
+
+HUGE = 40 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def reporting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    """As ``front``, with nginx reporting each download back (SESAME_OFFLOAD_REPORT)."""
+    nginx = require_binary("nginx")
+    home = tmp_path_factory.mktemp("reporting")
+    files = home / "files"
+    files.mkdir()
+    (files / "big.bin").write_bytes(BIG)
+    (files / "huge.bin").write_bytes(os.urandom(HUGE))
+    gateway_port, port, report_port = free_port(), free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    values = {"secret_keys": KEY, "files_dir": str(files), "data_dir": str(home / "data")}
+    report = f"127.0.0.1:{report_port}"
+    env = sesame_env(**values, public_url=url, offload="nginx", offload_report=report)
+    service = Service.from_settings(load_settings(**values, public_url=url, _env_file=None))
+    server = offload_server(port, gateway_port, files, report_port)
+    with (
+        running_gateway(env, home / "gateway.log", gateway_port),
+        running_nginx(nginx, home / "nginx", server, port),
+    ):
+        yield Front(url, service)
+    service.store.close()
+
+
+def settled(front: Front, link_id: str) -> list[Outcome]:
+    """The outcomes logged for a link, once nginx's report has come."""
+    deadline = time.monotonic() + 10
+    while not (events := front.service.store.list_events(link_id)):
+        assert time.monotonic() < deadline, "nginx's report never came"
+        time.sleep(0.05)  # polling for another process's datagram
+    return [event.outcome for event in events]
+
+
+def test_nginx_reports_a_whole_download(reporting: Front) -> None:
+    """A download nginx sent in full counts once, logged completed with its bytes; the
+    download's id never reaches the client."""
+    link = reporting.service.share("big.bin", max_downloads=1)
+    response = httpx.get(link.url)
+    assert response.content == BIG
+    assert "x-sesame-download" not in response.headers
+    assert settled(reporting, link.link.id) == [Outcome.COMPLETED]
+    assert counted(reporting, link.link.id) == 1
+    assert httpx.get(link.url).status_code == 410
+
+
+def test_nginx_reports_a_cancelled_download_which_is_given_back(reporting: Front) -> None:
+    """A recipient who walks away early from a download nginx sends leaves the one-time
+    link usable: nginx says the body was not completed, the gateway gives it back."""
+    link = reporting.service.share("huge.bin", max_downloads=1)
+    parts = urlsplit(link.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        got = 0
+        while got < 1024 * 1024:
+            got += len(sock.recv(65536))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert settled(reporting, link.link.id) == [Outcome.ABORTED]
+    assert counted(reporting, link.link.id) == 0
+    assert len(httpx.get(link.url, timeout=60).content) == HUGE

@@ -97,7 +97,7 @@ def test_a_download_is_one_transaction_each_way(store: SQLiteStore) -> None:
     ended: list[str] = []
     store._db.set_trace_callback(ended.append)
     row = DownloadEvent("link0000001", NOW, None, None, 200, 1, Outcome.COMPLETED, True)
-    store.end_download(DownloadEnd("link0000001", 0, False, NOW // 86400, "s", row))
+    store.end_download(DownloadEnd("link0000001", 0, False, NOW // 86400, "s", row, None, True))
     for trip in (began, ended):
         assert (trip[0], trip[-1], trip.count("COMMIT")) == ("BEGIN IMMEDIATE", "COMMIT", 1)
     assert not [statement for statement in ended if "links" in statement or "egress" in statement]

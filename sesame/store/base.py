@@ -76,6 +76,11 @@ class Store(Protocol):
         """Extend a lease taken with ``begin_download`` (if it is still held) to ``until``,
         noting that ``sent`` bytes of its download were delivered so far."""
 
+    def settle_lease(self, slot_id: str, sent: int, completed: bool) -> bool:
+        """Settle the download holding ``slot_id`` from what its lease keeps, as
+        ``end_download`` would: ``sent`` bytes (at most those reserved), given back unless
+        ``completed`` with every byte, its row logged. False if no such lease is held."""
+
     def count_slots(self, now: int) -> int:
         """How many leases are held at ``now``."""
 

@@ -67,37 +67,99 @@ local function settle(link, egress, extra, uncount, day)
 end
 """
 
-# Settles, as aborted with the bytes last reported, a few leases that lapsed before ARGV[1]
-# (downloads whose gateway died). Their keys are named from the leases' own records.
-_SWEEP = f"""
+# Leases: what settling a download needs, by lease id, and the leases of each session (the
+# pieces of one client's download, see models.DownloadStart.session). Keys are named from the
+# records, so these scripts need a single Redis server (not a cluster).
+_LEASES = """
+local function session_ends(id, counted, session, delivered, completed)
+  -- What becomes of a leased download's count as it ends (see SQLiteStore._session_ends).
+  local members = '{PREFIX}session:' .. session
+  if completed and not counted and session ~= '' then
+    for _, other in ipairs(redis.call('SMEMBERS', members)) do
+      if redis.call('HGET', '{PREFIX}lease:' .. other, 'counted') == '1' then
+        redis.call('HSET', '{PREFIX}lease:' .. other, 'delivered', 1)
+      end
+    end
+  end
+  if not counted then return '' end
+  if completed or delivered then return 'kept' end
+  if session ~= '' then
+    for _, other in ipairs(redis.call('SMEMBERS', members)) do
+      if other ~= id and redis.call('EXISTS', '{PREFIX}lease:' .. other) == 1 then
+        redis.call('HSET', '{PREFIX}lease:' .. other, 'counted', 1)
+        return 'passed'
+      end
+    end
+  end
+  return 'given back'
+end
+local function forget_lease(leases, id, session)
+  redis.call('ZREM', leases, id)
+  redis.call('DEL', '{PREFIX}lease:' .. id)
+  if session and session ~= '' then redis.call('SREM', '{PREFIX}session:' .. session, id) end
+end
+local function settle_lease(leases, egress, log, id, sent, completed, oldest_kept, keep)
+  -- A lease's download settled from its own record: ``sent`` bytes (false: those last
+  -- reported), completed or aborted.
+  local l = redis.call('HMGET', '{PREFIX}lease:' .. id, 'link', 'counted', 'reserved', 'day',
+                       'sent', 'row', 'session', 'delivered')
+  if not l[1] then
+    redis.call('ZREM', leases, id)
+    return 0
+  end
+  local reserved = tonumber(l[3])
+  sent = math.min(sent or tonumber(l[5]), reserved)
+  completed = completed and sent >= reserved
+  local counted = l[2] == '1'
+  local fate = session_ends(id, counted, l[7] or '', l[8] == '1', completed)
+  settle('{PREFIX}link:' .. l[1], egress, sent - reserved, fate == 'given back', l[4])
+  local row = cjson.decode(l[6])
+  row['bytes_sent'] = sent
+  row['outcome'] = completed and 'completed' or 'aborted'
+  row['counted'] = fate == 'kept'
+  log_row(log, log .. ':' .. l[1], cjson.encode(row), oldest_kept, keep)
+  forget_lease(leases, id, l[7])
+  return 1
+end
 local function sweep(leases, egress, log, now, oldest_kept, keep)
+  -- Settles, as aborted, a few leases that lapsed before ``now``: their gateway died.
   local lapsed = redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. now, 'LIMIT', 0, 20)
   for _, id in ipairs(lapsed) do
-    local lease = '{PREFIX}lease:' .. id
-    local l = redis.call('HMGET', lease, 'link', 'counted', 'reserved', 'day', 'sent', 'row')
-    if l[1] then
-      local sent = math.min(tonumber(l[5]), tonumber(l[3]))
-      settle('{PREFIX}link:' .. l[1], egress, sent - tonumber(l[3]), l[2] == '1', l[4])
-      local row = cjson.decode(l[6])
-      row['bytes_sent'] = sent
-      row['outcome'] = 'aborted'
-      row['counted'] = false
-      log_row(log, log .. ':' .. l[1], cjson.encode(row), oldest_kept, keep)
-      redis.call('DEL', lease)
-    end
-    redis.call('ZREM', leases, id)
+    settle_lease(leases, egress, log, id, false, false, oldest_kept, keep)
   end
 end
+local function counted_in_flight(leases, session, now)
+  if session == '' then return false end
+  for _, other in ipairs(redis.call('SMEMBERS', '{PREFIX}session:' .. session)) do
+    local until_ = redis.call('ZSCORE', leases, other)
+    if until_ and tonumber(until_) >= tonumber(now)
+       and redis.call('HGET', '{PREFIX}lease:' .. other, 'counted') == '1' then
+      return true
+    end
+  end
+  return false
+end
+""".replace("{PREFIX}", PREFIX)
+
+# KEYS: the leases, the bytes per day, the log. ARGV: the lease id, bytes sent, completed
+# (0 or 1), the oldest log entry id kept, how long a link's log is kept.
+_SETTLE_LEASE = (
+    _LOG_ROW
+    + _LEASES
+    + """
+return settle_lease(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1',
+                    ARGV[4], ARGV[5])
 """
+)
 
 # KEYS: the link's record, the bytes per day, the leases, the log, the link's log, the lease.
 # ARGV: now, nbytes, counted (0 or 1), byte cap, day, budget, lease id, until, cap (-1: none),
 # the download's log row, settled (0 or 1: log the row now and take no lease), the oldest log
-# entry id kept, how long the link's log is kept.
+# entry id kept, how long the link's log is kept, the download's session.
 # Returns nothing when the download began, else why not (models.Refusal).
 _BEGIN = (
     _LOG_ROW
-    + _SWEEP
+    + _LEASES
     + """
 sweep(KEYS[3], KEYS[2], KEYS[4], ARGV[1], ARGV[12], ARGV[13])
 local nbytes = tonumber(ARGV[2])
@@ -110,9 +172,10 @@ local f = redis.call('HMGET', KEYS[1], 'created_at', 'revoked_at', 'max_download
                      'downloads', 'bytes_served')
 if not f[1] or f[2] then return 'link' end
 local counted, byte_cap = tonumber(ARGV[3]), tonumber(ARGV[4])
+if counted == 1 and counted_in_flight(KEYS[3], ARGV[14], ARGV[1]) then counted = 0 end
 if counted == 1 and f[3] and tonumber(f[4]) >= tonumber(f[3]) then return 'link' end
 if byte_cap >= 0 and tonumber(f[5]) + nbytes > byte_cap then return 'link' end
-redis.call('HINCRBY', KEYS[1], 'downloads', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'downloads', counted)
 redis.call('HINCRBY', KEYS[1], 'bytes_served', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
 if nbytes ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[5], ARGV[2]) end
@@ -120,9 +183,14 @@ if ARGV[11] == '1' then
   log_row(KEYS[4], KEYS[5], ARGV[10], ARGV[12], ARGV[13])
 else
   redis.call('HSET', KEYS[6], 'link', string.sub(KEYS[1], string.len('{PREFIX}link:') + 1),
-             'counted', ARGV[3], 'reserved', ARGV[2], 'day', ARGV[5], 'sent', 0, 'row', ARGV[10])
+             'counted', counted, 'reserved', ARGV[2], 'day', ARGV[5], 'sent', 0,
+             'row', ARGV[10], 'session', ARGV[14], 'delivered', 0)
   redis.call('EXPIRE', KEYS[6], ARGV[13])
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
+  if ARGV[14] ~= '' then
+    redis.call('SADD', '{PREFIX}session:' .. ARGV[14], ARGV[7])
+    redis.call('EXPIRE', '{PREFIX}session:' .. ARGV[14], ARGV[13])
+  end
 end
 return false
 """.replace("{PREFIX}", PREFIX)
@@ -130,11 +198,25 @@ return false
 
 # KEYS: the link's record, the bytes per day, the leases, the log, the link's log, the lease.
 # ARGV: extra bytes, uncount (0 or 1), day, lease id, the log row ('' for none), the oldest
-# log entry id kept, how long the link's log is kept, the row it replaces ('' for none).
+# log entry id kept, how long the link's log is kept, the row it replaces ('' for none),
+# completed (0 or 1). A download with a lease counts as its lease says (DownloadEnd).
 _END = (
     _LOG_ROW
+    + _LEASES
     + """
-settle(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2] == '1', ARGV[3])
+local uncount, row = ARGV[2] == '1', ARGV[5]
+local l = redis.call('HMGET', KEYS[6], 'counted', 'session', 'delivered')
+if l[1] then
+  local counted, completed = l[1] == '1', ARGV[9] == '1'
+  local fate = session_ends(ARGV[4], counted, l[2] or '', l[3] == '1', completed)
+  uncount = fate == 'given back'
+  if row ~= '' then
+    local decoded = cjson.decode(row)
+    decoded['counted'] = fate == 'kept'
+    row = cjson.encode(decoded)
+  end
+end
+settle(KEYS[1], KEYS[2], tonumber(ARGV[1]), uncount, ARGV[3])
 if ARGV[8] ~= '' then
   redis.call('LREM', KEYS[5], 1, ARGV[8])
   for _, entry in ipairs(redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1000)) do
@@ -144,9 +226,8 @@ if ARGV[8] ~= '' then
     end
   end
 end
-if ARGV[5] ~= '' then log_row(KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7]) end
-redis.call('ZREM', KEYS[3], ARGV[4])
-redis.call('DEL', KEYS[6])
+if row ~= '' then log_row(KEYS[4], KEYS[5], row, ARGV[6], ARGV[7]) end
+forget_lease(KEYS[3], ARGV[4], l[2])
 return 1
 """
 )
@@ -185,6 +266,7 @@ class RedisStore:
         self._end = self.redis.register_script(_END)
         self._revoke = self.redis.register_script(_REVOKE)
         self._issue = self.redis.register_script(_ISSUE)
+        self._settle_lease = self.redis.register_script(_SETTLE_LEASE)
 
     def add_link(self, link: Link) -> None:
         key = _link_key(link.id)
@@ -229,6 +311,7 @@ class RedisStore:
             int(start.settled),
             oldest,
             keep,
+            start.session,
         ]
         refusal = self._begin(keys=self._download_keys(start.link_id, start.slot_id), args=args)
         return None if refusal is None else Refusal(refusal)
@@ -241,6 +324,7 @@ class RedisStore:
             end.slot_id,
             *self._log_args(end.event),
             _row(end.amends),
+            int(end.completed),
         ]
         self._end(keys=self._download_keys(end.link_id, end.slot_id), args=args)
 
@@ -264,6 +348,10 @@ class RedisStore:
             pipe.hset(_lease_key(slot_id), "sent", sent)
             pipe.expire(_lease_key(slot_id), self.retention)  # a lease ended meanwhile: gone later
             pipe.execute()
+
+    def settle_lease(self, slot_id: str, sent: int, completed: bool) -> bool:
+        args = [slot_id, sent, int(completed), self._oldest_kept(), self.retention]
+        return bool(self._settle_lease(keys=[SLOTS, EGRESS, EVENTS], args=args))
 
     def count_slots(self, now: int) -> int:
         return int(self.redis.zcount(SLOTS, now, "+inf"))

@@ -92,9 +92,12 @@ CREATE TABLE IF NOT EXISTS leases (
     reserved INTEGER NOT NULL,
     day INTEGER NOT NULL,
     sent INTEGER NOT NULL DEFAULT 0,
-    row TEXT NOT NULL
+    row TEXT NOT NULL,
+    session TEXT NOT NULL DEFAULT '',
+    delivered INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS leases_by_until ON leases (until);
+CREATE INDEX IF NOT EXISTS leases_by_session ON leases (session);
 CREATE TABLE IF NOT EXISTS egress (
     day INTEGER PRIMARY KEY,
     bytes INTEGER NOT NULL
@@ -111,6 +114,7 @@ RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, land
 KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
 ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 SWEEP_BATCH = 20  # lapsed leases settled per download begun
+LEASE_COLUMNS = "id, link_id, counted, reserved, day, sent, row"
 # A download's row logged when it began, replaced by the row of how it really went.
 AMEND_EVENT = """UPDATE downloads SET at = ?, status = ?, bytes_sent = ?, outcome = ?, counted = ?
     WHERE id = (SELECT MAX(id) FROM downloads WHERE link_id = ? AND at = ? AND outcome = ?)"""
@@ -189,6 +193,9 @@ class SQLiteStore:
     def begin_download(self, start: DownloadStart) -> Refusal | None:
         with self._transaction() as db:
             self._sweep(db, start.now)
+            joined = start.counted and self._counted_in_flight(db, start.session, start.now)
+            if joined:
+                start = replace(start, counted=False)
             refusal = self._refusal(db, start)
             if refusal is None:
                 if start.nbytes:
@@ -198,7 +205,7 @@ class SQLiteStore:
                     db.execute(ADD_EVENT, _event_row(start.event))
                 else:
                     db.execute(
-                        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0)",
                         (
                             start.slot_id,
                             start.until,
@@ -207,29 +214,54 @@ class SQLiteStore:
                             start.nbytes,
                             start.day,
                             _json_row(start.event),
+                            start.session,
                         ),
                     )
             return refusal
+
+    def _counted_in_flight(self, db: sqlite3.Connection, session: str, now: int) -> bool:
+        if not session:
+            return False
+        row = db.execute(
+            "SELECT 1 FROM leases WHERE session = ? AND counted = 1 AND until >= ? LIMIT 1",
+            (session, now),
+        ).fetchone()
+        return row is not None
 
     def _sweep(self, db: sqlite3.Connection, now: int) -> None:
         """Settle, as aborted with the bytes last reported, a few leases lapsed before
         ``now``: downloads whose gateway died."""
         lapsed = db.execute(
-            "SELECT id, link_id, counted, reserved, day, sent, row FROM leases"
-            " WHERE until < ? ORDER BY until LIMIT ?",
+            f"SELECT {LEASE_COLUMNS} FROM leases WHERE until < ? ORDER BY until LIMIT ?",
             (now, SWEEP_BATCH),
         ).fetchall()
-        for slot_id, link_id, counted, reserved, day, sent, row in lapsed:
-            begun = _from_json_row(row)
-            event = replace(
-                begun, bytes_sent=min(sent, reserved), outcome=Outcome.ABORTED, counted=False
-            )
-            self._settle(
-                db,
-                DownloadEnd(
-                    link_id, event.bytes_sent - reserved, bool(counted), day, slot_id, event
-                ),
-            )
+        for lease in lapsed:
+            self._settle_lease(db, lease, None, False)
+
+    def settle_lease(self, slot_id: str, sent: int, completed: bool) -> bool:
+        with self._transaction() as db:
+            lease = db.execute(
+                f"SELECT {LEASE_COLUMNS} FROM leases WHERE id = ?", (slot_id,)
+            ).fetchone()
+            if lease is not None:
+                self._settle_lease(db, lease, sent, completed)
+            return lease is not None
+
+    def _settle_lease(
+        self, db: sqlite3.Connection, lease: tuple[Any, ...], sent: int | None, completed: bool
+    ) -> None:
+        """Settle a lease's download from its own record: ``sent`` bytes (None: those last
+        reported), completed or aborted."""
+        slot_id, link_id, _, reserved, day, reported, row = lease
+        sent = min(reported if sent is None else sent, reserved)
+        completed = completed and sent >= reserved
+        event = replace(
+            _from_json_row(row),
+            bytes_sent=sent,
+            outcome=Outcome.COMPLETED if completed else Outcome.ABORTED,
+        )
+        end = DownloadEnd(link_id, sent - reserved, False, day, slot_id, event, None, completed)
+        self._settle(db, end)
 
     def _refusal(self, db: sqlite3.Connection, start: DownloadStart) -> Refusal | None:
         """Check the budget and the cap, then take the link's part: the first that fails."""
@@ -265,6 +297,14 @@ class SQLiteStore:
             self._settle(db, end)
 
     def _settle(self, db: sqlite3.Connection, end: DownloadEnd) -> None:
+        lease = db.execute(
+            "SELECT counted, session, delivered FROM leases WHERE id = ?", (end.slot_id,)
+        ).fetchone()
+        if lease is not None:
+            counted = bool(lease[0])
+            fate = self._session_ends(db, end, counted, lease[1], bool(lease[2]))
+            event = end.event and replace(end.event, counted=fate == "kept")
+            end = replace(end, uncount=fate == "given back", event=event)
         if end.extra_bytes or end.uncount:
             db.execute(
                 SETTLE_LINK,
@@ -290,6 +330,29 @@ class SQLiteStore:
         if end.extra_bytes:
             db.execute(ADD_EGRESS, {"day": end.day, "nbytes": end.extra_bytes})
         db.execute("DELETE FROM leases WHERE id = ?", (end.slot_id,))
+
+    def _session_ends(
+        self, db: sqlite3.Connection, end: DownloadEnd, counted: bool, session: str, done: bool
+    ) -> str:
+        """What becomes of a leased download's count as it ends: "" if it held none; "kept"
+        if it completed, or a piece of its session did (``done``); "passed" to a piece of
+        its session still in flight; "given back" otherwise."""
+        if end.completed and not counted and session:
+            db.execute(
+                "UPDATE leases SET delivered = 1 WHERE session = ? AND counted = 1", (session,)
+            )
+        if not counted:
+            return ""
+        if end.completed or done:
+            return "kept"
+        heir = db.execute(
+            "SELECT id FROM leases WHERE session = ? AND id != ? AND ? != '' LIMIT 1",
+            (session, end.slot_id, session),
+        ).fetchone()
+        if heir is None:
+            return "given back"
+        db.execute("UPDATE leases SET counted = 1 WHERE id = ?", heir)
+        return "passed"
 
     def renew_slot(self, slot_id: str, until: int, sent: int = 0) -> None:
         self._db.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,7 @@ def end(
     link_id: str = "L1",
     day: int = TODAY,
 ) -> DownloadEnd:
-    return DownloadEnd(link_id, extra_bytes, uncount, day, slot, row)
+    return DownloadEnd(link_id, extra_bytes, uncount, day, slot, row, completed=not uncount)
 
 
 def state(store: Store, link_id: str = "L1") -> tuple[Link | None, dict[int, int], int]:
@@ -234,7 +235,7 @@ def test_ending_with_its_log_row(store: Store) -> None:
     store.end_download(end("s1", -70, True, row))
     record = store.get_link("L1")
     assert (record.downloads, record.bytes_served) == (0, 30)  # type: ignore[union-attr]
-    assert store.list_events("L1") == [row]
+    assert store.list_events("L1") == [replace(row, counted=False)]  # the lease says: given back
 
 
 def test_a_download_sent_in_full_keeps_what_it_took(store: Store) -> None:
@@ -258,7 +259,7 @@ def test_ending_a_vanished_link_settles_the_rest(store: Store) -> None:
     row = event("gone", NOW + 1)
     store.end_download(end("s1", -40, True, row, link_id="gone"))
     assert state(store)[1:] == ({TODAY: 60}, 0)
-    assert store.list_events("gone") == [row]
+    assert store.list_events("gone") == [replace(row, counted=False)]
     assert store.get_link("gone") is None
 
 
@@ -499,3 +500,51 @@ def test_an_amended_row_takes_the_place_of_the_first(store: Store) -> None:
     assert store.list_events("L1") == [later]
     record = store.get_link("L1")
     assert record is not None and (record.downloads, record.bytes_served) == (0, 4)
+
+
+@pytest.mark.parametrize(("sent", "completed", "counted"), [(10, True, 1), (4, False, 0)])
+def test_a_reported_lease_is_settled_from_its_record(
+    store: Store, sent: int, completed: bool, counted: int
+) -> None:
+    """A download reported by the server that sent it (nginx) is settled from its lease
+    alone: kept if complete, given back if not, logged; an unknown lease changes nothing."""
+    store.add_link(link(max_downloads=1))
+    assert store.begin_download(start(nbytes=10, slot="sent-by-nginx")) is None
+    assert store.settle_lease("sent-by-nginx", sent, completed)
+    assert not store.settle_lease("sent-by-nginx", sent, completed)
+    record = store.get_link("L1")
+    assert record is not None and (record.downloads, record.bytes_served) == (counted, sent)
+    (row,) = store.list_events()
+    expected = Outcome.COMPLETED if completed else Outcome.ABORTED
+    assert (row.outcome, row.bytes_sent, row.counted) == (expected, sent, bool(counted))
+    assert store.count_slots(NOW) == 0
+
+
+def test_pieces_of_one_session_count_once(store: Store) -> None:
+    """A client's concurrent requests that would each count (a download manager's segments
+    reaching the end) share its session: the first counts, the others join it even on a
+    used-up link; when the counted one ends unfinished its count passes to one in flight."""
+    store.add_link(link(max_downloads=1))
+    first = replace(start(slot="a"), session="S")
+    assert store.begin_download(first) is None
+    assert store.begin_download(replace(start(slot="b"), session="S")) is None
+    assert store.begin_download(replace(start(slot="c"), session="T")) is Refusal.LINK
+    store.end_download(end("a", -10, True))  # the first connection is dropped
+    assert state(store)[0].downloads == 1  # type: ignore[union-attr]
+    store.end_download(end("b", row=event("L1", NOW + 2)))  # the last piece arrives
+    assert state(store)[0].downloads == 1  # type: ignore[union-attr]
+    assert [row.counted for row in store.list_events()] == [True]  # it holds the count now
+
+
+def test_a_completed_piece_keeps_the_sessions_count(store: Store) -> None:
+    """Once a piece of a session has been received, the counted request of that session
+    keeps its count even if it ends unfinished; a session with nothing received gives back."""
+    store.add_link(link(max_downloads=2))
+    assert store.begin_download(replace(start(slot="a"), session="S")) is None
+    assert store.begin_download(replace(start(slot="b"), session="S")) is None
+    store.end_download(end("b"))
+    store.end_download(end("a", -10, True))
+    assert state(store)[0].downloads == 1  # type: ignore[union-attr]
+    assert store.begin_download(replace(start(slot="c"), session="T")) is None
+    store.end_download(end("c", -10, True))
+    assert state(store)[0].downloads == 1  # type: ignore[union-attr]
