@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from gateway import api
 from gateway.access import AccessLog, RedactTokens
@@ -15,7 +17,7 @@ from gateway.files import Files
 from gateway.pages import Pages
 from gateway.ratelimit import ClientRateLimit, limit_rate
 from sesame import __version__
-from sesame.errors import FileMissing, LinkError, LinkInvalid, Unavailable
+from sesame.errors import FileMissing, LinkError, LinkInvalid, StoreUnavailable, Unavailable
 from sesame.logs import configure_logging
 from sesame.service import Service
 from sesame.settings import Settings, load_settings
@@ -27,6 +29,10 @@ needs an API key (`sesame apikey create NAME`) as `Authorization: Bearer ssk_...
 that sends wrong keys too often is refused with 429 for a while (SESAME_API_AUTH_FAILURES).
 Recipients open links at `GET /d/{token}`, which is not an API call and not listed here.
 """
+
+log = logging.getLogger("sesame.gateway")
+
+HEALTH_WAIT = 1.0  # seconds /healthz waits for the store before it says the store is down
 
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
@@ -70,7 +76,13 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         assert isinstance(exc, Unavailable)
         return pages.unavailable(request, exc, service.clock())
 
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreUnavailable)
+        log.warning("the store failed in %s: %s", exc.operation, exc.reason)
+        return pages.store_unavailable(request, exc)
+
     app.add_exception_handler(LinkError, link_error)
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(Unavailable, unavailable)
     app.add_exception_handler(FileMissing, file_missing)
     api.install(app)  # before the download routes: /d/{token}/qr.png is not a download
@@ -85,8 +97,23 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         # A plain Starlette route: FastAPI's per-request parameter solving is a quarter of a
         # small download's time, and this route needs none of it.
         app.router.add_route(path, _download, methods=["GET", "HEAD"], include_in_schema=False)
-    app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Is the gateway up?")
-    app.add_api_route("/healthz", _healthz, methods=["HEAD"], include_in_schema=False)
+    for method in ("GET", "HEAD"):
+        listed = method == "GET"
+        app.add_api_route(
+            "/healthz",
+            _healthz,
+            methods=[method],
+            include_in_schema=listed,
+            summary="Can the gateway serve links (is its store answering)?",
+            responses={503: {"description": "The store failed or did not answer in time."}},
+        )
+        app.add_api_route(
+            "/livez",
+            _livez,
+            methods=[method],
+            include_in_schema=listed,
+            summary="Is the gateway process running? (It looks at nothing else.)",
+        )
     return app
 
 
@@ -95,7 +122,25 @@ async def _download(request: Request) -> Response:
     return await download(request, request.path_params["token"])
 
 
-async def _healthz() -> dict[str, Any]:
+async def _healthz(request: Request) -> Response:
+    """200 when the store answers within HEALTH_WAIT, else 503 saying why. The store is asked
+    off the event loop, so a stuck store never holds up this answer or anyone else's."""
+    service: Service = request.app.state.service
+    problem = None
+    try:
+        with anyio.fail_after(HEALTH_WAIT):
+            await anyio.to_thread.run_sync(service.store.ping, abandon_on_cancel=True)
+    except TimeoutError:
+        problem = f"the store did not answer within {HEALTH_WAIT:g} s"
+    except StoreUnavailable as exc:
+        problem = exc.reason
+    if problem is None:
+        return JSONResponse({"status": "ok", "version": __version__, "store": "ok"})
+    body = {"status": "unavailable", "version": __version__, "store": problem}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _livez() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 

@@ -26,7 +26,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
-from sesame.errors import FileMissing
+from sesame.errors import FileMissing, StoreUnavailable
 from sesame.service import Service
 
 log = logging.getLogger("sesame.wechat")
@@ -195,7 +195,7 @@ def _answer(endpoint: Endpoint, service: Service, message: Any) -> str | None:
         return endpoint.help
     try:
         reply = service.keyword_reply(keyword, message.source)
-    except FileMissing as exc:
+    except (FileMissing, StoreUnavailable) as exc:
         log.error("wechat: the rule for %r cannot be answered: %s", keyword, exc)
         return UNAVAILABLE
     return endpoint.help if reply is None else reply

@@ -20,6 +20,7 @@ from sesame.errors import (
     LinkNotFound,
     RuleNotFound,
     SesameError,
+    StoreUnavailable,
 )
 from sesame.lifetimes import format_lifetime
 from sesame.models import ApiKey, Rule, SharedLink, human_size, utc
@@ -38,6 +39,7 @@ EXIT_CODES: dict[type[SesameError], int] = {
     LinkNotFound: 4,
     RuleNotFound: 4,
     ApiKeyNotFound: 4,
+    StoreUnavailable: 75,  # EX_TEMPFAIL: try again later
     ConfigError: 78,
 }
 

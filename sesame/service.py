@@ -65,7 +65,7 @@ class Service:
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
         """Build everything the actions need from ``settings``."""
         signer = LinkSigner(signing_keys(settings), settings.max_lifetime, clock)
-        store = open_store(settings.resolved_store_url, settings.retention)
+        store = open_store(settings.resolved_store_url, settings.retention, settings.store_timeout)
         return cls(settings, store, Catalog(settings.files_dir), signer, clock)
 
     # -- the owner's actions ------------------------------------------------------------

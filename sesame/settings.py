@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     default_link_rate: ByteSize | None = None
     offload: Literal["off", "nginx"] = "off"
     memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024))
+    # Failing dependencies: how long a store call may wait for Redis or an SQLite write lock.
+    store_timeout: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("secret_keys")
     @classmethod
@@ -198,7 +200,7 @@ def signing_keys(settings: Settings) -> list[bytes]:
 
 
 def _generated_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         # Write aside, then link into place: link() fails if the name exists, so when two
         # processes start together exactly one key wins and nobody reads a half-written file.

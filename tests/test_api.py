@@ -257,6 +257,7 @@ def test_the_openapi_page_describes_the_api(client: TestClient) -> None:
         "/api/links/{link_id}",
         "/d/{token}/qr.png",
         "/healthz",
+        "/livez",
     }
     post = spec["paths"]["/api/links"]["post"]
     assert set(post["responses"]) == {"201", "401", "422", "429"}

@@ -108,3 +108,8 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+    # -- health --------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Return if the store answers and takes writes now; raise StoreUnavailable if not."""

@@ -322,6 +322,9 @@ class RedisStore:
     def close(self) -> None:
         self.redis.close()
 
+    def ping(self) -> None:
+        self.redis.ping()
+
 
 def _link_key(link_id: str) -> str:
     return f"{PREFIX}link:{link_id}"

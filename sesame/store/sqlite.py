@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -104,12 +106,16 @@ ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
     ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
 
 
+MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
+
+
 class SQLiteStore:
     """A Store on one SQLite file; one connection per thread, autocommit, WAL."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout  # how long a write waits for another's lock
+        _private_file(self.path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -120,7 +126,7 @@ class SQLiteStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=10, isolation_level=None, check_same_thread=False
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -336,6 +342,41 @@ class SQLiteStore:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+    def ping(self) -> None:
+        # A write lock taken and let go: a locked, read-only or damaged file fails here.
+        with self._transaction() as db:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        # A write that fails for want of room happens only at a commit: look at the room.
+        room = os.statvfs(self.path.parent)
+        if room.f_bavail * room.f_frsize < MIN_ROOM:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def _reconnect(self) -> None:
+        """Forget this thread's connection after a failure (unless a transaction is still
+        open on it): SQLite keeps a file it opened read-only so for good, and a fresh
+        connection sees the file as it is now."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.in_transaction:
+            return
+        self._local.conn = None
+        with self._guard:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+
+
+def _private_file(path: Path) -> None:
+    """Make ``path`` (and its folder, if new) readable by its owner only: 0600 in 0700.
+    SQLite gives the ``-wal`` and ``-shm`` files the database's own mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
 
 
 def _link_row(link: Link) -> tuple[Any, ...]:
