@@ -24,7 +24,7 @@ from sesame.errors import (
 )
 from sesame.lifetimes import format_lifetime
 from sesame.models import ApiKey, Rule, SharedLink, human_size, utc
-from sesame.service import Service
+from sesame.service import MAX_DOWNLOADS, Service
 from sesame.settings import load_settings
 
 LANDING_HELP = (
@@ -83,7 +83,7 @@ def _link_options(which: str) -> Callable[[F], F]:
     def decorate(command: F) -> F:
         command = click.option(
             "--max-downloads",
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=MAX_DOWNLOADS),
             default=None,
             help=f"How many complete downloads {which} allows. [default: no limit]",
         )(command)

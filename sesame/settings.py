@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     max_lifetime: Lifetime = 7 * 86400
     resume_grace: Lifetime = 3600
     retention: Lifetime = 30 * 86400
-    max_upload_size: ByteSize = Field(default=ByteSize(512 * 1024**2))
+    max_upload_size: ByteSize = Field(default=ByteSize(512 * 1024**2), le=1 << 50)
     wechat_token: SecretStr | None = None
     wechat_app_id: str | None = None
     wechat_aes_key: SecretStr | None = None
@@ -84,12 +84,12 @@ class Settings(BaseSettings):
     wechat_timezone: str = "Asia/Shanghai"
     api_auth_failures: str = "10/minute"
     # Bandwidth protection: every one is off until set.
-    max_concurrent_downloads: int = Field(default=0, ge=0)
+    max_concurrent_downloads: int = Field(default=0, ge=0, le=1_000_000)
     rate_limit: str | None = None
-    daily_egress: ByteSize | None = None
-    default_link_rate: ByteSize | None = None
+    daily_egress: ByteSize | None = Field(default=None, le=1 << 60)
+    default_link_rate: ByteSize | None = Field(default=None, le=1 << 40)
     offload: Literal["off", "nginx"] = "off"
-    memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024))
+    memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024), le=1 << 30)
     # Failing dependencies: how long a store call may wait for Redis or an SQLite write lock.
     store_timeout: float = Field(default=2.0, gt=0, le=60)
 

@@ -325,6 +325,9 @@ class RedisStore:
     def ping(self) -> None:
         self.redis.ping()
 
+    def seen_once(self, key: str, now: int, ttl: int) -> bool:
+        return bool(self.redis.set(f"{PREFIX}once:{key}", now, nx=True, ex=max(1, ttl)))
+
 
 def _link_key(link_id: str) -> str:
     return f"{PREFIX}link:{link_id}"

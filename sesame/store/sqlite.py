@@ -106,6 +106,7 @@ ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
     ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
 
 
+ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTEGER NOT NULL)"
 MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
 
 
@@ -351,6 +352,16 @@ class SQLiteStore:
         room = os.statvfs(self.path.parent)
         if room.f_bavail * room.f_frsize < MIN_ROOM:
             raise sqlite3.OperationalError("database or disk is full")
+
+    def seen_once(self, key: str, now: int, ttl: int) -> bool:
+        with self._transaction() as db:
+            # Made here rather than in SCHEMA: a table of a few minutes of keys, no history.
+            db.execute(ONCE_SCHEMA)
+            db.execute("DELETE FROM once WHERE until < ?", (now,))
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO once (key, until) VALUES (?, ?)", (key, now + ttl)
+            )
+            return cursor.rowcount == 1
 
     def _reconnect(self) -> None:
         """Forget this thread's connection after a failure (unless a transaction is still

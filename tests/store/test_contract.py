@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -457,3 +458,35 @@ def test_a_links_speed_cap_is_kept(store: Store) -> None:
     store.add_link(link())
     assert store.get_link("L9") == capped
     assert store.get_link("L1").rate is None  # type: ignore[union-attr]
+
+
+def test_a_key_is_seen_once(store: Store) -> None:
+    """seen_once: True the first time, False while remembered, for other keys True."""
+    assert store.seen_once("nonce-1", NOW, 600) is True
+    assert store.seen_once("nonce-1", NOW + 1, 600) is False
+    assert store.seen_once("nonce-2", NOW + 1, 600) is True
+
+
+def test_a_key_is_seen_once_across_threads(store: Store) -> None:
+    """Eight threads offering one key at once: exactly one is first."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        firsts = list(pool.map(lambda _: store.seen_once("same", NOW, 600), range(8)))
+    assert firsts.count(True) == 1
+
+
+def test_the_store_answers_a_ping(store: Store) -> None:
+    """ping() returns when the store works."""
+    store.ping()
+
+
+def test_a_huge_user_agent_is_kept_cut(store: Store) -> None:
+    """A 4 MiB User-Agent is logged as its first MAX_USER_AGENT characters, in any store."""
+    from sesame.models import MAX_USER_AGENT
+
+    store.add_link(link())
+    event = DownloadEvent("L1", NOW, "1.2.3.4" * 100, "A" * 4 * 1024 * 1024, 200, 0, Outcome.HEAD)
+    store.add_event(event)
+    (kept,) = store.list_events("L1")
+    assert kept.user_agent is not None and len(kept.user_agent) == MAX_USER_AGENT
+    assert kept.user_agent.startswith("AAAA") and kept.user_agent.endswith("…")
+    assert kept.client_ip is not None and len(kept.client_ip) <= 64
