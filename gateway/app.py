@@ -10,7 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import api
+from gateway import api, connections
 from gateway.access import AccessLog, RedactTokens
 from gateway.download import download
 from gateway.files import Files
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.files = Files(service.catalog, kept)
     configure_logging()
     _install_log_filter()
+    connections.configure(settings)
     app.add_middleware(AccessLog)
 
     async def link_error(request: Request, exc: Exception) -> Response:

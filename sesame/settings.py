@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024), le=1 << 30)
     # Failing dependencies: how long a store call may wait for Redis or an SQLite write lock.
     store_timeout: float = Field(default=2.0, gt=0, le=60)
+    # What one client connection may cost (gateway.connections).
+    header_timeout: float = Field(default=15.0, gt=0, le=3600)
+    keep_alive_timeout: int = Field(default=5, ge=1, le=3600)
+    max_header_size: ByteSize = Field(default=ByteSize(32 * 1024), ge=1024, le=1 << 24)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
 
     @field_validator("secret_keys")
     @classmethod
