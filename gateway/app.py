@@ -43,7 +43,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         title="Sesame gateway",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; the gateway serves no
+        # third-party script, so only the description itself is served, at /openapi.json.
+        docs_url=None,
         redoc_url=None,
         # Sesame sets up no OpenTelemetry, and FastAPI's own looks for its providers on every
         # request: about 20 µs of a small download's 300, measured.

@@ -255,9 +255,10 @@ def test_a_landing_link_from_the_api(
 
 
 def test_the_openapi_page_describes_the_api(client: TestClient) -> None:
-    """/docs serves; /openapi.json lists the API with its bodies, answers and key scheme,
-    and leaves out the download routes and the WeChat endpoint."""
-    assert client.get("/docs").status_code == 200
+    """/openapi.json lists the API with its bodies, answers and key scheme, and leaves out
+    the download routes and the WeChat endpoint; /docs and /redoc (CDN scripts) are off."""
+    assert client.get("/docs").status_code == 404
+    assert client.get("/redoc").status_code == 404
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
         "/api/links",
