@@ -262,6 +262,10 @@ def _parse(xml: str) -> Any:
     for value in (message.source, message.target):
         if not isinstance(value, str) or not _ID.fullmatch(value):
             raise Refused(400, "a message without a proper sender or account")
+    try:  # wechatpy converts these when first read: read them here, where a refusal is due
+        message.id, message.create_time  # noqa: B018
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise Refused(400, "a message whose MsgId or CreateTime is not a number") from None
     return message
 
 
