@@ -275,8 +275,9 @@ def router() -> APIRouter:
 def install(app: FastAPI) -> None:
     """Add the API and the QR code route to ``app``, before the download routes."""
     service: Service = app.state.service
+    settings = service.settings
     app.state.throttle = AuthThrottle(
-        service.settings.api_auth_failures, service.settings.resolved_store_url
+        settings.api_auth_failures, settings.resolved_store_url, settings.store_timeout
     )
     app.include_router(router())
     app.add_api_route(

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.service = service
     app.state.pages = pages = Pages()
     app.state.rate_limit = (
-        ClientRateLimit(settings.rate_limit, settings.resolved_store_url)
+        ClientRateLimit(settings.rate_limit, settings.resolved_store_url, settings.store_timeout)
         if settings.rate_limit
         else None
     )
@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     async def store_unavailable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StoreUnavailable)
         log.warning("the store failed in %s: %s", exc.operation, exc.reason)
-        return pages.store_unavailable(request, exc)
+        # The API answers JSON whatever the client accepts, as its other refusals do.
+        return pages.store_unavailable(request, exc, request.url.path.startswith("/api/"))
 
     app.add_exception_handler(LinkError, link_error)
     app.add_exception_handler(StoreUnavailable, store_unavailable)

@@ -166,10 +166,13 @@ class Pages:
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
 
-    def store_unavailable(self, request: Request, exc: StoreUnavailable) -> Response:
-        """The answer while the store fails: 503 with Retry-After; the cause stays in the log."""
+    def store_unavailable(
+        self, request: Request, exc: StoreUnavailable, json: bool = False
+    ) -> Response:
+        """The answer while the store fails: 503 with Retry-After, as JSON if ``json`` or if
+        the client prefers it; the cause stays in the log."""
         headers = {**NO_STORE, "Retry-After": str(exc.retry_after)}
-        if wants_json(request):
+        if json or wants_json(request):
             body = {
                 "error": exc.code,
                 "message": "The server cannot read its link records right now; try again later.",

@@ -11,8 +11,8 @@ from sesame.errors import RateLimited
 class ClientRateLimit(Window):
     """Counts each request of a client and refuses the ones over the rate."""
 
-    def __init__(self, rate: str, store_url: str | None = None) -> None:
-        super().__init__(rate, "sesame-downloads", store_url)
+    def __init__(self, rate: str, store_url: str | None = None, timeout: float = 2.0) -> None:
+        super().__init__(rate, "sesame-downloads", store_url, timeout)
 
     def check(self, client: str) -> None:
         """Count one request by ``client``. Raises RateLimited if it is one too many."""

@@ -217,3 +217,16 @@ def _recovers(url: str, within: float = 10) -> bool:
             return True
         time.sleep(0.1)  # polling for a recovery, not waiting for an expiry
     return False
+
+
+def test_api_and_rate_limit_without_redis_are_503(tmp_path: Path) -> None:
+    """With Redis gone, the API (its key check counts in Redis) answers 503 JSON and a
+    rate-limited download 503, never 500."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    service = make_service(
+        tmp_path, FakeClock(), store_url=url, store_timeout=0.2, rate_limit="60/minute"
+    )
+    client = TestClient(create_app(service.settings, service))
+    answer = client.post("/api/links", json={"file": FILE}, headers={"Authorization": "Bearer x"})
+    assert answer.status_code == 503 and answer.json()["error"] == "unavailable"
+    assert client.get("/d/anything").status_code == 503
