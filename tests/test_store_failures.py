@@ -24,6 +24,7 @@ from sesame.service import Service
 from tests.support import (
     FILE,
     KEY,
+    T0,
     FakeClock,
     free_port,
     make_service,
@@ -230,3 +231,28 @@ def test_api_and_rate_limit_without_redis_are_503(tmp_path: Path) -> None:
     answer = client.post("/api/links", json={"file": FILE}, headers={"Authorization": "Bearer x"})
     assert answer.status_code == 503 and answer.json()["error"] == "unavailable"
     assert client.get("/d/anything").status_code == 503
+
+
+def test_a_hung_redis_fails_fast(tmp_path: Path) -> None:
+    """Redis paused (CLIENT PAUSE: it accepts connections and answers nothing): /healthz says
+    503 within about a second and a download 503 within SESAME_STORE_TIMEOUT, then both
+    recover once Redis answers again."""
+    import redis
+
+    (tmp_path / "redis").mkdir()
+    with redis_server(tmp_path / "redis") as url:
+        # T0, not NOW: Redis forgets a record once its link is long expired on its own clock.
+        service = make_service(tmp_path, FakeClock(T0), store_url=url, store_timeout=0.5)
+        client = TestClient(create_app(service.settings, service))
+        path = path_of(service, service.share(FILE).url)
+        with redis.Redis.from_url(url) as admin:
+            admin.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 503
+            assert time.monotonic() - started < 1.5
+            started = time.monotonic()
+            assert client.get(path).status_code == 503
+            assert time.monotonic() - started < 2
+            admin.execute_command("CLIENT", "UNPAUSE")
+        assert client.get(path).status_code == 200
+        assert client.get("/healthz").status_code == 200
