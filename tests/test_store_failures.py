@@ -256,3 +256,16 @@ def test_a_hung_redis_fails_fast(tmp_path: Path) -> None:
             admin.execute_command("CLIENT", "UNPAUSE")
         assert client.get(path).status_code == 200
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_damaged_database_is_exit_75_not_a_traceback(tmp_path: Path) -> None:
+    """A database file that is not SQLite any more: the `sesame` command says so in one
+    sentence and exits 75."""
+    data = tmp_path / "state"
+    data.mkdir()
+    (data / "sesame.db").write_bytes(b"this is not a database\n" * 512)
+    env = sesame_env(secret_keys=KEY, files_dir=str(tmp_path), data_dir=str(data))
+    sesame = Path(sys.executable).parent / "sesame"
+    result = subprocess.run([str(sesame), "links"], env=env, capture_output=True, text=True)
+    assert result.returncode == 75, result.stderr
+    assert "not a database" in result.stderr and "Traceback" not in result.stderr
