@@ -107,6 +107,7 @@ ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
 
 
 ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTEGER NOT NULL)"
+PING_WAIT = 0.02  # seconds ping() waits for another's write lock
 MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
 
 
@@ -345,9 +346,15 @@ class SQLiteStore:
         self._local = threading.local()
 
     def ping(self) -> None:
-        # A write lock taken and let go: a locked, read-only or damaged file fails here.
-        with self._transaction() as db:
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        # A write lock taken and let go: a locked, read-only or damaged file fails here, a
+        # locked one after PING_WAIT rather than the store's whole timeout.
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(PING_WAIT * 1000)}")
+        try:
+            with self._transaction():
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         # A write that fails for want of room happens only at a commit: look at the room.
         room = os.statvfs(self.path.parent)
         if room.f_bavail * room.f_frsize < MIN_ROOM:
