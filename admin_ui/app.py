@@ -8,10 +8,14 @@ from pathlib import Path
 import streamlit as st
 
 from admin_ui import display, resources, signin
-from sesame.errors import ConfigError
+from sesame.errors import ConfigError, StoreUnavailable
 from sesame.service import Service
 
 HERE = Path(__file__).resolve().parent
+STORE_DOWN = (
+    "The link store is not answering ({reason}). Links, rules and keys cannot be read or "
+    "changed until it is back; reload this page in a moment."
+)
 
 
 def main() -> None:
@@ -20,6 +24,9 @@ def main() -> None:
         service = resources.service()
     except ConfigError as exc:
         display.show("error", str(exc))
+        st.stop()
+    except StoreUnavailable as exc:
+        display.show("error", STORE_DOWN.format(reason=exc.reason))
         st.stop()
     if not signin.gate(service.settings):
         st.stop()
@@ -33,7 +40,10 @@ def main() -> None:
         ],
     )
     _sidebar(service)
-    page.run()
+    try:
+        page.run()
+    except StoreUnavailable as exc:
+        display.show("error", STORE_DOWN.format(reason=exc.reason))
 
 
 def _sidebar(service: Service) -> None:

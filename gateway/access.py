@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,17 +16,46 @@ log = logging.getLogger("sesame.access")
 
 # Where a download leaves its outcome for the line (the request's state).
 DOWNLOAD_NOTE = "sesame.download"
+MAX_TARGET = 512  # characters of a request's path and query the line keeps
 
-_TOKEN_IN_PATH = re.compile(r"(/(?:d|api/get_file)/[^/?#\s]{0,8})[^/?#\s\"]*")
+# A download path, however written (/d//T, //D/T, /api/get_file/T): its first 8 characters.
+_TOKEN_IN_PATH = re.compile(r"(/(?:d|api/get_file)/+[^/?#\s\"]{0,8})[^/?#\s\"]*", re.IGNORECASE)
+# Anything else shaped like a token (three dotted parts), wherever it is: /x/T, /d/x/T.
+_TOKEN_SHAPED = re.compile(r"([A-Za-z0-9_-]{8})[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_QUERY = re.compile(r"\?([^\s\"#]*)")
+# What could end or fake a line, or hide what follows, in a terminal or a log viewer.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The characters of a path that stay as they are; the rest is written %XX, as on the wire.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
 def redact(text: str) -> str:
-    """``text`` with every token in a download path cut to its first 8 characters."""
-    return _TOKEN_IN_PATH.sub(_cut, text)
+    """``text`` with control characters escaped, every token in a download path cut to its
+    first 8 characters, and every value of a query string too (a token may be put there)."""
+    text = _CONTROL.sub(_escape, text)
+    text = _TOKEN_IN_PATH.sub(_cut, text)
+    text = _TOKEN_SHAPED.sub(_cut, text)
+    return _QUERY.sub(_cut_query, text)
 
 
 def _cut(match: re.Match[str]) -> str:
     return match[1] + "…"  # a function: re's template ("\\1…") is parsed again on every call
+
+
+def _cut_query(match: re.Match[str]) -> str:
+    items = []
+    for item in match[1].split("&"):
+        name, equals, value = item.partition("=")
+        items.append(_clip(name, 16) + equals + _clip(value, 8) if equals else _clip(item, 8))
+    return "?" + "&".join(items)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100 else f"\\u{ord(match[0]):04x}"
 
 
 class AccessLog:
@@ -67,8 +97,11 @@ def _client(scope: Scope) -> str:
 
 def _request_line(scope: Scope) -> str:
     query = scope.get("query_string", b"")
-    target = scope["path"] + ("?" + query.decode("latin-1") if query else "")
-    return f"{scope['method']} {redact(target)} HTTP/{scope.get('http_version', '1.1')}"
+    # The path as the client wrote it, %-encoded: a space (%20) cannot hide a token's end.
+    path = quote(scope["path"], safe=_PATH_SAFE)
+    target = _clip(redact(path + ("?" + query.decode("latin-1") if query else "")), MAX_TARGET)
+    method = _CONTROL.sub(_escape, _clip(str(scope["method"]), 16))
+    return f"{method} {target} HTTP/{scope.get('http_version', '1.1')}"
 
 
 def _note(scope: Scope) -> str:

@@ -22,8 +22,9 @@ from gateway.pages import NO_STORE
 from gateway.throttle import AuthThrottle
 from sesame import qr
 from sesame.errors import ApiKeyInvalid, FileMissing, InvalidInput, LinkNotFound, SesameError
+from sesame.lifetimes import MAX_SECONDS
 from sesame.models import ApiKey, SharedLink, utc
-from sesame.service import Service
+from sesame.service import MAX_DOWNLOADS, Service
 
 
 class LinkRequest(BaseModel):
@@ -35,14 +36,19 @@ class LinkRequest(BaseModel):
         description="A file inside SESAME_FILES_DIR, as `sesame files` names it.",
         examples=["InstMsiW.exe"],
     )
-    lifetime: str | int | None = Field(
+    lifetime: (
+        Annotated[str, Field(max_length=32)] | Annotated[int, Field(ge=1, le=MAX_SECONDS)] | None
+    ) = Field(
         default=None,
         description="How long the link works: `90s`, `10m`, `2h`, `7d`, `1h30m`, or seconds."
         " Default: SESAME_DEFAULT_LIFETIME; at most SESAME_MAX_LIFETIME.",
         examples=["10m"],
     )
     max_downloads: int | None = Field(
-        default=None, ge=1, description="Complete downloads allowed; none for no limit."
+        default=None,
+        ge=1,
+        le=MAX_DOWNLOADS,
+        description="Complete downloads allowed; none for no limit.",
     )
     recipient: str | None = Field(
         default=None, max_length=500, description="Who the link is for (kept in the log)."
@@ -269,8 +275,9 @@ def router() -> APIRouter:
 def install(app: FastAPI) -> None:
     """Add the API and the QR code route to ``app``, before the download routes."""
     service: Service = app.state.service
+    settings = service.settings
     app.state.throttle = AuthThrottle(
-        service.settings.api_auth_failures, service.settings.resolved_store_url
+        settings.api_auth_failures, settings.resolved_store_url, settings.store_timeout
     )
     app.include_router(router())
     app.add_api_route(

@@ -7,18 +7,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
-from gateway import api
+from gateway import api, connections
 from gateway.access import AccessLog, RedactTokens
 from gateway.download import download
 from gateway.files import Files
 from gateway.pages import Pages
-from gateway.ratelimit import ClientRateLimit, limit_rate
+from gateway.ratelimit import ClientRateLimit
 from gateway.reports import listen
 from sesame import __version__
-from sesame.errors import FileMissing, LinkError, LinkInvalid, Unavailable
+from sesame.errors import FileMissing, LinkError, LinkInvalid, StoreUnavailable, Unavailable
 from sesame.logs import configure_logging
 from sesame.service import Service
 from sesame.settings import Settings, load_settings
@@ -31,6 +33,13 @@ that sends wrong keys too often is refused with 429 for a while (SESAME_API_AUTH
 Recipients open links at `GET /d/{token}`, which is not an API call and not listed here.
 """
 
+log = logging.getLogger("sesame.gateway")
+
+# Seconds /healthz waits for the store before it says the store is down: it must answer within
+# 100 ms whatever the store does. Its own few threads, so busy downloads cannot starve it.
+HEALTH_WAIT = 0.06
+HEALTH_THREADS = 4
+
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
     """The gateway for ``settings`` (read from the environment when not given)."""
@@ -40,7 +49,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         title="Sesame gateway",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; the gateway serves no
+        # third-party script, so only the description itself is served, at /openapi.json.
+        docs_url=None,
         redoc_url=None,
         # Sesame sets up no OpenTelemetry, and FastAPI's own looks for its providers on every
         # request: about 20 µs of a small download's 300, measured.
@@ -49,7 +60,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.service = service
     app.state.pages = pages = Pages()
     app.state.rate_limit = (
-        ClientRateLimit(settings.rate_limit, settings.resolved_store_url)
+        ClientRateLimit(settings.rate_limit, settings.resolved_store_url, settings.store_timeout)
         if settings.rate_limit
         else None
     )
@@ -58,6 +69,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.files = Files(service.catalog, kept)
     configure_logging()
     _install_log_filter()
+    connections.configure(settings)
     app.add_middleware(AccessLog)
 
     async def link_error(request: Request, exc: Exception) -> Response:
@@ -73,7 +85,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         assert isinstance(exc, Unavailable)
         return pages.unavailable(request, exc, service.clock())
 
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreUnavailable)
+        log.warning("the store failed in %s: %s", exc.operation, exc.reason)
+        # The API answers JSON whatever the client accepts, as its other refusals do.
+        return pages.store_unavailable(request, exc, request.url.path.startswith("/api/"))
+
     app.add_exception_handler(LinkError, link_error)
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(Unavailable, unavailable)
     app.add_exception_handler(FileMissing, file_missing)
     api.install(app)  # before the download routes: /d/{token}/qr.png is not a download
@@ -88,8 +107,23 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         # A plain Starlette route: FastAPI's per-request parameter solving is a quarter of a
         # small download's time, and this route needs none of it.
         app.router.add_route(path, _download, methods=["GET", "HEAD"], include_in_schema=False)
-    app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Is the gateway up?")
-    app.add_api_route("/healthz", _healthz, methods=["HEAD"], include_in_schema=False)
+    for method in ("GET", "HEAD"):
+        listed = method == "GET"
+        app.add_api_route(
+            "/healthz",
+            _healthz,
+            methods=[method],
+            include_in_schema=listed,
+            summary="Can the gateway serve links (is its store answering)?",
+            responses={503: {"description": "The store failed or did not answer in time."}},
+        )
+        app.add_api_route(
+            "/livez",
+            _livez,
+            methods=[method],
+            include_in_schema=listed,
+            summary="Is the gateway process running? (It looks at nothing else.)",
+        )
     return app
 
 
@@ -114,11 +148,33 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _download(request: Request) -> Response:
-    await limit_rate(request)
     return await download(request, request.path_params["token"])
 
 
-async def _healthz() -> dict[str, Any]:
+async def _healthz(request: Request) -> Response:
+    """200 when the store answers within HEALTH_WAIT, else 503 saying why. The store is asked
+    off the event loop, so a stuck store never holds up this answer or anyone else's."""
+    service: Service = request.app.state.service
+    problem = None
+    limiter = getattr(request.app.state, "health_threads", None)
+    if limiter is None:
+        limiter = request.app.state.health_threads = anyio.CapacityLimiter(HEALTH_THREADS)
+    try:
+        with anyio.fail_after(HEALTH_WAIT):
+            await anyio.to_thread.run_sync(
+                service.store.ping, abandon_on_cancel=True, limiter=limiter
+            )
+    except TimeoutError:
+        problem = f"the store did not answer within {HEALTH_WAIT * 1000:g} ms"
+    except StoreUnavailable as exc:
+        problem = exc.reason
+    if problem is None:
+        return JSONResponse({"status": "ok", "version": __version__, "store": "ok"})
+    body = {"status": "unavailable", "version": __version__, "store": problem}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _livez() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 

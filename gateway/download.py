@@ -22,6 +22,7 @@ from gateway.offload import accel_redirect, nginx_etag
 from gateway.pacing import pacer
 from gateway.pages import Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
+from gateway.ratelimit import limit_rate
 from gateway.responses import DOWNLOAD_HEADERS, DownloadResponse, head_response, not_satisfiable
 from sesame import ranges
 from sesame.downloads import Admitted, Download
@@ -40,6 +41,7 @@ async def download(request: Request, token: str) -> Response:
 
 def _decide(request: Request, token: str) -> Response:
     """Everything before the body, in a worker thread."""
+    limit_rate(request)
     service: Service = request.app.state.service
     visitor = Visitor(request.client.host if request.client else None, _agent(request))
     headers = request.headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sesame.errors import (
     LinkExhausted,
     LinkExpired,
     LinkRevoked,
+    StoreUnavailable,
     Unavailable,
 )
 from sesame.models import FileInfo, Link, human_size, utc
@@ -25,6 +27,13 @@ NO_STORE = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+# The gateway's own pages load nothing from elsewhere: their styles are inline, and their few
+# scripts run only with this response's nonce.
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 _TEXTS: dict[str, dict[str, str]] = {
     "invalid": {
@@ -78,6 +87,14 @@ _TEXTS: dict[str, dict[str, str]] = {
         "detail_en": "Your link still works, and this attempt did not count. "
         "Come back after the allowance resets at:",
     },
+    "unavailable": {
+        "mark": "⏳",
+        "title_zh": "服务暂时不可用",
+        "title_en": "Temporarily unavailable",
+        "detail_zh": "服务器暂时无法读取链接记录,请稍后再试。链接仍然有效,本次未计入下载次数。",
+        "detail_en": "The server cannot read its link records right now. Try again in a "
+        "little while: your link still works, and this attempt did not count.",
+    },
 }
 
 
@@ -90,8 +107,10 @@ class Pages:
         )
 
     def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        body = self.env.get_template(template).render(**context)
-        return HTMLResponse(body, status_code=status, headers=NO_STORE)
+        nonce = secrets.token_urlsafe(16)
+        body = self.env.get_template(template).render(csp_nonce=nonce, **context)
+        headers = {**NO_STORE, "Content-Security-Policy": CSP.format(nonce=nonce)}
+        return HTMLResponse(body, status_code=status, headers=headers)
 
     def preview(self, request: Request, link: Link, info: FileInfo) -> Response:
         """A card about the file for a preview bot or a prefetch: it takes nothing."""
@@ -144,6 +163,23 @@ class Pages:
             retry=True,
             **_TEXTS[exc.code],
         )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+
+    def store_unavailable(
+        self, request: Request, exc: StoreUnavailable, json: bool = False
+    ) -> Response:
+        """The answer while the store fails: 503 with Retry-After, as JSON if ``json`` or if
+        the client prefers it; the cause stays in the log."""
+        headers = {**NO_STORE, "Retry-After": str(exc.retry_after)}
+        if json or wants_json(request):
+            body = {
+                "error": exc.code,
+                "message": "The server cannot read its link records right now; try again later.",
+                "retry_after": exc.retry_after,
+            }
+            return JSONResponse(body, status_code=exc.status, headers=headers)
+        page = self.html("error.html", exc.status, retry=True, **_TEXTS[exc.code])
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
 

@@ -11,8 +11,8 @@ from sesame.errors import RateLimited
 class ClientRateLimit(Window):
     """Counts each request of a client and refuses the ones over the rate."""
 
-    def __init__(self, rate: str, store_url: str | None = None) -> None:
-        super().__init__(rate, "sesame-downloads", store_url)
+    def __init__(self, rate: str, store_url: str | None = None, timeout: float = 2.0) -> None:
+        super().__init__(rate, "sesame-downloads", store_url, timeout)
 
     def check(self, client: str) -> None:
         """Count one request by ``client``. Raises RateLimited if it is one too many."""
@@ -21,8 +21,9 @@ class ClientRateLimit(Window):
             raise RateLimited(wait)
 
 
-async def limit_rate(request: Request) -> None:
-    """A route dependency: the app's rate limit, if one is set, for the request's client."""
+def limit_rate(request: Request) -> None:
+    """The app's rate limit, if one is set, for the request's client (it may ask Redis:
+    call it off the event loop)."""
     limit: ClientRateLimit | None = request.app.state.rate_limit
     if limit is not None:
         limit.check(request.client.host if request.client else "")

@@ -9,47 +9,68 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+import redis
 from limits import RateLimitItem, parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
+
+from sesame.errors import StoreUnavailable
 
 
 class Window:
     """At most ``rate`` (``"10/minute"``) events per client in ``namespace``."""
 
-    def __init__(self, rate: str, namespace: str, store_url: str | None = None) -> None:
+    def __init__(
+        self, rate: str, namespace: str, store_url: str | None = None, timeout: float = 2.0
+    ) -> None:
         self.item: RateLimitItem = parse(rate)
         self.namespace = namespace
-        self.limiter = MovingWindowRateLimiter(_storage(store_url))
+        self.limiter = MovingWindowRateLimiter(_storage(store_url, timeout))
 
     def retry_after(self, client: str) -> int:
-        """0 if ``client`` has room for one more now, else the seconds until it has."""
-        if self.limiter.test(self.item, self.namespace, client):
-            return 0
-        reset_at = self.limiter.get_window_stats(self.item, self.namespace, client).reset_time
-        return max(1, math.ceil(reset_at - time.time()))
+        """0 if ``client`` has room for one more now, else the seconds until it has.
+        Raises StoreUnavailable if Redis fails."""
+        with _counting():
+            if self.limiter.test(self.item, self.namespace, client):
+                return 0
+            stats = self.limiter.get_window_stats(self.item, self.namespace, client)
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
     def hit(self, client: str) -> int:
-        """Count one event of ``client``: 0 if it fit, else the seconds to wait."""
-        if self.limiter.hit(self.item, self.namespace, client):
-            return 0
+        """Count one event of ``client``: 0 if it fit, else the seconds to wait.
+        Raises StoreUnavailable if Redis fails."""
+        with _counting():
+            if self.limiter.hit(self.item, self.namespace, client):
+                return 0
         return self.retry_after(client)
+
+
+@contextmanager
+def _counting() -> Iterator[None]:
+    """Redis failing under the counts is the store failing, as for every other store call."""
+    try:
+        yield
+    except (redis.RedisError, StorageError) as exc:
+        raise StoreUnavailable("rate limit", str(exc)[:200] or type(exc).__name__) from exc
 
 
 class AuthThrottle(Window):
     """Says whether a client may try to authenticate, and counts its failures."""
 
-    def __init__(self, rate: str, store_url: str | None = None) -> None:
-        super().__init__(rate, "sesame-api-auth", store_url)
+    def __init__(self, rate: str, store_url: str | None = None, timeout: float = 2.0) -> None:
+        super().__init__(rate, "sesame-api-auth", store_url, timeout)
 
     def failed(self, client: str) -> None:
         """Count one failed attempt by ``client``."""
         self.hit(client)
 
 
-def _storage(store_url: str | None) -> Storage:
+def _storage(store_url: str | None, timeout: float) -> Storage:
     if store_url and urlsplit(store_url).scheme in ("redis", "rediss"):
-        return RedisStorage(store_url)
+        return RedisStorage(store_url, socket_timeout=timeout, socket_connect_timeout=timeout)
     return MemoryStorage()

@@ -7,13 +7,16 @@ from WeChat and asks ``Service.keyword_reply`` what to answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,13 +29,14 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
-from sesame.errors import FileMissing
+from sesame.errors import FileMissing, StoreUnavailable
 from sesame.service import Service
 
 log = logging.getLogger("sesame.wechat")
 
 MAX_BODY = 64 * 1024  # WeChat's messages are a few hundred bytes
 MAX_SKEW = 300  # seconds WeChat's timestamp may differ from our clock: limits replays
+NONCE_KEEP = 2 * MAX_SKEW + 60  # a nonce is remembered as long as its timestamp passes
 SLOW = 3.0  # WeChat gives up after 5 seconds; warn well before
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # OpenIDs and account ids (gh_...)
 # WeChat never sends a DTD; refusing one stops entity tricks before any parser sees them.
@@ -51,6 +55,51 @@ class Refused(Exception):
         self.status = status
 
 
+class Answers:
+    """The answers given lately, by message. WeChat sends a message again when our answer
+    is slow (three tries, five seconds apart): a copy that arrives while the first is being
+    answered, or up to KEEP seconds after, gets the first one's answer, and nothing is made
+    twice. Thread-safe, and safe across event loops (concurrent futures)."""
+
+    KEEP = 60  # seconds: longer than WeChat's retries
+    MAX = 10_000  # answers kept at most; a burst past it only forgets them early
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[float, Future[str | None]]] = {}
+        self._lock = threading.Lock()
+
+    async def answer(
+        self, key: str, now: float, make: Callable[[], Awaitable[str | None]]
+    ) -> str | None:
+        """The answer to message ``key``: the one given before, or the one ``make`` gives."""
+        with self._lock:
+            kept = self._kept.get(key)
+            first = kept is None or kept[0] <= now
+            if first:
+                self._forget_old(now)
+                kept = (now + self.KEEP, Future())
+                self._kept[key] = kept
+        assert kept is not None
+        future = kept[1]
+        if not first:
+            return await asyncio.shield(asyncio.wrap_future(future))
+        try:
+            text = await make()
+        except BaseException as exc:
+            with self._lock:
+                self._kept.pop(key, None)
+            future.set_exception(exc)
+            raise
+        future.set_result(text)
+        return text
+
+    def _forget_old(self, now: float) -> None:
+        if len(self._kept) >= self.MAX:
+            self._kept = {k: v for k, v in self._kept.items() if v[0] > now or not v[1].done()}
+            if len(self._kept) >= self.MAX:
+                self._kept.clear()
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """The account's settings, and its crypto in safe mode (built once per app)."""
@@ -58,6 +107,7 @@ class Endpoint:
     token: str
     crypto: WeChatCrypto | None
     help: str
+    answers: Answers = field(default_factory=Answers)
 
 
 def install(app: FastAPI) -> None:
@@ -97,12 +147,41 @@ async def receive(request: Request) -> Response:
         log.warning("wechat: refused a message (%d): %s", exc.status, exc)
         return PlainTextResponse("" if exc.status < 403 else str(exc), status_code=exc.status)
     service: Service = request.app.state.service
-    text = await run_in_threadpool(_answer, endpoint, service, message)
+    now = service.clock()
+
+    async def make() -> str | None:
+        # The first copy of a message: a signed request seen before is a replay.
+        if not await run_in_threadpool(
+            service.store.seen_once, _nonce_key(request), int(now), NONCE_KEEP
+        ):
+            raise Refused(403, "a signed request seen before (replayed)")
+        return await run_in_threadpool(_answer, endpoint, service, message)
+
+    try:
+        text = await endpoint.answers.answer(_message_key(message), now, make)
+    except Refused as exc:
+        log.warning("wechat: refused a message (%d): %s", exc.status, exc)
+        return PlainTextResponse(str(exc), status_code=exc.status)
     body = NO_REPLY if text is None else _reply(endpoint, request, message, text)
     elapsed = time.monotonic() - started
     if elapsed > SLOW:
         log.warning("wechat: the reply took %.1fs; WeChat gives up after 5s", elapsed)
     return Response(body, media_type="application/xml" if text else "text/plain")
+
+
+def _nonce_key(request: Request) -> str:
+    """What makes a signed request unique: its signature over timestamp and nonce."""
+    query = request.query_params
+    parts = (query.get("signature", ""), query.get("timestamp", ""), query.get("nonce", ""))
+    return "wechat:" + sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _message_key(message: Any) -> str:
+    """One message however often WeChat sends it: its sender, its MsgId (events have none:
+    their time, as WeChat's guide says) and what it says."""
+    said = getattr(message, "content", None) or getattr(message, "key", None) or ""
+    parts = (message.source, str(message.id or message.create_time), message.type, str(said))
+    return sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _check_signature(request: Request) -> None:
@@ -114,15 +193,21 @@ def _check_signature(request: Request) -> None:
     except InvalidSignatureException:
         raise Refused(403, "bad signature") from None
     now = request.app.state.service.clock()
-    if not timestamp.isdigit() or abs(int(timestamp) - now) > MAX_SKEW:
+    if not _number(timestamp) or abs(int(timestamp) - now) > MAX_SKEW:
         # Also what a wrong server clock looks like: say so in the log.
         raise Refused(403, f"timestamp {timestamp!r} is more than {MAX_SKEW}s from our clock")
+
+
+def _number(text: str) -> bool:
+    """Whether ``text`` is a plain decimal number that int() reads: str.isdigit() alone also
+    accepts ``²`` and other digits int() refuses, and int() refuses 5,000 of them."""
+    return text.isascii() and text.isdigit() and len(text) <= 20
 
 
 async def _body(request: Request) -> bytes:
     """The request body, refused (413) past MAX_BODY without reading the rest."""
     declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY:
+    if not _number(declared) or int(declared) > MAX_BODY:
         raise Refused(413, "body too large")
     body = bytearray()
     try:
@@ -177,6 +262,10 @@ def _parse(xml: str) -> Any:
     for value in (message.source, message.target):
         if not isinstance(value, str) or not _ID.fullmatch(value):
             raise Refused(400, "a message without a proper sender or account")
+    try:  # wechatpy converts these when first read: read them here, where a refusal is due
+        message.id, message.create_time  # noqa: B018
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise Refused(400, "a message whose MsgId or CreateTime is not a number") from None
     return message
 
 
@@ -195,7 +284,7 @@ def _answer(endpoint: Endpoint, service: Service, message: Any) -> str | None:
         return endpoint.help
     try:
         reply = service.keyword_reply(keyword, message.source)
-    except FileMissing as exc:
+    except (FileMissing, StoreUnavailable) as exc:
         log.error("wechat: the rule for %r cannot be answered: %s", keyword, exc)
         return UNAVAILABLE
     return endpoint.help if reply is None else reply

@@ -20,10 +20,11 @@ from sesame.errors import (
     LinkNotFound,
     RuleNotFound,
     SesameError,
+    StoreUnavailable,
 )
 from sesame.lifetimes import format_lifetime
 from sesame.models import ApiKey, Rule, SharedLink, human_size, utc
-from sesame.service import Service
+from sesame.service import MAX_DOWNLOADS, Service
 from sesame.settings import load_settings
 
 LANDING_HELP = (
@@ -38,6 +39,7 @@ EXIT_CODES: dict[type[SesameError], int] = {
     LinkNotFound: 4,
     RuleNotFound: 4,
     ApiKeyNotFound: 4,
+    StoreUnavailable: 75,  # EX_TEMPFAIL: try again later
     ConfigError: 78,
 }
 
@@ -81,7 +83,7 @@ def _link_options(which: str) -> Callable[[F], F]:
     def decorate(command: F) -> F:
         command = click.option(
             "--max-downloads",
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=MAX_DOWNLOADS),
             default=None,
             help=f"How many complete downloads {which} allows. [default: no limit]",
         )(command)

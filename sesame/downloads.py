@@ -187,6 +187,7 @@ class Downloads:
         start = replace(
             self.bandwidth.start(link.id, access, counted, plan.nbytes, cap, event, settled, lease),
             session=_session(link.id, visitor),
+            piece=plan.status == 206,
         )
         refusal = self.store.begin_download(start)
         if refusal is Refusal.LINK:

@@ -116,6 +116,21 @@ class BudgetSpent(Unavailable):
         self.resets_at = resets_at
 
 
+class StoreUnavailable(SesameError):
+    """The store (the SQLite file, Redis) failed or did not answer in time while doing
+    ``operation``; ``reason`` is the cause in the driver's words. Nothing is wrong with the
+    request: it may be tried again in ``retry_after`` seconds."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, operation: str, reason: str, retry_after: int = 5) -> None:
+        super().__init__(f"The link store is not available right now ({reason}).")
+        self.operation = operation
+        self.reason = reason
+        self.retry_after = max(1, retry_after)
+
+
 class LinkNotFound(SesameError):
     """No link has the id the owner gave."""
 

@@ -6,6 +6,7 @@ import re
 
 from sesame.errors import InvalidInput
 
+MAX_SECONDS = 100 * 365 * 86400  # past any setting; keeps every sum of times in 64 bits
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d{1,9})\s*([wdhms])")
 _WHOLE = re.compile(r"(?:\d{1,9}\s*[wdhms]\s*)+")
@@ -20,7 +21,7 @@ def parse_lifetime(text: str | int) -> int:
         seconds = text
     else:
         cleaned = str(text).strip().lower()
-        if cleaned.isdigit():
+        if cleaned.isascii() and cleaned.isdigit() and len(cleaned) <= 12:
             seconds = int(cleaned)
         elif _WHOLE.fullmatch(cleaned):
             seconds = sum(int(n) * UNITS[unit] for n, unit in _PART.findall(cleaned))
@@ -30,6 +31,8 @@ def parse_lifetime(text: str | int) -> int:
             )
     if seconds <= 0:
         raise InvalidInput("A lifetime must be longer than zero seconds.")
+    if seconds > MAX_SECONDS:
+        raise InvalidInput("A lifetime must be shorter than 100 years.")
     return seconds
 
 

@@ -137,6 +137,10 @@ class LinkSigner:
             payload, signed_at = self._serializer.loads(token, return_timestamp=True)
         except BadData as exc:
             raise LinkInvalid() from exc
+        except (OverflowError, ValueError, OSError) as exc:
+            # A good signature on a time no datetime holds (past the year 9999): only a key
+            # holder can make one, and it is still not a link.
+            raise LinkInvalid() from exc
         return self._claims(payload, int(signed_at.timestamp()))
 
     def _claims(self, payload: Any, signed_at: int) -> Claims:

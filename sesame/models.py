@@ -130,9 +130,22 @@ class FileInfo:
         }
 
 
+MAX_USER_AGENT = 512  # characters of a User-Agent the log keeps: real ones are < 300
+MAX_CLIENT_IP = 64  # an IPv6 address with a zone fits
+
+
+def clip(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when it was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True, slots=True)
 class DownloadEvent:
-    """One request that reached a link's record."""
+    """One request that reached a link's record. What the client wrote itself (its
+    User-Agent, its address as a proxy reported it) is kept cut to MAX_USER_AGENT and
+    MAX_CLIENT_IP characters, whoever builds the row: the log cannot be made to grow."""
 
     link_id: str
     at: float
@@ -142,6 +155,13 @@ class DownloadEvent:
     bytes_sent: int
     outcome: Outcome
     counted: bool = False  # a completed download that took one from the link's limit
+
+    def __post_init__(self) -> None:
+        # The dataclass way to normalise a frozen field; a no-op for every real client.
+        if self.user_agent is not None and len(self.user_agent) > MAX_USER_AGENT:
+            object.__setattr__(self, "user_agent", clip(self.user_agent, MAX_USER_AGENT))
+        if self.client_ip is not None and len(self.client_ip) > MAX_CLIENT_IP:
+            object.__setattr__(self, "client_ip", clip(self.client_ip, MAX_CLIENT_IP))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +207,11 @@ class DownloadStart:
     event: DownloadEvent | None = None
     settled: bool = False
     # Requests of one client for one link (a download manager's segments) share a session: a
-    # counted one in flight makes another that would count join it instead, and its count
-    # passes to one still in flight if it ends unfinished.
+    # ``piece`` (a Range request) that would count joins a counted download of its session in
+    # flight or arrived within a minute instead, and a counted one that ends unfinished passes
+    # its count to one still in flight. A request for the whole file never joins.
     session: str = ""
+    piece: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,8 @@ from sesame.settings import Settings, signing_keys
 from sesame.store import Store, open_store
 
 MAX_TEXT = 500
+MAX_DOWNLOADS = 1_000_000_000  # a limit anyone means; (limit + 1) x size stays in 64 bits
+MAX_RATE = 1 << 40  # bytes a second (1 TiB/s): more is no cap at all
 ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -65,7 +67,7 @@ class Service:
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
         """Build everything the actions need from ``settings``."""
         signer = LinkSigner(signing_keys(settings), settings.max_lifetime, clock)
-        store = open_store(settings.resolved_store_url, settings.retention)
+        store = open_store(settings.resolved_store_url, settings.retention, settings.store_timeout)
         return cls(settings, store, Catalog(settings.files_dir), signer, clock)
 
     # -- the owner's actions ------------------------------------------------------------
@@ -91,7 +93,7 @@ class Service:
         info = self.catalog.info(file)
         seconds = self._lifetime(lifetime)
         _check_limit(max_downloads)
-        cap = parse_rate(rate, self._default_rate)
+        cap = _check_rate(parse_rate(rate, self._default_rate))
         now = int(self.clock())
         link = Link(
             id=new_id(),
@@ -303,6 +305,14 @@ class Service:
 def _check_limit(max_downloads: int | None) -> None:
     if max_downloads is not None and max_downloads < 1:
         raise InvalidInput("A download limit must be at least 1 (or none at all).")
+    if max_downloads is not None and max_downloads > MAX_DOWNLOADS:
+        raise InvalidInput(f"A download limit must be at most {MAX_DOWNLOADS:,} (or none at all).")
+
+
+def _check_rate(rate: int | None) -> int | None:
+    if rate is not None and rate > MAX_RATE:
+        raise InvalidInput("A speed cap must be at most 1TiB per second (or none at all).")
+    return rate
 
 
 def _cooldown(value: str | int) -> int:

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     max_lifetime: Lifetime = 7 * 86400
     resume_grace: Lifetime = 3600
     retention: Lifetime = 30 * 86400
-    max_upload_size: ByteSize = Field(default=ByteSize(512 * 1024**2))
+    max_upload_size: ByteSize = Field(default=ByteSize(512 * 1024**2), le=1 << 50)
     wechat_token: SecretStr | None = None
     wechat_app_id: str | None = None
     wechat_aes_key: SecretStr | None = None
@@ -84,18 +84,25 @@ class Settings(BaseSettings):
     wechat_timezone: str = "Asia/Shanghai"
     api_auth_failures: str = "10/minute"
     # Bandwidth protection: every one is off until set.
-    max_concurrent_downloads: int = Field(default=0, ge=0)
+    max_concurrent_downloads: int = Field(default=0, ge=0, le=1_000_000)
     rate_limit: str | None = None
-    daily_egress: ByteSize | None = None
-    default_link_rate: ByteSize | None = None
+    daily_egress: ByteSize | None = Field(default=None, le=1 << 60)
+    default_link_rate: ByteSize | None = Field(default=None, le=1 << 40)
     offload: Literal["off", "nginx"] = "off"
-    memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024))
     # A download's place, renewed a few times a lease while its gateway lives: a gateway that
     # dies gives its downloads back this long after its last renewal.
     download_lease: Lifetime = 30
     # Offload: where nginx reports how each download it sent went (a loopback UDP syslog
     # address, as in deploy/nginx.conf); empty: downloads count when handed to nginx.
     offload_report: str | None = None
+    memory_file_size: ByteSize = Field(default=ByteSize(64 * 1024), le=1 << 30)
+    # Failing dependencies: how long a store call may wait for Redis or an SQLite write lock.
+    store_timeout: float = Field(default=2.0, gt=0, le=60)
+    # What one client connection may cost (gateway.connections).
+    header_timeout: float = Field(default=15.0, gt=0, le=3600)
+    keep_alive_timeout: int = Field(default=5, ge=1, le=3600)
+    max_header_size: ByteSize = Field(default=ByteSize(32 * 1024), ge=1024, le=1 << 24)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
 
     @field_validator("secret_keys")
     @classmethod
@@ -204,7 +211,7 @@ def signing_keys(settings: Settings) -> list[bytes]:
 
 
 def _generated_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         # Write aside, then link into place: link() fails if the name exists, so when two
         # processes start together exactly one key wins and nobody reads a half-written file.

@@ -232,10 +232,10 @@ def running_gateway(
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A private redis-server on a free loopback port, keeping nothing on disk, until the
-    block ends; yields its URL. Its log is ``folder``/redis.log."""
-    port = free_port()
+def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A private redis-server on loopback ``port`` (a free one if not given), keeping nothing
+    on disk, until the block ends; yields its URL. Its log is ``folder``/redis.log."""
+    port = port or free_port()
     command = [require_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1"]
     command += ["--save", "", "--appendonly", "no", "--dir", str(folder)]
 

@@ -72,3 +72,53 @@ def test_uvicorns_access_lines_are_cut_too() -> None:
     )
     RedactTokens().filter(record)
     assert record.getMessage() == '1.2.3.4 - "GET /d/WyJabcde…"'
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/d//{token}",
+        "//d/{token}",
+        "/D/{token}",
+        "/d/ {token}",
+        "/d/x?{token}",
+        "/d/x?t={token}",
+        "/d/x/{token}",
+        "/healthz?{token}",
+        "/anything/{token}",
+        "/api/get_file//{token}?dl=1",
+    ],
+)
+def test_a_token_is_cut_however_it_is_written(
+    client: TestClient, service: Service, caplog: pytest.LogCaptureFixture, target: str
+) -> None:
+    """A whole token never reaches the access line, wherever in the path or query it is."""
+    token = service.share("hello.txt").url.rsplit("/", 1)[1]
+    caplog.set_level(logging.INFO, "sesame.access")
+    client.get(target.format(token=token))
+    (line,) = lines(caplog)
+    assert token[:12] not in line and token[-12:] not in line, line
+
+
+def test_control_characters_cannot_forge_a_line(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """%0d%0a in a path is written escaped: the access line stays one line."""
+    caplog.set_level(logging.INFO, "sesame.access")
+    client.get('/x%0d%0aINFO:%20127.0.0.1%20-%20"GET%20/%20HTTP/1.1"%20200')
+    (line,) = lines(caplog)
+    assert "\n" not in line and "\r" not in line
+    assert "%0D%0A" in line
+
+
+def test_a_long_path_is_cut(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    """A path of 10,000 characters leaves a line of a few hundred."""
+    caplog.set_level(logging.INFO, "sesame.access")
+    client.get("/" + "a" * 10_000)
+    (line,) = lines(caplog)
+    assert len(line) < 700
+
+
+def test_control_characters_are_escaped_in_any_text() -> None:
+    """redact() escapes CR, LF and the other control characters it finds."""
+    assert redact("a\r\nb\x1b[31m") == "a\\x0d\\x0ab\\x1b[31m"

@@ -224,6 +224,13 @@ def test_unknown_ids_get_404(client: TestClient, auth: dict[str, str]) -> None:
         ({"file": FILE, "lifetime": "30d"}, "invalid_input", "longest lifetime"),
         ({"file": FILE, "lifetime": "soon"}, "invalid_input", "not a lifetime"),
         ({"file": FILE, "max_downloads": 0}, "invalid_input", "max_downloads"),
+        ({"file": FILE, "max_downloads": 2**63}, "invalid_input", "max_downloads"),
+        ({"file": FILE, "max_downloads": 2**63 - 1}, "invalid_input", "max_downloads"),
+        ({"file": FILE, "max_downloads": 10**400}, "invalid_input", "max_downloads"),
+        ({"file": FILE, "lifetime": 2**63}, "invalid_input", "lifetime"),
+        ({"file": FILE, "lifetime": "9" * 5000}, "invalid_input", "lifetime"),
+        ({"file": FILE, "lifetime": "²"}, "invalid_input", "not a lifetime"),
+        ({"file": FILE, "lifetime": "99999999999w"}, "invalid_input", "not a lifetime"),
         ({"file": FILE, "colour": "red"}, "invalid_input", "colour"),
         ({}, "invalid_input", "file"),
     ],
@@ -248,15 +255,17 @@ def test_a_landing_link_from_the_api(
 
 
 def test_the_openapi_page_describes_the_api(client: TestClient) -> None:
-    """/docs serves; /openapi.json lists the API with its bodies, answers and key scheme,
-    and leaves out the download routes and the WeChat endpoint."""
-    assert client.get("/docs").status_code == 200
+    """/openapi.json lists the API with its bodies, answers and key scheme, and leaves out
+    the download routes and the WeChat endpoint; /docs and /redoc (CDN scripts) are off."""
+    assert client.get("/docs").status_code == 404
+    assert client.get("/redoc").status_code == 404
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
         "/api/links",
         "/api/links/{link_id}",
         "/d/{token}/qr.png",
         "/healthz",
+        "/livez",
     }
     post = spec["paths"]["/api/links"]["post"]
     assert set(post["responses"]) == {"201", "401", "422", "429"}
@@ -278,3 +287,13 @@ def test_the_openapi_page_describes_the_api(client: TestClient) -> None:
     assert all("404" in op["responses"] for op in link_routes.values())
     qr = spec["paths"]["/d/{token}/qr.png"]["get"]
     assert "image/png" in qr["responses"]["200"]["content"] and "security" not in qr
+
+
+def test_the_largest_limit_allowed_still_downloads(
+    service: Service, client: TestClient, auth: dict[str, str]
+) -> None:
+    """A link with the highest max_downloads the API takes downloads with 200, not 500."""
+    from sesame.service import MAX_DOWNLOADS
+
+    data = make(client, auth, max_downloads=MAX_DOWNLOADS)
+    assert client.get(path_of(service, data["url"])).status_code == 200

@@ -167,3 +167,20 @@ def test_link_rate(service: Service) -> None:
     plain = json.loads(run(service, "link", "hello.txt", "--json").stdout)
     assert plain["rate"] is None
     assert_clean_error(run(service, "link", "hello.txt", "--rate", "fast"), 2)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--max-downloads", str(2**63)],
+        ["--max-downloads", str(2**63 - 1)],
+        ["--ttl", "9" * 5000],
+        ["--ttl", "²"],
+        ["--rate", "99999999999999999999TB"],
+    ],
+)
+def test_huge_numbers_are_a_clear_error(service: Service, option: list[str]) -> None:
+    """A number too large to mean anything is exit code 2 with a sentence, never a crash."""
+    result = run(service, "link", "hello.txt", *option)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output

@@ -88,14 +88,19 @@ def test_a_one_time_link_survives_previews_and_serves_once(
 def test_a_piece_with_the_last_byte_counts_and_one_short_of_it_does_not(
     service: Service, client: TestClient
 ) -> None:
-    """bytes=0-9 (a probe, a first segment) takes nothing; bytes=10- and bytes=-10 each hold
-    the file's last byte, so each finishes a download and takes one."""
+    """bytes=0-9 (a probe, a first segment) takes nothing; bytes=10- holds the file's last
+    byte, so it finishes a download and takes one; bytes=-10 from the same client a moment
+    later is a piece of that download (it joins it); from another client it takes one."""
     link_id, path = path_of(service, max_downloads=3)
     assert client.get(path, headers={"range": "bytes=0-9"}).content == BODY[:10]
     assert client.get(path, headers={"range": "bytes=10-"}).content == BODY[10:]
     assert client.get(path, headers={"range": "bytes=-10"}).content == BODY[-10:]
+    assert downloads(service, link_id) == 1
+    other = {"range": "bytes=-10", "user-agent": "another program"}
+    assert client.get(path, headers=other).content == BODY[-10:]
     assert downloads(service, link_id) == 2
-    assert [event.counted for event in reversed(service.events(link_id))] == [False, True, True]
+    counted = [event.counted for event in reversed(service.events(link_id))]
+    assert counted == [False, True, False, True]
 
 
 def test_resume_after_expiry_within_grace(

@@ -135,3 +135,24 @@ def test_a_keyword_rule_can_give_landing_links(service: Service, client: TestCli
     assert shared is not None and shared.link.landing
     page = client.get(path_of(service, shared.url), headers=BROWSER)
     assert 'id="download"' in page.text
+
+
+@pytest.mark.parametrize("agent", ["browser", "wechat", "preview", "error"])
+def test_every_page_has_a_strict_csp(service: Service, client: TestClient, agent: str) -> None:
+    """Landing, open-in-browser, preview and error pages load nothing from elsewhere, and their
+    scripts carry the nonce of the Content-Security-Policy of their own response."""
+    _, path = landing_link(service)
+    headers = {
+        "browser": BROWSER,
+        "wechat": WECHAT,
+        "preview": {"user-agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"},
+        "error": BROWSER,
+    }[agent]
+    page = client.get(path + ("x" if agent == "error" else ""), headers=headers)
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    nonce = re.search(r"'nonce-([^']+)'", policy)
+    assert nonce is not None
+    scripts = re.findall(r"<script([^>]*)>", page.text)
+    assert all(f'nonce="{nonce[1]}"' in attributes for attributes in scripts)
+    assert " on" + "click=" not in page.text

@@ -298,3 +298,11 @@ def test_well_signed_odd_payload_invalid(payload: object) -> None:
 def test_foreign_helper_makes_good_tokens() -> None:
     """The foreign() helper above mints exactly what LinkSigner mints (so its cases mean it)."""
     assert foreign([LINK_ID, 600]) == token()
+
+
+@pytest.mark.parametrize("signed_at", [253_402_300_800, 10**15, 2**62])
+def test_a_token_signed_past_the_year_9999_is_invalid(signed_at: int) -> None:
+    """A good signature on a time past what a datetime holds is LinkInvalid, not a crash."""
+    token = signer(KEY.encode()).mint("abc", 600, signed_at)
+    with pytest.raises(LinkInvalid):
+        signer(KEY.encode()).verify(token)

@@ -120,3 +120,10 @@ def test_open_store_refuses(url: str) -> None:
     """An unusable store URL is a ConfigError naming SESAME_STORE_URL."""
     with pytest.raises(ConfigError, match="SESAME_STORE_URL"):
         open_store(url, retention=60)
+
+
+def test_a_key_seen_once_lapses_with_its_ttl(store: SQLiteStore) -> None:
+    """A key remembered with seen_once may be offered again once ``now`` is past its ttl."""
+    assert store.seen_once("n", NOW, 300)
+    assert not store.seen_once("n", NOW + 300, 300)
+    assert store.seen_once("n", NOW + 301, 300)

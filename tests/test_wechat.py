@@ -4,6 +4,7 @@ and the replies are decrypted and parsed with wechatpy; the links in them are fo
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Iterator
@@ -64,6 +65,9 @@ def image_message() -> str:
     )
 
 
+NONCES = itertools.count(1405803721)
+
+
 def signature(token: str, *parts: str) -> str:
     signer = WeChatSigner()
     signer.add_data(token, *parts)
@@ -96,7 +100,9 @@ class WeChat:
             xml = self.crypto.encrypt_message(xml, self.nonce, query["timestamp"])
             envelope = xmltodict.parse(xml)["xml"]
             query |= {"encrypt_type": "aes", "msg_signature": envelope["MsgSignature"]}
-        return self.client.post("/wechat", params=query | overrides, content=xml)
+        response = self.client.post("/wechat", params=query | overrides, content=xml)
+        self.nonce = str(next(NONCES))  # each of WeChat's requests has a nonce of its own
+        return response
 
     def reply(self, response: httpx.Response, openid: str = OPENID) -> Any:
         """The reply, decrypted and checked with wechatpy in safe mode, parsed."""
@@ -421,3 +427,55 @@ def test_the_settings_are_documented(name: str) -> None:
     readme = (REPO / "README.md").read_text()
     assert f"| `{name}` |" in readme
     assert re.search(rf"^#?\s*{name}=", (REPO / ".env.example").read_text(), re.MULTILINE)
+
+
+def test_a_replayed_request_is_refused(wechat: WeChat, service: Service, clock: FakeClock) -> None:
+    """The same signed request sent again after its answer has been forgotten, still within
+    the five-minute window, gets 403 and makes nothing."""
+    query = wechat.query()
+    xml = text_message("芝麻开门")
+    body: str | bytes = xml
+    if wechat.crypto is not None:
+        body = wechat.crypto.encrypt_message(xml, wechat.nonce, query["timestamp"])
+        envelope = xmltodict.parse(body)["xml"]
+        query |= {"encrypt_type": "aes", "msg_signature": envelope["MsgSignature"]}
+    assert wechat.client.post("/wechat", params=query, content=body).status_code == 200
+    clock.advance(120)
+    again = wechat.client.post("/wechat", params=query, content=body)
+    assert again.status_code == 403
+    assert len(service.links()) == 1
+
+
+def test_a_message_sent_again_gets_the_first_answer(
+    wechat: WeChat, service: Service, clock: FakeClock
+) -> None:
+    """WeChat's retries of one message (same MsgId, new nonce) get the first answer, even on
+    a rule whose cool-down would otherwise make a new link each time."""
+    service.add_rule("again", FILE, lifetime="10m", cooldown="0")
+    first = wechat.ask("again")
+    clock.advance(5)
+    assert wechat.ask("again") == first
+    clock.advance(5)
+    assert wechat.ask("again") == first
+    assert len(service.links()) == 1
+
+
+@pytest.mark.parametrize("timestamp", ["²", "١٢٣", "9" * 5000, "-1", " 1"])
+def test_a_strange_timestamp_is_refused_not_a_500(wechat: WeChat, timestamp: str) -> None:
+    """A signed timestamp that is not a plain number is 403, never 500."""
+    query = wechat.query() | {"timestamp": timestamp}
+    query["signature"] = signature(TOKEN, timestamp, wechat.nonce)
+    assert wechat.client.get("/wechat", params=query | {"echostr": "x"}).status_code == 403
+    response = wechat.client.post("/wechat", params=query, content=text_message("芝麻开门"))
+    assert response.status_code in (400, 403)
+
+
+def test_a_strange_content_length_is_refused_not_a_500(wechat: WeChat) -> None:
+    """A Content-Length of ``²`` is 413, never 500."""
+    response = wechat.client.post(
+        "/wechat",
+        params=wechat.query(),
+        content=b"x",
+        headers={"content-length": "²".encode("latin-1")},
+    )
+    assert response.status_code < 500

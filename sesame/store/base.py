@@ -120,3 +120,14 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+    # -- health --------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Return if the store answers and takes writes now; raise StoreUnavailable if not."""
+
+    # -- replays ------------------------------------------------------------------------
+
+    def seen_once(self, key: str, now: int, ttl: int) -> bool:
+        """True the first time ``key`` is offered, and remember it until ``now + ttl``;
+        False while it is remembered. Atomic: of two processes offering it, one gets True."""

@@ -82,7 +82,10 @@ local function session_ends(id, counted, session, delivered, completed)
     end
   end
   if not counted then return '' end
-  if completed or delivered then return 'kept' end
+  if completed or delivered then
+    if session ~= '' then redis.call('SET', '{PREFIX}recent:' .. session, 1, 'EX', 60) end
+    return 'kept'
+  end
   if session ~= '' then
     for _, other in ipairs(redis.call('SMEMBERS', members)) do
       if other ~= id and redis.call('EXISTS', '{PREFIX}lease:' .. other) == 1 then
@@ -130,6 +133,7 @@ local function sweep(leases, egress, log, now, oldest_kept, keep)
 end
 local function counted_in_flight(leases, session, now)
   if session == '' then return false end
+  if redis.call('EXISTS', '{PREFIX}recent:' .. session) == 1 then return true end
   for _, other in ipairs(redis.call('SMEMBERS', '{PREFIX}session:' .. session)) do
     local until_ = redis.call('ZSCORE', leases, other)
     if until_ and tonumber(until_) >= tonumber(now)
@@ -155,7 +159,7 @@ return settle_lease(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[
 # KEYS: the link's record, the bytes per day, the leases, the log, the link's log, the lease.
 # ARGV: now, nbytes, counted (0 or 1), byte cap, day, budget, lease id, until, cap (-1: none),
 # the download's log row, settled (0 or 1: log the row now and take no lease), the oldest log
-# entry id kept, how long the link's log is kept, the download's session.
+# entry id kept, how long the link's log is kept, the download's session, piece (0 or 1).
 # Returns nothing when the download began, else why not (models.Refusal).
 _BEGIN = (
     _LOG_ROW
@@ -172,7 +176,9 @@ local f = redis.call('HMGET', KEYS[1], 'created_at', 'revoked_at', 'max_download
                      'downloads', 'bytes_served')
 if not f[1] or f[2] then return 'link' end
 local counted, byte_cap = tonumber(ARGV[3]), tonumber(ARGV[4])
-if counted == 1 and counted_in_flight(KEYS[3], ARGV[14], ARGV[1]) then counted = 0 end
+if counted == 1 and ARGV[15] == '1' and counted_in_flight(KEYS[3], ARGV[14], ARGV[1]) then
+  counted = 0
+end
 if counted == 1 and f[3] and tonumber(f[4]) >= tonumber(f[3]) then return 'link' end
 if byte_cap >= 0 and tonumber(f[5]) + nbytes > byte_cap then return 'link' end
 redis.call('HINCRBY', KEYS[1], 'downloads', counted)
@@ -312,6 +318,7 @@ class RedisStore:
             oldest,
             keep,
             start.session,
+            int(start.piece),
         ]
         refusal = self._begin(keys=self._download_keys(start.link_id, start.slot_id), args=args)
         return None if refusal is None else Refusal(refusal)
@@ -461,6 +468,12 @@ class RedisStore:
 
     def close(self) -> None:
         self.redis.close()
+
+    def ping(self) -> None:
+        self.redis.ping()
+
+    def seen_once(self, key: str, now: int, ttl: int) -> bool:
+        return bool(self.redis.set(f"{PREFIX}once:{key}", now, nx=True, ex=max(1, ttl)))
 
 
 def _link_key(link_id: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -98,6 +100,11 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 CREATE INDEX IF NOT EXISTS leases_by_until ON leases (until);
 CREATE INDEX IF NOT EXISTS leases_by_session ON leases (session);
+-- Sessions whose counted download arrived lately: a piece of theirs begun soon after joins it.
+CREATE TABLE IF NOT EXISTS sessions (
+    session TEXT PRIMARY KEY,
+    until INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS egress (
     day INTEGER PRIMARY KEY,
     bytes INTEGER NOT NULL
@@ -114,6 +121,7 @@ RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, land
 KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
 ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 SWEEP_BATCH = 20  # lapsed leases settled per download begun
+SESSION_WINDOW = 60  # seconds after a session's download arrived that its pieces still join it
 LEASE_COLUMNS = "id, link_id, counted, reserved, day, sent, row"
 # A download's row logged when it began, replaced by the row of how it really went.
 AMEND_EVENT = """UPDATE downloads SET at = ?, status = ?, bytes_sent = ?, outcome = ?, counted = ?
@@ -126,12 +134,18 @@ ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
     ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
 
 
+ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTEGER NOT NULL)"
+PING_WAIT = 0.02  # seconds ping() waits for another's write lock
+MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
+
+
 class SQLiteStore:
     """A Store on one SQLite file; one connection per thread, autocommit, WAL."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout  # how long a write waits for another's lock
+        _private_file(self.path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -142,7 +156,7 @@ class SQLiteStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=10, isolation_level=None, check_same_thread=False
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -193,7 +207,11 @@ class SQLiteStore:
     def begin_download(self, start: DownloadStart) -> Refusal | None:
         with self._transaction() as db:
             self._sweep(db, start.now)
-            joined = start.counted and self._counted_in_flight(db, start.session, start.now)
+            joined = (
+                start.counted
+                and start.piece
+                and self._counted_in_flight(db, start.session, start.now)
+            )
             if joined:
                 start = replace(start, counted=False)
             refusal = self._refusal(db, start)
@@ -220,11 +238,14 @@ class SQLiteStore:
             return refusal
 
     def _counted_in_flight(self, db: sqlite3.Connection, session: str, now: int) -> bool:
+        """Whether ``session`` has a counted download in flight, or one that arrived less
+        than SESSION_WINDOW seconds ago."""
         if not session:
             return False
         row = db.execute(
-            "SELECT 1 FROM leases WHERE session = ? AND counted = 1 AND until >= ? LIMIT 1",
-            (session, now),
+            """SELECT 1 FROM leases WHERE session = ? AND counted = 1 AND until >= ?
+               UNION ALL SELECT 1 FROM sessions WHERE session = ? AND until >= ? LIMIT 1""",
+            (session, now, session, now),
         ).fetchone()
         return row is not None
 
@@ -237,6 +258,7 @@ class SQLiteStore:
         ).fetchall()
         for lease in lapsed:
             self._settle_lease(db, lease, None, False)
+        db.execute("DELETE FROM sessions WHERE until < ?", (now,))
 
     def settle_lease(self, slot_id: str, sent: int, completed: bool) -> bool:
         with self._transaction() as db:
@@ -344,6 +366,11 @@ class SQLiteStore:
         if not counted:
             return ""
         if end.completed or done:
+            if session and end.event is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO sessions VALUES (?, ?)",
+                    (session, int(end.event.at) + SESSION_WINDOW),
+                )
             return "kept"
         heir = db.execute(
             "SELECT id FROM leases WHERE session = ? AND id != ? AND ? != '' LIMIT 1",
@@ -466,6 +493,57 @@ class SQLiteStore:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+    def ping(self) -> None:
+        # A write lock taken and let go: a locked, read-only or damaged file fails here, a
+        # locked one after PING_WAIT rather than the store's whole timeout.
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(PING_WAIT * 1000)}")
+        try:
+            with self._transaction():
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        # A write that fails for want of room happens only at a commit: look at the room.
+        room = os.statvfs(self.path.parent)
+        if room.f_bavail * room.f_frsize < MIN_ROOM:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def seen_once(self, key: str, now: int, ttl: int) -> bool:
+        with self._transaction() as db:
+            # Made here rather than in SCHEMA: a table of a few minutes of keys, no history.
+            db.execute(ONCE_SCHEMA)
+            db.execute("DELETE FROM once WHERE until < ?", (now,))
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO once (key, until) VALUES (?, ?)", (key, now + ttl)
+            )
+            return cursor.rowcount == 1
+
+    def _reconnect(self) -> None:
+        """Forget this thread's connection after a failure (unless a transaction is still
+        open on it): SQLite keeps a file it opened read-only so for good, and a fresh
+        connection sees the file as it is now."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.in_transaction:
+            return
+        self._local.conn = None
+        with self._guard:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+
+
+def _private_file(path: Path) -> None:
+    """Make ``path`` (and its folder, if new) readable by its owner only: 0600 in 0700.
+    SQLite gives the ``-wal`` and ``-shm`` files the database's own mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
 
 
 def _link_row(link: Link) -> tuple[Any, ...]:

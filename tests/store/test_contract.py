@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -525,10 +526,10 @@ def test_pieces_of_one_session_count_once(store: Store) -> None:
     reaching the end) share its session: the first counts, the others join it even on a
     used-up link; when the counted one ends unfinished its count passes to one in flight."""
     store.add_link(link(max_downloads=1))
-    first = replace(start(slot="a"), session="S")
+    first = replace(start(slot="a"), session="S", piece=True)
     assert store.begin_download(first) is None
-    assert store.begin_download(replace(start(slot="b"), session="S")) is None
-    assert store.begin_download(replace(start(slot="c"), session="T")) is Refusal.LINK
+    assert store.begin_download(replace(start(slot="b"), session="S", piece=True)) is None
+    assert store.begin_download(replace(start(slot="c"), session="T", piece=True)) is Refusal.LINK
     store.end_download(end("a", -10, True))  # the first connection is dropped
     assert state(store)[0].downloads == 1  # type: ignore[union-attr]
     store.end_download(end("b", row=event("L1", NOW + 2)))  # the last piece arrives
@@ -540,11 +541,60 @@ def test_a_completed_piece_keeps_the_sessions_count(store: Store) -> None:
     """Once a piece of a session has been received, the counted request of that session
     keeps its count even if it ends unfinished; a session with nothing received gives back."""
     store.add_link(link(max_downloads=2))
-    assert store.begin_download(replace(start(slot="a"), session="S")) is None
-    assert store.begin_download(replace(start(slot="b"), session="S")) is None
+    assert store.begin_download(replace(start(slot="a"), session="S", piece=True)) is None
+    assert store.begin_download(replace(start(slot="b"), session="S", piece=True)) is None
     store.end_download(end("b"))
     store.end_download(end("a", -10, True))
     assert state(store)[0].downloads == 1  # type: ignore[union-attr]
-    assert store.begin_download(replace(start(slot="c"), session="T")) is None
+    assert store.begin_download(replace(start(slot="c"), session="T", piece=True)) is None
     store.end_download(end("c", -10, True))
+    assert state(store)[0].downloads == 1  # type: ignore[union-attr]
+
+
+def test_a_key_is_seen_once(store: Store) -> None:
+    """seen_once: True the first time, False while remembered, for other keys True."""
+    assert store.seen_once("nonce-1", NOW, 600) is True
+    assert store.seen_once("nonce-1", NOW + 1, 600) is False
+    assert store.seen_once("nonce-2", NOW + 1, 600) is True
+
+
+def test_a_key_is_seen_once_across_threads(store: Store) -> None:
+    """Eight threads offering one key at once: exactly one is first."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        firsts = list(pool.map(lambda _: store.seen_once("same", NOW, 600), range(8)))
+    assert firsts.count(True) == 1
+
+
+def test_the_store_answers_a_ping(store: Store) -> None:
+    """ping() returns when the store works."""
+    store.ping()
+
+
+def test_a_huge_user_agent_is_kept_cut(store: Store) -> None:
+    """A 4 MiB User-Agent is logged as its first MAX_USER_AGENT characters, in any store."""
+    from sesame.models import MAX_USER_AGENT
+
+    store.add_link(link())
+    event = DownloadEvent("L1", NOW, "1.2.3.4" * 100, "A" * 4 * 1024 * 1024, 200, 0, Outcome.HEAD)
+    store.add_event(event)
+    (kept,) = store.list_events("L1")
+    assert kept.user_agent is not None and len(kept.user_agent) == MAX_USER_AGENT
+    assert kept.user_agent.startswith("AAAA") and kept.user_agent.endswith("…")
+    assert kept.client_ip is not None and len(kept.client_ip) <= 64
+
+
+def test_a_piece_soon_after_its_sessions_download_arrived_joins_it(store: Store) -> None:
+    """A piece that would count, begun by a client whose download of the link arrived a
+    moment ago (a segment begun after the first connection finished), joins it; another
+    client's is refused."""
+    store.add_link(link(max_downloads=1))
+    assert store.begin_download(replace(start(slot="a"), session="S", piece=True)) is None
+    store.end_download(end("a", row=event("L1", NOW + 1)))
+    assert (
+        store.begin_download(replace(start(slot="b", now=NOW + 2), session="S", piece=True)) is None
+    )
+    assert (
+        store.begin_download(replace(start(slot="c", now=NOW + 2), session="T", piece=True))
+        is Refusal.LINK
+    )
     assert state(store)[0].downloads == 1  # type: ignore[union-attr]

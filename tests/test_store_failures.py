@@ -1,0 +1,274 @@
+"""A failing store (SQLite locked, read-only or on a full disk; Redis stopped) answers 503 with
+Retry-After and a page or JSON, never a traceback; /healthz says so, /livez does not care; the
+CLI exits 75; and everything recovers by itself once the store is back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from sesame.cli import cli
+from sesame.errors import StoreUnavailable
+from sesame.service import Service
+from tests.support import (
+    FILE,
+    KEY,
+    T0,
+    FakeClock,
+    free_port,
+    make_service,
+    make_settings,
+    path_of,
+    redis_server,
+    running_gateway,
+    sesame_env,
+    wait_until,
+)
+
+JSON = {"Accept": "application/json"}
+LOCKER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def write_locked(db: Path, log: Path) -> Iterator[None]:
+    """Another process holding ``db``'s write lock until the block ends."""
+    command = [sys.executable, "-c", LOCKER, str(db)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log.open("wb")) as process:
+        wait_until(lambda: "locked" in log.read_text(), process, log)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``folder`` until the block ends; skips without the
+    right to mount (fails under CI=true, where the tests run as root)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def assert_unavailable(client: TestClient, path: str) -> None:
+    """503 with Retry-After, as a bilingual page and as JSON, and /healthz says so."""
+    page = client.get(path)
+    assert page.status_code == 503, page.text
+    assert int(page.headers["retry-after"]) >= 1
+    assert "暂时不可用" in page.text and "Temporarily unavailable" in page.text
+    assert "Traceback" not in page.text
+    answer = client.get(path, headers=JSON)
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "unavailable"
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["status"] == "unavailable"
+    assert client.get("/livez").status_code == 200
+
+
+def test_locked_sqlite_is_503_then_recovers(tmp_path: Path) -> None:
+    """A write lock held by another process: downloads get 503 and /healthz 503 (within
+    100 ms, saying why); released, the same link downloads and /healthz is ok again."""
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    shared = service.share(FILE)
+    client = TestClient(create_app(service.settings, service))
+    path = path_of(service, shared.url)
+    with write_locked(service.store.path, tmp_path / "locker.log"):  # type: ignore[attr-defined]
+        assert_unavailable(client, path)
+        started = time.monotonic()
+        assert client.get("/healthz").json()["store"] == "database is locked"
+        assert time.monotonic() - started < 0.1
+    assert client.get(path).status_code == 200
+    assert client.get("/healthz").json()["store"] == "ok"
+
+
+def test_read_only_sqlite_is_503_then_recovers(tmp_path: Path) -> None:
+    """A database on a file system remounted read-only answers 503; once writable, 200."""
+    with tmpfs(tmp_path / "mnt", "4m") as mnt:
+        service = make_service(tmp_path, FakeClock(), data_dir=mnt, store_timeout=0.2)
+        shared = service.share(FILE)
+        client = TestClient(create_app(service.settings, service))
+        path = path_of(service, shared.url)
+        service.store.close()  # no file open for writing, or the file system cannot go ro
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        try:
+            assert_unavailable(client, path)
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+        assert client.get(path).status_code == 200
+
+
+def test_full_disk_sqlite_is_503_then_recovers(tmp_path: Path) -> None:
+    """A database on a full tmpfs answers 503; once there is room again, 200."""
+    with tmpfs(tmp_path / "mnt", "1m") as mnt:
+        service = make_service(tmp_path, FakeClock(), data_dir=mnt, store_timeout=0.2)
+        shared = service.share(FILE)
+        client = TestClient(create_app(service.settings, service))
+        path = path_of(service, shared.url)
+        filler = mnt / "filler"
+        with filler.open("wb") as out, pytest.raises(OSError):
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        assert_unavailable(client, path)
+        filler.unlink()
+        assert client.get(path).status_code == 200
+
+
+def test_cli_exits_75_on_a_locked_store(tmp_path: Path) -> None:
+    """`sesame link` on a locked database: one sentence on stderr and exit code 75."""
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    with write_locked(service.store.path, tmp_path / "locker.log"):  # type: ignore[attr-defined]
+        result = CliRunner().invoke(cli, ["link", FILE, "--json"], obj={"factory": lambda: service})
+    assert result.exit_code == 75, result.output
+    assert result.stdout == ""
+    assert "not available" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_exits_75_without_redis(tmp_path: Path) -> None:
+    """The `sesame` command with SESAME_STORE_URL on a Redis nobody listens on exits 75."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    env = sesame_env(
+        store_url=url, secret_keys=KEY, files_dir=str(tmp_path), data_dir=str(tmp_path / "s")
+    )
+    sesame = Path(sys.executable).parent / "sesame"
+    result = subprocess.run([str(sesame), "links"], env=env, capture_output=True, text=True)
+    assert result.returncode == 75, result.stderr
+    assert "not available" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_store_errors_are_one_kind(tmp_path: Path) -> None:
+    """Every store method raises StoreUnavailable, carrying the operation, when Redis is gone."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    service = make_service(tmp_path, FakeClock(), store_url=url, store_timeout=0.2)
+    with pytest.raises(StoreUnavailable) as caught:
+        service.store.list_links()
+    assert caught.value.operation == "list_links"
+    assert isinstance(caught.value.__cause__, Exception)
+
+
+def test_gateway_rides_out_a_redis_restart(tmp_path: Path) -> None:
+    """A real gateway on a real redis-server: 200, then 503 (and /healthz 503, /livez 200)
+    while Redis is stopped, then 200 again once it is back, without a restart."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    settings = make_settings(tmp_path, store_url=url, store_timeout=0.5)
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(settings.files_dir),
+        data_dir=str(tmp_path / "state"),
+        store_url=url,
+        store_timeout="0.5",
+    )
+    (tmp_path / "redis").mkdir()
+    with ExitStack() as first_redis:
+        first_redis.enter_context(redis_server(tmp_path / "redis", port))
+        with running_gateway(env, tmp_path / "gateway.log") as base:
+            service = Service.from_settings(settings)  # the real clock, as the gateway's
+            link = base + path_of(service, service.share(FILE).url)
+            assert httpx.get(link).status_code == 200
+            first_redis.close()  # Redis stops; the gateway goes on
+            page = httpx.get(link, timeout=10)
+            assert page.status_code == 503 and "retry-after" in page.headers
+            assert "Traceback" not in page.text
+            assert httpx.get(link, headers=JSON).json()["error"] == "unavailable"
+            assert httpx.get(base + "/healthz").status_code == 503
+            assert httpx.get(base + "/livez").status_code == 200
+            with redis_server(tmp_path / "redis", port):
+                assert _recovers(base + "/healthz")
+                fresh = base + path_of(service, service.share(FILE).url)
+                assert httpx.get(fresh).status_code == 200
+    assert "Traceback" not in (tmp_path / "gateway.log").read_text()
+
+
+def _recovers(url: str, within: float = 10) -> bool:
+    """Whether ``url`` answers 200 again within ``within`` seconds (polled)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if httpx.get(url, timeout=2).status_code == 200:
+            return True
+        time.sleep(0.1)  # polling for a recovery, not waiting for an expiry
+    return False
+
+
+def test_api_and_rate_limit_without_redis_are_503(tmp_path: Path) -> None:
+    """With Redis gone, the API (its key check counts in Redis) answers 503 JSON and a
+    rate-limited download 503, never 500."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    service = make_service(
+        tmp_path, FakeClock(), store_url=url, store_timeout=0.2, rate_limit="60/minute"
+    )
+    client = TestClient(create_app(service.settings, service))
+    answer = client.post("/api/links", json={"file": FILE}, headers={"Authorization": "Bearer x"})
+    assert answer.status_code == 503 and answer.json()["error"] == "unavailable"
+    assert client.get("/d/anything").status_code == 503
+
+
+def test_a_hung_redis_fails_fast(tmp_path: Path) -> None:
+    """Redis paused (CLIENT PAUSE: it accepts connections and answers nothing): /healthz says
+    503 within 100 ms and a download 503 within SESAME_STORE_TIMEOUT, then both recover once
+    Redis answers again."""
+    import redis
+
+    (tmp_path / "redis").mkdir()
+    with redis_server(tmp_path / "redis") as url:
+        # T0, not NOW: Redis forgets a record once its link is long expired on its own clock.
+        service = make_service(tmp_path, FakeClock(T0), store_url=url, store_timeout=0.5)
+        client = TestClient(create_app(service.settings, service))
+        path = path_of(service, service.share(FILE).url)
+        with redis.Redis.from_url(url) as admin:
+            admin.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 503
+            assert time.monotonic() - started < 0.1
+            started = time.monotonic()
+            assert client.get(path).status_code == 503
+            assert time.monotonic() - started < 2
+            admin.execute_command("CLIENT", "UNPAUSE")
+        assert client.get(path).status_code == 200
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_damaged_database_is_exit_75_not_a_traceback(tmp_path: Path) -> None:
+    """A database file that is not SQLite any more: the `sesame` command says so in one
+    sentence and exits 75."""
+    data = tmp_path / "state"
+    data.mkdir()
+    (data / "sesame.db").write_bytes(b"this is not a database\n" * 512)
+    env = sesame_env(secret_keys=KEY, files_dir=str(tmp_path), data_dir=str(data))
+    sesame = Path(sys.executable).parent / "sesame"
+    result = subprocess.run([str(sesame), "links"], env=env, capture_output=True, text=True)
+    assert result.returncode == 75, result.stderr
+    assert "not a database" in result.stderr and "Traceback" not in result.stderr
