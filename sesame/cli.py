@@ -19,6 +19,7 @@ from sesame.errors import (
     InvalidInput,
     LinkNotFound,
     RuleNotFound,
+    SchemaTooNew,
     SesameError,
 )
 from sesame.lifetimes import format_lifetime
@@ -39,6 +40,7 @@ EXIT_CODES: dict[type[SesameError], int] = {
     RuleNotFound: 4,
     ApiKeyNotFound: 4,
     ConfigError: 78,
+    SchemaTooNew: 65,  # EX_DATAERR
 }
 
 

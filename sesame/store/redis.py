@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import asdict, fields
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import redis
 
@@ -24,6 +25,7 @@ from sesame.models import (
     Refusal,
     Rule,
 )
+from sesame.store.migrations import migrate_redis
 
 PREFIX = "sesame:"
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
@@ -148,6 +150,7 @@ class RedisStore:
         self._end = self.redis.register_script(_END)
         self._revoke = self.redis.register_script(_REVOKE)
         self._issue = self.redis.register_script(_ISSUE)
+        migrate_redis(self.redis, _where(url))
 
     def add_link(self, link: Link) -> None:
         key = _link_key(link.id)
@@ -321,6 +324,12 @@ class RedisStore:
 
     def close(self) -> None:
         self.redis.close()
+
+
+def _where(url: str) -> str:
+    """The URL without its password, to name the store in a message."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _link_key(link_id: str) -> str:

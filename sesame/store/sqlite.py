@@ -20,7 +20,9 @@ from sesame.models import (
     Refusal,
     Rule,
 )
+from sesame.store.migrations import migrate_sqlite
 
+# What a new database gets: the latest schema (migrations.SQLITE_STEPS lead older ones here).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
     id TEXT PRIMARY KEY,
@@ -113,7 +115,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        self._db.executescript(SCHEMA)
+        migrate_sqlite(self._db, SCHEMA, str(self.path))
 
     @property
     def _db(self) -> sqlite3.Connection:
