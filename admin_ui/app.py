@@ -23,6 +23,7 @@ def main() -> None:
         st.stop()
     if not signin.gate(service.settings):
         st.stop()
+    service.retention.sweep_in_background()  # at most once an hour, off this rerun
     page = st.navigation(
         [
             st.Page(HERE / "share.py", title="Share", icon=":material/add_link:", default=True),

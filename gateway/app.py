@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from gateway import api
+from gateway import api, housekeeping
 from gateway.access import AccessLog, RedactTokens
 from gateway.download import download
 from gateway.files import Files
@@ -74,13 +74,15 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.add_exception_handler(Unavailable, unavailable)
     app.add_exception_handler(FileMissing, file_missing)
     api.install(app)  # before the download routes: /d/{token}/qr.png is not a download
+    inner = None
     if settings.wechat_token is not None:
         # Imported only when WeChat is on: wechatpy and its crypto cost each gateway process
         # about 16 MB of memory, measured.
         from gateway import wechat
 
         wechat.install(app)
-        app.router.lifespan_context = wechat.lifespan
+        inner = wechat.lifespan
+    app.router.lifespan_context = housekeeping.lifespan(inner)
     for path in ("/d/{token:path}", "/api/get_file/{token:path}"):
         # A plain Starlette route: FastAPI's per-request parameter solving is a quarter of a
         # small download's time, and this route needs none of it.

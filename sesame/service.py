@@ -35,6 +35,7 @@ from sesame.models import (
     SharedLink,
     keyword_key,
 )
+from sesame.retention import Retention
 from sesame.settings import Settings, signing_keys
 from sesame.store import Store, open_store
 
@@ -57,9 +58,11 @@ class Service:
     signer: LinkSigner
     clock: Clock = field(default=time.time)
     downloads: Downloads = field(init=False)  # what the gateway does for each download
+    retention: Retention = field(init=False)  # what the store forgets, swept by each process
 
     def __post_init__(self) -> None:
         self.downloads = Downloads(self.settings, self.store, self.signer, self.clock)
+        self.retention = Retention(self.store, self.settings.retention, self.clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:

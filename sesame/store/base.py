@@ -106,5 +106,12 @@ class Store(Protocol):
     def touch_api_key(self, key_id: str, at: int) -> None:
         """Note that the key was used at ``at``."""
 
+    # -- retention ----------------------------------------------------------------------
+
+    def drop_ended(self, before: int, batch: int) -> int:
+        """Forget every link that expired or was revoked before ``before``, with its log
+        rows and the keyword issue record that names it, ``batch`` rows per transaction (so
+        downloads never wait long); how many links were forgotten. Bytes per day stay."""
+
     def close(self) -> None:
         """Release connections."""

@@ -21,6 +21,7 @@ from sesame.models import (
     Rule,
 )
 from sesame.store.migrations import migrate_sqlite
+from sesame.store.sqlite_log import SQLiteLog
 
 # What a new database gets: the latest schema (migrations.SQLITE_STEPS lead older ones here).
 SCHEMA = """
@@ -106,7 +107,7 @@ ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
     ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteLog):
     """A Store on one SQLite file; one connection per thread, autocommit, WAL."""
 
     def __init__(self, path: Path) -> None:
