@@ -7,10 +7,12 @@ import secrets
 import string
 import time
 import unicodedata
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from sesame import apikeys, replies
+from sesame.activity import DayFile, LogFilter, LogRow, Totals
 from sesame.bandwidth import parse_rate
 from sesame.catalog import Catalog
 from sesame.downloads import Downloads
@@ -148,6 +150,32 @@ class Service:
     def events(self, link_id: str | None = None, limit: int | None = None) -> list[DownloadEvent]:
         """The download log, newest first."""
         return self.store.list_events(link_id, limit)
+
+    # -- what the Links and Activity pages show, computed by the store --------------------
+
+    def log_page(self, query: LogFilter, limit: int = 1000, offset: int = 0) -> list[LogRow]:
+        """The log rows ``query`` selects, newest first: ``limit`` of them after ``offset``."""
+        return self.store.log_page(query, limit, offset)
+
+    def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
+        """Every log row ``query`` selects, oldest first, read a little at a time."""
+        return self.store.log_rows(query)
+
+    def log_totals(self, query: LogFilter) -> Totals:
+        """What the log rows ``query`` selects add up to."""
+        return self.store.log_totals(query)
+
+    def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        """Downloads and bytes of the rows ``query`` selects, per local day and file."""
+        return self.store.log_series(query, utc_offset)
+
+    def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        """For each of ``link_ids``, how many of its requests ended in each outcome."""
+        return self.store.outcome_counts(link_ids)
+
+    def link_files(self) -> list[str]:
+        """The files links were made for, each once."""
+        return self.store.link_files()
 
     # -- keyword rules (WeChat) -------------------------------------------------------------
 

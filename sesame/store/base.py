@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from typing import Protocol
 
+from sesame.activity import DayFile, LogFilter, LogRow, Totals
 from sesame.models import ApiKey, DownloadEnd, DownloadEvent, DownloadStart, Link, Refusal, Rule
 
 
@@ -105,6 +107,27 @@ class Store(Protocol):
 
     def touch_api_key(self, key_id: str, at: int) -> None:
         """Note that the key was used at ``at``."""
+
+    # -- what the Links and Activity pages show (sesame.activity) -----------------------
+
+    def log_page(self, query: LogFilter, limit: int, offset: int = 0) -> list[LogRow]:
+        """The rows ``query`` selects, newest first: ``limit`` of them after ``offset``."""
+
+    def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
+        """Every row ``query`` selects, oldest first, read a little at a time."""
+
+    def log_totals(self, query: LogFilter) -> Totals:
+        """What the rows ``query`` selects add up to."""
+
+    def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        """The rows ``query`` selects per day (at ``utc_offset`` seconds from UTC) and file,
+        by day then file; pairs without rows left out."""
+
+    def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        """For each of ``link_ids`` with rows, how many rows it has per outcome."""
+
+    def link_files(self) -> list[str]:
+        """The files of the links kept, each once, sorted."""
 
     # -- retention ----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from sesame.models import (
     Rule,
 )
 from sesame.store.migrations import migrate_redis
-from sesame.store.redis_log import RedisLog
+from sesame.store.redis_log import RedisLog, RedisQueries
 
 PREFIX = "sesame:"
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
@@ -141,7 +141,7 @@ return ARGV[2]
 """
 
 
-class RedisStore(RedisLog):
+class RedisStore(RedisLog, RedisQueries):
     """A Store in Redis, shared by any number of gateway processes and hosts."""
 
     def __init__(self, url: str, retention: int) -> None:

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
+from itertools import islice
 from typing import Any, cast
 
 import redis
+
+from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals
+from sesame.models import DownloadEvent, Outcome
 
 PREFIX = "sesame:"
 LINKS = PREFIX + "links"  # link ids, scored by creation time
@@ -86,3 +92,155 @@ class RedisLog:
                 pipe.delete(f"{PREFIX}link:{link_id}", f"{EVENTS}:{link_id}")
             pipe.zrem(LINKS, *ids)
             pipe.execute()
+
+
+class RedisQueries:
+    """What the pages ask of the Redis log. The log is a stream in time order with no
+    secondary index, so these read the part of the stream a filter's period covers, a
+    thousand entries at a time, and add up as they go: memory stays small, but the time
+    grows with the rows in the period (see bench/RESULTS.md)."""
+
+    redis: redis.Redis
+
+    def log_page(self, query: LogFilter, limit: int, offset: int = 0) -> list[LogRow]:
+        return list(islice(self._matching(query, newest_first=True), offset, offset + limit))
+
+    def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
+        return self._matching(query, newest_first=False)
+
+    def log_totals(self, query: LogFilter) -> Totals:
+        counts = Counter[str]()
+        clients: set[str] = set()
+        for row in self._matching(query, newest_first=False):
+            event = row.event
+            counts["downloads"] += event.counted
+            counts["rows"] += 1
+            counts["bytes_sent"] += event.bytes_sent
+            if event.outcome in (Outcome.ABORTED, Outcome.PREVIEW):
+                counts[str(event.outcome)] += 1
+            if event.client_ip:
+                clients.add(event.client_ip)
+        return Totals(
+            counts["downloads"],
+            counts["aborted"],
+            counts["preview"],
+            counts["bytes_sent"],
+            len(clients),
+            counts["rows"],
+        )
+
+    def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        sums: dict[tuple[str, str], list[int]] = {}
+        for row in self._matching(query, newest_first=False):
+            day = time.strftime("%Y-%m-%d", time.gmtime(row.event.at + utc_offset))
+            pair = sums.setdefault((day, row.file), [0, 0])
+            pair[0] += row.event.counted
+            pair[1] += row.event.bytes_sent
+        return [DayFile(day, file, *sums[day, file]) for day, file in sorted(sums)]
+
+    def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        ids = list(link_ids)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for link_id in ids:
+                pipe.lrange(f"{EVENTS}:{link_id}", 0, -1)
+            logs: list[list[str]] = pipe.execute()
+        counts: dict[str, dict[str, int]] = {}
+        for link_id, rows in zip(ids, logs, strict=True):
+            if rows:
+                counts[link_id] = dict(Counter(json.loads(row)["outcome"] for row in rows))
+        return counts
+
+    def link_files(self) -> list[str]:
+        files: set[str] = set()
+        for ids in _chunked(self.redis.zscan_iter(LINKS, count=1000), 1000):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for link_id, _ in ids:
+                    pipe.hget(f"{PREFIX}link:{link_id}", "file")
+                files.update(file for file in pipe.execute() if file)
+        return sorted(files)
+
+    def _matching(self, query: LogFilter, newest_first: bool) -> Iterator[LogRow]:
+        links = _LinkCache(self.redis)
+        for chunk in self._entries(query, newest_first):
+            for data in chunk:
+                event = _event(json.loads(data))
+                file, recipient = links.get(event.link_id)
+                row = LogRow(event, file, recipient)
+                if _selected(query, row):
+                    yield row
+
+    def _entries(self, query: LogFilter, newest_first: bool) -> Iterator[list[str]]:
+        """The log's raw rows, a chunk at a time: of one link from its own list, else from
+        the stream, starting from an hour before ``since`` (stream ids are the server's
+        time of writing, which may run a little behind or ahead of the gateways')."""
+        if query.link_id is not None:
+            rows = cast(list[str], self.redis.lrange(f"{EVENTS}:{query.link_id}", 0, -1))
+            yield rows if newest_first else rows[::-1]
+            return
+        low = "-" if query.since is None else str(max(0, int((query.since - 3600) * 1000)))
+        high = "+"
+        while True:
+            entries = cast(
+                list[tuple[str, dict[str, str]]],
+                self.redis.xrevrange(EVENTS, max=high, min=low, count=_CHUNK)
+                if newest_first
+                else self.redis.xrange(EVENTS, min=low, max=high, count=_CHUNK),
+            )
+            if not entries:
+                return
+            yield [fields["e"] for _, fields in entries]
+            if newest_first:
+                high = "(" + entries[-1][0]
+            else:
+                low = "(" + entries[-1][0]
+
+
+_CHUNK = 1000
+
+
+class _LinkCache:
+    """Each link's file and recipient, fetched once per query."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self.known: dict[str, tuple[str, str | None]] = {}
+
+    def get(self, link_id: str) -> tuple[str, str | None]:
+        if link_id not in self.known:
+            file, recipient = cast(
+                list[str | None],
+                self.redis.hmget(f"{PREFIX}link:{link_id}", "file", "recipient"),
+            )
+            self.known[link_id] = (file or UNKNOWN_FILE, recipient if file else None)
+        return self.known[link_id]
+
+
+def _selected(query: LogFilter, row: LogRow) -> bool:
+    event = row.event
+    if query.since is not None and event.at < query.since:
+        return False
+    if query.until is not None and event.at >= query.until:
+        return False
+    if query.files and row.file not in query.files:
+        return False
+    if query.outcomes and str(event.outcome) not in query.outcomes:
+        return False
+    if needle := query.needle:
+        fields = (row.recipient, event.link_id, event.client_ip, event.user_agent)
+        return any(needle in (field or "").casefold() for field in fields)
+    return True
+
+
+def _chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _event(data: dict[str, Any]) -> DownloadEvent:
+    return DownloadEvent(**{**data, "outcome": Outcome(data["outcome"])})

@@ -51,11 +51,10 @@ CREATE TABLE IF NOT EXISTS downloads (
     outcome TEXT NOT NULL,
     counted INTEGER NOT NULL DEFAULT 0
 );
--- Rows are listed in the order they were written (their id), as in Redis: the only index to
--- keep up on every download is the one by link (earlier versions kept two, by time).
-CREATE INDEX IF NOT EXISTS downloads_of_link ON downloads (link_id);
-DROP INDEX IF EXISTS downloads_by_link;
-DROP INDEX IF EXISTS downloads_by_time;
+-- Rows are listed in the order they were written (their id), as in Redis. By link and
+-- outcome for the Links page's counts, by time for the Activity page's periods.
+CREATE INDEX IF NOT EXISTS downloads_by_link ON downloads (link_id, outcome);
+CREATE INDEX IF NOT EXISTS downloads_by_time ON downloads (at);
 CREATE TABLE IF NOT EXISTS rules (
     key TEXT PRIMARY KEY,
     keyword TEXT NOT NULL,

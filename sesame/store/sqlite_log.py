@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager
+from typing import Any
+
+from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals
+from sesame.models import DownloadEvent, Outcome
 
 # Links that ended (expired or were revoked) before :before.
 _ENDED = "(expires_at < :before OR revoked_at < :before)"
@@ -34,6 +38,61 @@ class SQLiteLog:
             dropped += forgotten
         return dropped
 
+    # -- what the pages show ------------------------------------------------------------
+
+    def log_page(self, query: LogFilter, limit: int, offset: int = 0) -> list[LogRow]:
+        clause, params = where(query)
+        rows = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} {_FROM}{clause} ORDER BY d.id DESC LIMIT :limit OFFSET :offset",
+            {**params, "limit": limit, "offset": offset},
+        )
+        return [_log_row(row) for row in rows]
+
+    def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
+        clause, params = where(query)
+        cursor = self._db.execute(f"SELECT {_ROW_COLUMNS} {_FROM}{clause} ORDER BY d.id", params)
+        while chunk := cursor.fetchmany(1000):
+            yield from map(_log_row, chunk)
+
+    def log_totals(self, query: LogFilter) -> Totals:
+        clause, params = where(query)
+        row = self._db.execute(
+            f"""SELECT COALESCE(SUM(d.counted), 0), COALESCE(SUM(d.outcome = 'aborted'), 0),
+                   COALESCE(SUM(d.outcome = 'preview'), 0), COALESCE(SUM(d.bytes_sent), 0),
+                   COUNT(DISTINCT NULLIF(d.client_ip, '')), COUNT(*) {_FROM}{clause}""",
+            params,
+        ).fetchone()
+        return Totals(*row)
+
+    def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        clause, params = where(query)
+        rows = self._db.execute(
+            f"""SELECT date(d.at + :offset, 'unixepoch') AS day,
+                   COALESCE(l.file, '{UNKNOWN_FILE}') AS file,
+                   SUM(d.counted), SUM(d.bytes_sent) {_FROM}{clause}
+               GROUP BY day, file ORDER BY day, file""",
+            {**params, "offset": utc_offset},
+        )
+        return [DayFile(*row) for row in rows]
+
+    def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for chunk in _chunks(list(link_ids), 400):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"""SELECT link_id, outcome, COUNT(*) FROM downloads
+                    WHERE link_id IN ({marks}) GROUP BY link_id, outcome""",
+                chunk,
+            )
+            for link_id, outcome, count in rows:
+                counts.setdefault(link_id, {})[outcome] = count
+        return counts
+
+    def link_files(self) -> list[str]:
+        return [
+            file for (file,) in self._db.execute("SELECT DISTINCT file FROM links ORDER BY file")
+        ]
+
     def _write(self, statement: str, params: dict[str, int]) -> int:
         with self._transaction() as db:
             return db.execute(statement, params).rowcount
@@ -53,3 +112,49 @@ class SQLiteLog:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+_FROM = "FROM downloads AS d LEFT JOIN links AS l ON l.id = d.link_id"
+_TEXT = " OR ".join(
+    f"{column} LIKE :like ESCAPE '\\'"
+    for column in ("l.recipient", "d.link_id", "d.client_ip", "d.user_agent")
+)
+
+
+_ROW_COLUMNS = (
+    "d.link_id, d.at, d.client_ip, d.user_agent, d.status, d.bytes_sent, d.outcome, d.counted,"
+    " l.file, l.recipient"
+)
+
+
+def _log_row(row: tuple[Any, ...]) -> LogRow:
+    link_id, at, client_ip, user_agent, status, sent, outcome, counted, file, recipient = row
+    event = DownloadEvent(
+        link_id, at, client_ip, user_agent, status, sent, Outcome(outcome), bool(counted)
+    )
+    return LogRow(event, file or UNKNOWN_FILE, recipient)
+
+
+def where(query: LogFilter) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of ``query`` over ``_FROM``, and its parameters."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if query.since is not None:
+        clauses.append("d.at >= :since")
+        params["since"] = query.since
+    if query.until is not None:
+        clauses.append("d.at < :until")
+        params["until"] = query.until
+    if query.link_id is not None:
+        clauses.append("d.link_id = :link")
+        params["link"] = query.link_id
+    for name, column, values in (("f", "l.file", query.files), ("o", "d.outcome", query.outcomes)):
+        if values:
+            marks = [f":{name}{n}" for n in range(len(values))]
+            clauses.append(f"{column} IN ({', '.join(marks)})")
+            params.update({mark[1:]: value for mark, value in zip(marks, values, strict=True)})
+    if query.needle:
+        escaped = query.needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(f"({_TEXT})")
+        params["like"] = f"%{escaped}%"
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
