@@ -10,6 +10,8 @@ from admin_ui import display, resources, tables
 from sesame.models import Link, LinkStatus, SharedLink
 from sesame.service import Service
 
+PAGE = 1000  # links shown at once
+
 
 def render(service: Service) -> None:
     """The whole page: filters, the table, and one chosen link."""
@@ -43,8 +45,12 @@ def render(service: Service) -> None:
         if (not statuses or item.link.status(now) in statuses)
         and (not files or item.link.file in files)
     ]
-    outcomes = tables.outcome_counts(service.events())
-    table = tables.links(shown, now, tz, outcomes)
+    if len(shown) > PAGE:
+        st.caption(f"The newest {PAGE} of {len(shown)} links. Filter to see the others.")
+        shown = shown[:PAGE]
+    counted = service.outcome_counts([item.link.id for item in shown])
+    outcomes = {link_id: Counter(counts) for link_id, counts in counted.items()}
+    table = tables.links(shown, now, tz, outcomes)  # type: ignore[arg-type]
     st.dataframe(
         tables.colored(table),
         hide_index=True,
