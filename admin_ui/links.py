@@ -19,11 +19,12 @@ def render(service: Service) -> None:
     st.title("Links", anchor=False)
     display.notices()
     now, tz = service.clock(), display.zone()
-    shared = service.links(include_inactive=True)
-    if not shared:
+    records = service.link_records()
+    if not records:
         st.info("No links yet. Make one on the Share page.")
         return
-    counts = Counter(item.link.status(now) for item in shared)
+    status = [link.status(now) for link in records]
+    counts = Counter(status)
     status_col, file_col = st.columns([3, 2], vertical_alignment="bottom")
     statuses = status_col.pills(
         "Status",
@@ -35,19 +36,18 @@ def render(service: Service) -> None:
     )
     files = file_col.multiselect(
         "File",
-        sorted({item.link.file for item in shared}),
+        sorted({link.file for link in records}),
         placeholder="All files",
         key="links_file",
     )
-    shown = [
-        item
-        for item in shared
-        if (not statuses or item.link.status(now) in statuses)
-        and (not files or item.link.file in files)
+    chosen = [
+        link
+        for link, state in zip(records, status, strict=True)
+        if (not statuses or state in statuses) and (not files or link.file in files)
     ]
-    if len(shown) > PAGE:
-        st.caption(f"The newest {PAGE} of {len(shown)} links. Filter to see the others.")
-        shown = shown[:PAGE]
+    if len(chosen) > PAGE:
+        st.caption(f"The newest {PAGE} of {len(chosen)} links. Filter to see the others.")
+    shown = [service.shared(link) for link in chosen[:PAGE]]
     counted = service.outcome_counts([item.link.id for item in shown])
     outcomes = {link_id: Counter(counts) for link_id, counts in counted.items()}
     table = tables.links(shown, now, tz, outcomes)  # type: ignore[arg-type]

@@ -135,6 +135,10 @@ class Service:
             if include_inactive or link.status(now) is LinkStatus.ACTIVE
         ]
 
+    def link_records(self) -> list[Link]:
+        """Every link record, newest first, without its URL (``shared()`` makes one)."""
+        return self.store.list_links()
+
     def files(self) -> list[FileInfo]:
         """Every file the owner can share."""
         return self.catalog.files()
