@@ -19,12 +19,10 @@ def render(service: Service) -> None:
     st.title("Links", anchor=False)
     display.notices()
     now, tz = service.clock(), display.zone()
-    records = service.link_records()
-    if not records:
+    counts = service.link_counts()
+    if not sum(counts.values()):
         st.info("No links yet. Make one on the Share page.")
         return
-    status = [link.status(now) for link in records]
-    counts = Counter(status)
     status_col, file_col = st.columns([3, 2], vertical_alignment="bottom")
     statuses = status_col.pills(
         "Status",
@@ -35,19 +33,12 @@ def render(service: Service) -> None:
         key="links_status",
     )
     files = file_col.multiselect(
-        "File",
-        sorted({link.file for link in records}),
-        placeholder="All files",
-        key="links_file",
+        "File", service.link_files(), placeholder="All files", key="links_file"
     )
-    chosen = [
-        link
-        for link, state in zip(records, status, strict=True)
-        if (not statuses or state in statuses) and (not files or link.file in files)
-    ]
-    if len(chosen) > PAGE:
-        st.caption(f"The newest {PAGE} of {len(chosen)} links. Filter to see the others.")
-    shown = [service.shared(link) for link in chosen[:PAGE]]
+    shown = service.links_page(statuses, files, PAGE + 1)
+    if len(shown) > PAGE:
+        st.caption(f"The newest {PAGE} links of this choice. Filter to see the others.")
+        shown = shown[:PAGE]
     counted = service.outcome_counts([item.link.id for item in shown])
     outcomes = {link_id: Counter(counts) for link_id, counts in counted.items()}
     table = tables.links(shown, now, tz, outcomes)  # type: ignore[arg-type]

@@ -10,10 +10,12 @@ widgets themselves are not drawn. The data is written straight into the store's 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import random
 import resource
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -32,6 +34,7 @@ from sesame.cli import cli
 from sesame.models import Outcome
 from sesame.service import Service
 from sesame.settings import load_settings
+from sesame.store.sqlite import SQLiteStore
 
 KEY = "bench-dashboard-key-0123456789abcdefghijklmnop"
 NOW = 1_790_000_000  # the end of the year of use
@@ -49,9 +52,16 @@ def run(links: int, rows: int, stores: list[str]) -> None:
     for name in stores:
         with tempfile.TemporaryDirectory(prefix="sesame-bench-dash-") as tmp:
             with _store_url(name, Path(tmp)) as url:
-                service = _service(Path(tmp), url)
                 started = time.perf_counter()
-                _fill(service, url, links, rows)
+                # Written by a child process, so that the peak RSS below is the pages' own.
+                child = multiprocessing.get_context("fork").Process(
+                    target=_fill, args=(url, links, rows)
+                )
+                child.start()
+                child.join()
+                if child.exitcode != 0:
+                    raise SystemExit("writing the data failed")
+                service = _service(Path(tmp), url)
                 print(f"{name}: data written in {time.perf_counter() - started:.0f} s")
                 for label, seconds in _measure(service):
                     mark = "" if seconds < TARGET_S else "  over the target"
@@ -62,7 +72,7 @@ def run(links: int, rows: int, stores: list[str]) -> None:
 
 def _measure(service: Service) -> Iterator[tuple[str, float]]:
     month = LogFilter(since=NOW - 30 * 86400)
-    yield "Links page (all links, outcomes of 1000)", _timed(lambda: _links_page(service))
+    yield "Links page (counts, newest 1000 links)", _timed(lambda: _links_page(service))
     yield "Activity page, last 30 days", _timed(lambda: _activity_page(service, month))
     yield "Activity page, all time", _timed(lambda: _activity_page(service, LogFilter()))
     searched = LogFilter(since=NOW - 30 * 86400, text="wget", outcomes=["completed"])
@@ -84,10 +94,9 @@ def _command(service: Service, args: list[str]) -> None:
 
 def _links_page(service: Service) -> None:
     now, tz = service.clock(), UTC
-    records = service.link_records()
-    Counter(link.status(now) for link in records)
-    {link.file for link in records}
-    shown = [service.shared(link) for link in records[:1000]]
+    service.link_counts()
+    service.link_files()
+    shown = service.links_page(limit=1001)[:1000]
     counted = service.outcome_counts([item.link.id for item in shown])
     outcomes = {link_id: Counter(counts) for link_id, counts in counted.items()}
     tables.links(shown, now, tz, outcomes)  # type: ignore[arg-type]
@@ -171,15 +180,16 @@ def _made(links: int, rows: int) -> Iterator[tuple[str, tuple[object, ...]]]:
         yield "event", row
 
 
-def _fill(service: Service, url: str, links: int, rows: int) -> None:
+def _fill(url: str, links: int, rows: int) -> None:
     if url.startswith("sqlite"):
-        _fill_sqlite(service, links, rows)
+        _fill_sqlite(Path(url.removeprefix("sqlite:///")), links, rows)
     else:
         _fill_redis(url, links, rows)
 
 
-def _fill_sqlite(service: Service, links: int, rows: int) -> None:
-    db = service.store._db  # type: ignore[attr-defined]
+def _fill_sqlite(path: Path, links: int, rows: int) -> None:
+    SQLiteStore(path).close()  # today's schema
+    db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN")
     for kind, row in _made(links, rows):
         if kind == "link":
@@ -195,6 +205,7 @@ def _fill_sqlite(service: Service, links: int, rows: int) -> None:
                 row,
             )
     db.execute("COMMIT")
+    db.close()
 
 
 def _fill_redis(url: str, links: int, rows: int) -> None:

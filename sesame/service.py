@@ -139,6 +139,19 @@ class Service:
         """Every link record, newest first, without its URL (``shared()`` makes one)."""
         return self.store.list_links()
 
+    def link_counts(self) -> dict[LinkStatus, int]:
+        """How many links are in each status now."""
+        counts = self.store.link_counts(self.clock())
+        return {status: counts.get(str(status), 0) for status in LinkStatus}
+
+    def links_page(
+        self, statuses: Collection[LinkStatus] = (), files: Collection[str] = (), limit: int = 1000
+    ) -> list[SharedLink]:
+        """At most ``limit`` links, newest first, in ``statuses`` now and to ``files``
+        (empty: any), with their URLs."""
+        chosen = self.store.links_page(self.clock(), [str(s) for s in statuses], files, limit)
+        return [self.shared(link) for link in chosen]
+
     def files(self) -> list[FileInfo]:
         """Every file the owner can share."""
         return self.catalog.files()

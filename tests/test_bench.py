@@ -51,7 +51,7 @@ def test_bench_dashboard_small() -> None:
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    labels = ("Links page (all links, outcomes of 1000)", "Activity page, all time", "sesame links")
+    labels = ("Links page (counts, newest 1000 links)", "Activity page, all time", "sesame links")
     for label in labels:
         assert len(re.findall(rf"{re.escape(label)}\s+\d+\.\d{{3}} s", out)) == 2, out
     assert len(re.findall(r"peak RSS of this process so far\s+\d+ MB", out)) == 2, out

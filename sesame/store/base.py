@@ -126,6 +126,16 @@ class Store(Protocol):
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
         """For each of ``link_ids`` with rows, how many rows it has per outcome."""
 
+    def link_counts(self, now: float) -> dict[str, int]:
+        """How many links are in each status (a LinkStatus value) at ``now``; empty ones left
+        out."""
+
+    def links_page(
+        self, now: float, statuses: Collection[str], files: Collection[str], limit: int
+    ) -> list[Link]:
+        """At most ``limit`` links, newest first, in ``statuses`` at ``now`` and to ``files``
+        (empty: any)."""
+
     def link_files(self) -> list[str]:
         """The files of the links kept, each once, sorted."""
 

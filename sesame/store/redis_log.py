@@ -19,7 +19,7 @@ from typing import Any, cast
 import redis
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals
-from sesame.models import DownloadEvent, Outcome
+from sesame.models import DownloadEvent, Link, Outcome
 
 PREFIX = "sesame:"
 LINKS = PREFIX + "links"  # link ids, scored by creation time
@@ -102,6 +102,9 @@ class RedisQueries:
 
     redis: redis.Redis
 
+    def list_links(self) -> list[Link]:
+        raise NotImplementedError
+
     def log_page(self, query: LogFilter, limit: int, offset: int = 0) -> list[LogRow]:
         return list(islice(self._matching(query, newest_first=True), offset, offset + limit))
 
@@ -150,6 +153,20 @@ class RedisQueries:
                 counts[link_id] = dict(Counter(json.loads(row)["outcome"] for row in rows))
         return counts
 
+    # The links' states change with time and are not indexed: these read every record.
+    def link_counts(self, now: float) -> dict[str, int]:
+        return dict(Counter(str(link.status(now)) for link in self.list_links()))
+
+    def links_page(
+        self, now: float, statuses: Collection[str], files: Collection[str], limit: int
+    ) -> list[Link]:
+        chosen = (
+            link
+            for link in self.list_links()
+            if (not statuses or link.status(now) in statuses) and (not files or link.file in files)
+        )
+        return list(islice(chosen, limit))
+
     def link_files(self) -> list[str]:
         files: set[str] = set()
         for ids in _chunked(self.redis.zscan_iter(LINKS, count=1000), 1000):
@@ -162,8 +179,9 @@ class RedisQueries:
     def _matching(self, query: LogFilter, newest_first: bool) -> Iterator[LogRow]:
         links = _LinkCache(self.redis)
         for chunk in self._entries(query, newest_first):
-            for data in chunk:
-                event = _event(json.loads(data))
+            events = [_event(json.loads(data)) for data in chunk]
+            links.fetch({event.link_id for event in events})
+            for event in events:
                 file, recipient = links.get(event.link_id)
                 row = LogRow(event, file, recipient)
                 if _selected(query, row):
@@ -205,13 +223,17 @@ class _LinkCache:
         self.redis = client
         self.known: dict[str, tuple[str, str | None]] = {}
 
-    def get(self, link_id: str) -> tuple[str, str | None]:
-        if link_id not in self.known:
-            file, recipient = cast(
-                list[str | None],
-                self.redis.hmget(f"{PREFIX}link:{link_id}", "file", "recipient"),
-            )
+    def fetch(self, link_ids: set[str]) -> None:
+        """Look up those of ``link_ids`` not known yet, in one round trip."""
+        wanted = [link_id for link_id in link_ids if link_id not in self.known]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for link_id in wanted:
+                pipe.hmget(f"{PREFIX}link:{link_id}", "file", "recipient")
+            found: list[list[str | None]] = pipe.execute() if wanted else []
+        for link_id, (file, recipient) in zip(wanted, found, strict=True):
             self.known[link_id] = (file or UNKNOWN_FILE, recipient if file else None)
+
+    def get(self, link_id: str) -> tuple[str, str | None]:
         return self.known[link_id]
 
 

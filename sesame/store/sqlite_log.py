@@ -10,9 +10,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals
-from sesame.models import DownloadEvent, Outcome
+from sesame.models import DownloadEvent, Link, Outcome
 
 EPOCH = date(1970, 1, 1)
+# A link's status at :now, as Link.status() tells it.
+_STATUS = """CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+    WHEN max_downloads IS NOT NULL AND downloads >= max_downloads THEN 'used up'
+    WHEN :now > expires_at THEN 'expired' ELSE 'active' END"""
 
 # Links that ended (expired or were revoked) before :before.
 _ENDED = "(expires_at < :before OR revoked_at < :before)"
@@ -103,6 +107,31 @@ class SQLiteLog:
             for link_id, outcome, count in rows:
                 counts.setdefault(link_id, {})[outcome] = count
         return counts
+
+    def link_counts(self, now: float) -> dict[str, int]:
+        rows = self._db.execute(
+            f"SELECT {_STATUS} AS status, COUNT(*) FROM links GROUP BY status", {"now": now}
+        )
+        return dict(rows.fetchall())
+
+    def links_page(
+        self, now: float, statuses: Collection[str], files: Collection[str], limit: int
+    ) -> list[Link]:
+        from sesame.store.sqlite import LINK_COLUMNS, _link  # sqlite.py imports this module
+
+        clauses: list[str] = []
+        params: dict[str, Any] = {"now": now, "limit": limit}
+        for name, column, values in (("s", _STATUS, statuses), ("f", "file", files)):
+            if values:
+                marks = [f":{name}{n}" for n in range(len(values))]
+                clauses.append(f"{column} IN ({', '.join(marks)})")
+                params.update({m[1:]: v for m, v in zip(marks, values, strict=True)})
+        clause = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = self._db.execute(
+            f"SELECT {LINK_COLUMNS} FROM links{clause} ORDER BY created_at DESC, id LIMIT :limit",
+            params,
+        )
+        return [_link(row) for row in rows]
 
     def link_files(self) -> list[str]:
         return [

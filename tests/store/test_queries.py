@@ -4,6 +4,7 @@ computed from the whole log (admin_ui.tables), on SQLite and a real redis-server
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -162,3 +163,19 @@ def test_one_links_log(store: Store) -> None:
     expected = [(e.at, e.outcome) for e in store.list_events("L07")]
     page = store.log_page(LogFilter(link_id="L07"), 1000)
     assert [(row.event.at, row.event.outcome) for row in page] == expected
+
+
+def test_link_counts_and_pages_equal_the_records(store: Store) -> None:
+    """link_counts and links_page give what the Links page computed from every record."""
+    store.revoke_link("L03", NOW - 10)
+    now = NOW - 20 * DAY
+    records = store.list_links()
+    assert store.link_counts(now) == dict(Counter(str(link.status(now)) for link in records))
+    for statuses, files in [((), ()), (("active", "revoked"), ()), ((), ("b.zip",))]:
+        expected = [
+            link
+            for link in records
+            if (not statuses or link.status(now) in statuses) and (not files or link.file in files)
+        ]
+        assert store.links_page(now, statuses, files, 5) == expected[:5]
+        assert store.links_page(now, statuses, files, 100) == expected
