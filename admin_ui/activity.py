@@ -42,6 +42,14 @@ def render(service: Service) -> None:
     rows = service.log_page(query, PAGE + 1)
     if len(rows) > PAGE:
         st.caption(f"The newest {PAGE} rows. Narrow the filters to see older ones.")
+    st.download_button(
+        "Download as CSV",
+        lambda: "".join(service.export_log(query, "csv")),  # made only when clicked
+        file_name="sesame-log.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="activity_csv",
+    )
     st.dataframe(
         tables.log_rows(rows[:PAGE], tz)[tables.EVENT_COLUMNS],
         hide_index=True,

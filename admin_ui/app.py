@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from admin_ui import display, resources, signin
-from sesame.errors import ConfigError
+from sesame.errors import SesameError
 from sesame.service import Service
 
 HERE = Path(__file__).resolve().parent
@@ -18,7 +18,7 @@ def main() -> None:
     st.set_page_config(page_title="Sesame", page_icon=":material/key:", layout="centered")
     try:
         service = resources.service()
-    except ConfigError as exc:
+    except SesameError as exc:  # settings it cannot use, a store newer than this code
         display.show("error", str(exc))
         st.stop()
     if not signin.gate(service.settings):

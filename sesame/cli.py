@@ -7,11 +7,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from sesame import __version__, qr
+from sesame import __version__, export, qr
+from sesame.activity import LogFilter
 from sesame.errors import (
     ApiKeyNotFound,
     ConfigError,
@@ -22,7 +25,7 @@ from sesame.errors import (
     SchemaTooNew,
     SesameError,
 )
-from sesame.lifetimes import format_lifetime
+from sesame.lifetimes import format_lifetime, parse_lifetime
 from sesame.models import ApiKey, Link, LinkStatus, Rule, human_size, utc
 from sesame.service import Service
 from sesame.settings import load_settings
@@ -322,6 +325,43 @@ def apikey_revoke(ctx: click.Context, key_id: str) -> None:
     with _errors_to_exit_codes():
         revoked = _service(ctx).revoke_api_key(key_id)
     click.echo(f"Revoked API key {revoked.id} ({revoked.name}).")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, path: Path) -> None:
+    """Write a consistent copy of the store to PATH (a new file), while gateways run."""
+    with _errors_to_exit_codes():
+        _service(ctx).backup(path)
+    click.echo(f"Backed up to {path}.")
+
+
+@cli.group()
+def log() -> None:
+    """The download log."""
+
+
+@log.command("export")
+@click.option("--since", help="Rows from then on: a time ago (7d, 12h) or a date (2026-01-31).")
+@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="csv")
+@click.pass_context
+def log_export(ctx: click.Context, since: str | None, fmt: str) -> None:
+    """Print the log, oldest first, as CSV (with a header) or JSON Lines, as it is read."""
+    with _errors_to_exit_codes():
+        service = _service(ctx)
+        query = LogFilter(since=_since(service, since) if since else None)
+        for line in service.export_log(query, fmt):
+            click.echo(line, nl=False)
+
+
+def _since(service: Service, text: str) -> float:
+    """A date or time (UTC unless it says otherwise), or a lifetime before now."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return service.clock() - parse_lifetime(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _rule_line(item: Rule) -> str:

@@ -191,3 +191,7 @@ class SchemaTooNew(SesameError):
         self.where = where
         self.version = version
         self.known = known
+
+
+class BackupError(SesameError):
+    """A backup could not be written as asked (its file exists, the store backs itself up)."""

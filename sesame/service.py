@@ -9,9 +9,10 @@ import time
 import unicodedata
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
-from sesame import apikeys, replies
+from sesame import apikeys, export, replies
 from sesame.activity import DayFile, LogFilter, LogRow, Totals
 from sesame.bandwidth import parse_rate
 from sesame.catalog import Catalog
@@ -189,6 +190,14 @@ class Service:
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
         """For each of ``link_ids``, how many of its requests ended in each outcome."""
         return self.store.outcome_counts(link_ids)
+
+    def export_log(self, query: LogFilter, fmt: str) -> Iterator[str]:
+        """The log rows ``query`` selects, oldest first, as lines of CSV or JSON Lines."""
+        return export.lines(self.store.log_rows(query), fmt)
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the store in the new file ``target``. Raises BackupError."""
+        self.store.backup(target)
 
     def link_files(self) -> list[str]:
         """The files links were made for, each once."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from pathlib import Path
 from typing import Protocol
 
 from sesame.activity import DayFile, LogFilter, LogRow, Totals
@@ -145,6 +146,11 @@ class Store(Protocol):
         """Forget every link that expired or was revoked before ``before``, with its log
         rows and the keyword issue record that names it, ``batch`` rows per transaction (so
         downloads never wait long); how many links were forgotten. Bytes per day stay."""
+
+    def backup(self, target: Path) -> None:
+        """Write a consistent copy of the store to the new file ``target``, while it is in
+        use. Raises BackupError if ``target`` exists, or if the store is backed up another
+        way (Redis: the error says how)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
 
+from sesame.errors import BackupError
 from sesame.models import (
     ApiKey,
     DownloadEnd,
@@ -25,6 +27,7 @@ from sesame.models import (
     Refusal,
     Rule,
 )
+from sesame.store.backup import REDIS_ADVICE
 from sesame.store.migrations import migrate_redis
 from sesame.store.redis_log import RedisLog, RedisQueries
 
@@ -322,6 +325,9 @@ class RedisStore(RedisLog, RedisQueries):
     def _api_key(self, key_id: str) -> ApiKey | None:
         record = cast(dict[str, str], self.redis.hgetall(_api_key_key(key_id)))
         return ApiKey(**_values(record, _KEY_FIELDS)) if record else None
+
+    def backup(self, target: Path) -> None:
+        raise BackupError(REDIS_ADVICE)
 
     def close(self) -> None:
         self.redis.close()

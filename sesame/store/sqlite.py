@@ -20,6 +20,7 @@ from sesame.models import (
     Refusal,
     Rule,
 )
+from sesame.store.backup import backup_sqlite
 from sesame.store.migrations import migrate_sqlite
 from sesame.store.sqlite_log import SQLiteLog
 
@@ -330,6 +331,9 @@ class SQLiteStore(SQLiteLog):
 
     def touch_api_key(self, key_id: str, at: int) -> None:
         self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
+
+    def backup(self, target: Path) -> None:
+        backup_sqlite(self._db, target)
 
     def close(self) -> None:
         with self._guard:
