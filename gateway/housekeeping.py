@@ -3,6 +3,7 @@ own so that a sweep never holds up the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -34,6 +35,8 @@ def lifespan(inner: Lifespan | None = None) -> Lifespan:
                     yield
         finally:
             stop.set()
+            # The sweep in course ends before the store can be closed under it.
+            await asyncio.to_thread(sweeper.join, 30)
 
     return run
 
