@@ -54,4 +54,4 @@ def test_bench_dashboard_small() -> None:
     labels = ("Links page (counts, newest 1000 links)", "Activity page, all time", "sesame links")
     for label in labels:
         assert len(re.findall(rf"{re.escape(label)}\s+\d+\.\d{{3}} s", out)) == 2, out
-    assert len(re.findall(r"peak RSS of this process so far\s+\d+ MB", out)) == 2, out
+    assert len(re.findall(r"peak RSS of the pages' process so far\s+\d+ MB", out)) == 2, out
