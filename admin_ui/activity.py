@@ -3,10 +3,12 @@ served per day and per file."""
 
 from __future__ import annotations
 
-import pandas as pd
+from datetime import datetime, tzinfo
+
 import streamlit as st
 
 from admin_ui import bandwidth, display, resources, tables
+from sesame.activity import DayFile, LogFilter, Totals
 from sesame.models import Outcome, human_size
 from sesame.service import Service
 
@@ -14,29 +16,42 @@ PERIODS = {"1d": ("24 hours", 86400), "7d": ("7 days", 7 * 86400), "30d": ("30 d
 ALL = "all"
 
 
+PAGE = 1000  # log rows shown at once
+
+
 def render(service: Service) -> None:
-    """The whole page: filters, totals, charts and the log."""
+    """The whole page: filters, totals, charts and the log, each asked of the store."""
     st.set_page_config(layout="wide")
     st.title("Activity", anchor=False)
     tz, now = display.zone(), service.clock()
-    links = {item.link.id: item.link for item in service.links(include_inactive=True)}
-    log = tables.events(service.events(), links, tz)
     bandwidth.render(service)
-    if log.empty:
+    if not service.log_page(LogFilter(), 1):
         st.info("Nobody has opened a link yet. Downloads show up here as they happen.")
         return
     since = _period(now)
-    shown = _filtered(log, since)
-    _totals(shown)
+    query = _filter(service, since)
+    _totals(service.log_totals(query))
+    series = service.log_series(query, _offset(now, tz))
     days = (display.day(since, tz) if since else None, display.day(now, tz))
     downloads, data = st.tabs(["Downloads", "Data served"], key="activity_charts")
     with downloads:
-        _charts(shown, "downloads", "Downloads", days)
+        _charts(series, "downloads", "Downloads", days)
     with data:
-        _charts(shown, "MiB", "MiB sent", days)
+        _charts(series, "MiB", "MiB sent", days)
     st.subheader("Log", anchor=False)
+    rows = service.log_page(query, PAGE + 1)
+    if len(rows) > PAGE:
+        st.caption(f"The newest {PAGE} rows. Narrow the filters to see older ones.")
+    st.download_button(
+        "Download as CSV",
+        lambda: "".join(service.export_log(query, "csv")),  # made only when clicked
+        file_name="sesame-log.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="activity_csv",
+    )
     st.dataframe(
-        shown[tables.EVENT_COLUMNS],
+        tables.log_rows(rows[:PAGE], tz)[tables.EVENT_COLUMNS],
         hide_index=True,
         key="activity_log",
         column_config={
@@ -47,6 +62,12 @@ def render(service: Service) -> None:
             ),
         },
     )
+
+
+def _offset(now: float, tz: tzinfo) -> int:
+    """The browser's offset from UTC now, in seconds: the days of the charts."""
+    offset = datetime.fromtimestamp(now, tz).utcoffset()
+    return int(offset.total_seconds()) if offset else 0
 
 
 def _period(now: float) -> float | None:
@@ -61,10 +82,10 @@ def _period(now: float) -> float | None:
     return now - PERIODS[period][1] if period in PERIODS else None
 
 
-def _filtered(log: pd.DataFrame, since: float | None) -> pd.DataFrame:
+def _filter(service: Service, since: float | None) -> LogFilter:
     files_col, outcomes_col, text_col = st.columns(3)
     files = files_col.multiselect(
-        "File", sorted(log["file"].unique()), placeholder="All files", key="activity_file"
+        "File", service.link_files(), placeholder="All files", key="activity_file"
     )
     outcomes = outcomes_col.multiselect(
         "Outcome", [str(o) for o in Outcome], placeholder="All outcomes", key="activity_outcome"
@@ -72,7 +93,7 @@ def _filtered(log: pd.DataFrame, since: float | None) -> pd.DataFrame:
     text = text_col.text_input(
         "Search", placeholder="recipient, link, IP or user agent", key="activity_search"
     )
-    return tables.matching(log, since, files, outcomes, text)
+    return LogFilter(since=since, files=files, outcomes=outcomes, text=text)
 
 
 TOTALS = {  # metric: what it counts
@@ -85,13 +106,13 @@ TOTALS = {  # metric: what it counts
 }
 
 
-def _totals(shown: pd.DataFrame) -> None:
+def _totals(totals: Totals) -> None:
     values = {
-        "Downloads": int(shown["counted"].sum()),
-        "Aborted": int((shown["outcome"] == str(Outcome.ABORTED)).sum()),
-        "Previews": int((shown["outcome"] == str(Outcome.PREVIEW)).sum()),
-        "Data sent": human_size(int(shown["bytes"].sum())),
-        "Clients": shown.loc[shown["client IP"] != "", "client IP"].nunique(),
+        "Downloads": totals.downloads,
+        "Aborted": totals.aborted,
+        "Previews": totals.previews,
+        "Data sent": human_size(totals.bytes_sent),
+        "Clients": totals.clients,
     }
     with st.container(horizontal=True, key="activity_totals"):  # wraps on a phone
         for label, about in TOTALS.items():
@@ -99,16 +120,17 @@ def _totals(shown: pd.DataFrame) -> None:
 
 
 def _charts(
-    shown: pd.DataFrame, measure: tables.Measure, label: str, days: tuple[str | None, str]
+    series: list[DayFile], measure: tables.Measure, label: str, days: tuple[str | None, str]
 ) -> None:
-    if shown.empty:
+    if not series:
         st.caption("Nothing in this selection.")
         return
     st.caption(f"{label} per day, by file")
-    per_day = tables.per_day(shown, measure, *days)
+    per_day = tables.series_per_day(series, measure, *days)
     st.bar_chart(per_day, x_label="", y_label="", height=260)
     st.caption(f"{label} per file")
-    st.bar_chart(tables.per_file(shown, measure), horizontal=True, x_label="", y_label="")
+    per_file = tables.series_per_file(series, measure)
+    st.bar_chart(per_file, horizontal=True, x_label="", y_label="")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from admin_ui import display, resources, signin
-from sesame.errors import ConfigError, StoreUnavailable
+from sesame.errors import SesameError, StoreUnavailable
 from sesame.service import Service
 
 HERE = Path(__file__).resolve().parent
@@ -22,7 +22,7 @@ def main() -> None:
     st.set_page_config(page_title="Sesame", page_icon=":material/key:", layout="centered")
     try:
         service = resources.service()
-    except ConfigError as exc:
+    except SesameError as exc:  # settings it cannot use, a store newer than this code
         display.show("error", str(exc))
         st.stop()
     except StoreUnavailable as exc:
@@ -30,6 +30,7 @@ def main() -> None:
         st.stop()
     if not signin.gate(service.settings):
         st.stop()
+    service.retention.sweep_in_background()  # at most once an hour, off this rerun
     page = st.navigation(
         [
             st.Page(HERE / "share.py", title="Share", icon=":material/add_link:", default=True),

@@ -10,6 +10,8 @@ from admin_ui import display, resources, tables
 from sesame.models import Link, LinkStatus, SharedLink
 from sesame.service import Service
 
+PAGE = 1000  # links shown at once
+
 
 def render(service: Service) -> None:
     """The whole page: filters, the table, and one chosen link."""
@@ -17,11 +19,10 @@ def render(service: Service) -> None:
     st.title("Links", anchor=False)
     display.notices()
     now, tz = service.clock(), display.zone()
-    shared = service.links(include_inactive=True)
-    if not shared:
+    counts = service.link_counts()
+    if not sum(counts.values()):
         st.info("No links yet. Make one on the Share page.")
         return
-    counts = Counter(item.link.status(now) for item in shared)
     status_col, file_col = st.columns([3, 2], vertical_alignment="bottom")
     statuses = status_col.pills(
         "Status",
@@ -32,19 +33,15 @@ def render(service: Service) -> None:
         key="links_status",
     )
     files = file_col.multiselect(
-        "File",
-        sorted({item.link.file for item in shared}),
-        placeholder="All files",
-        key="links_file",
+        "File", service.link_files(), placeholder="All files", key="links_file"
     )
-    shown = [
-        item
-        for item in shared
-        if (not statuses or item.link.status(now) in statuses)
-        and (not files or item.link.file in files)
-    ]
-    outcomes = tables.outcome_counts(service.events())
-    table = tables.links(shown, now, tz, outcomes)
+    shown = service.links_page(statuses, files, PAGE + 1)
+    if len(shown) > PAGE:
+        st.caption(f"The newest {PAGE} links of this choice. Filter to see the others.")
+        shown = shown[:PAGE]
+    counted = service.outcome_counts([item.link.id for item in shown])
+    outcomes = {link_id: Counter(counts) for link_id, counts in counted.items()}
+    table = tables.links(shown, now, tz, outcomes)  # type: ignore[arg-type]
     st.dataframe(
         tables.colored(table),
         hide_index=True,

@@ -11,6 +11,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from admin_ui.display import day, moment, span
+from sesame.activity import DayFile, LogRow
 from sesame.models import DownloadEvent, Link, LinkStatus, Outcome, SharedLink
 
 MIB = 1024 * 1024
@@ -179,3 +180,61 @@ def _values(log: pd.DataFrame, measure: Measure) -> pd.Series:
     if measure == "downloads":
         return log["counted"].astype(int)
     return log["bytes"] / MIB
+
+
+def log_rows(rows: Iterable[LogRow], tz: tzinfo) -> pd.DataFrame:
+    """A page of the log (from the store), one row per request, as ``events()`` lays it out."""
+    records = []
+    for row in rows:
+        event = row.event
+        records.append(
+            {
+                "at": event.at,
+                "time": f"{datetime.fromtimestamp(event.at, tz):%Y-%m-%d %H:%M:%S}",
+                "file": row.file,
+                "recipient": row.recipient or "",
+                "link": event.link_id,
+                "client IP": event.client_ip or "",
+                "user agent": event.user_agent or "",
+                "status": event.status,
+                "bytes": event.bytes_sent,
+                "outcome": str(event.outcome),
+                "counted": event.counted,
+            }
+        )
+    return pd.DataFrame(records, columns=["at", *EVENT_COLUMNS])
+
+
+def series_per_day(
+    series: Iterable[DayFile], measure: Measure, first: str | None = None, last: str | None = None
+) -> pd.DataFrame:
+    """``per_day()`` from the store's series: a row per day from ``first`` to ``last``
+    (default: the series' own), a column per file, quiet days as 0."""
+    table = _series_pivot(series, measure)
+    if table.empty:
+        return table
+    days = pd.date_range(first or min(table.index), last or max(table.index), freq="D")
+    return table.reindex(days.strftime("%Y-%m-%d"), fill_value=0).rename_axis("day")
+
+
+def series_per_file(series: Iterable[DayFile], measure: Measure) -> pd.DataFrame:
+    """``per_file()`` from the store's series."""
+    table = _series_pivot(series, measure)
+    return table.sum().to_frame(measure).rename_axis("file")
+
+
+def _series_pivot(series: Iterable[DayFile], measure: Measure) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [
+            (
+                item.day,
+                item.file,
+                item.downloads if measure == "downloads" else item.bytes_sent / MIB,
+            )
+            for item in series
+        ],
+        columns=["day", "file", measure],
+    )
+    return frame.pivot_table(
+        index="day", columns="file", values=measure, aggfunc="sum", fill_value=0
+    )

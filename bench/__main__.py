@@ -57,6 +57,11 @@ class Case:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.dashboard:
+        from bench import dashboard
+
+        dashboard.run(args.links, args.rows, args.stores.split(","))
+        return 0
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not shutil.which("wrk") or not os.path.exists(nginx):
         raise SystemExit("the benchmark needs wrk and nginx (Debian: scripts/system-deps)")
@@ -94,6 +99,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="Sesame's uvicorn workers [1]")
     parser.add_argument("--large-mib", type=int, default=1024, help="large file, MiB [1024]")
     parser.add_argument("--smoke", action="store_true", help="one short round, 64 MiB file")
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="instead: time the Links and Activity pages' data and `sesame links`",
+    )
+    parser.add_argument("--links", type=int, default=100_000, help="--dashboard links [100000]")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="--dashboard log rows [1e6]")
+    parser.add_argument("--stores", default="sqlite,redis", help="--dashboard stores [both]")
     return parser.parse_args(argv)
 
 

@@ -12,7 +12,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import api, connections
+from gateway import api, connections, housekeeping
 from gateway.access import AccessLog, RedactTokens
 from gateway.download import download
 from gateway.files import Files
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         from gateway import wechat
 
         wechat.install(app)
-    app.router.lifespan_context = _lifespan
+    app.router.lifespan_context = housekeeping.lifespan(_lifespan)
     for path in ("/d/{token:path}", "/api/get_file/{token:path}"):
         # A plain Starlette route: FastAPI's per-request parameter solving is a quarter of a
         # small download's time, and this route needs none of it.

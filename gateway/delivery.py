@@ -99,7 +99,8 @@ class Delivery:
             queued = struct.unpack("i", fcntl.ioctl(self.sock, termios.TIOCOUTQ, b"\0" * 4))[0]
         except OSError:
             queued = 0
-        return int(queued) + self.transport.get_write_buffer_size()
+        buffered: int = self.transport.get_write_buffer_size()
+        return int(queued) + buffered
 
     def _info(self) -> tuple[int, int]:
         """tcpi_bytes_acked and tcpi_state; (0, 0) once the socket cannot be read."""

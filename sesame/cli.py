@@ -7,11 +7,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from sesame import __version__, qr
+from sesame import __version__, export, qr
+from sesame.activity import LogFilter
 from sesame.errors import (
     ApiKeyNotFound,
     ConfigError,
@@ -19,11 +22,12 @@ from sesame.errors import (
     InvalidInput,
     LinkNotFound,
     RuleNotFound,
+    SchemaTooNew,
     SesameError,
     StoreUnavailable,
 )
-from sesame.lifetimes import format_lifetime
-from sesame.models import ApiKey, Rule, SharedLink, human_size, utc
+from sesame.lifetimes import format_lifetime, parse_lifetime
+from sesame.models import ApiKey, Link, LinkStatus, Rule, human_size, utc
 from sesame.service import MAX_DOWNLOADS, Service
 from sesame.settings import load_settings
 
@@ -41,6 +45,7 @@ EXIT_CODES: dict[type[SesameError], int] = {
     ApiKeyNotFound: 4,
     StoreUnavailable: 75,  # EX_TEMPFAIL: try again later
     ConfigError: 78,
+    SchemaTooNew: 65,  # EX_DATAERR
 }
 
 
@@ -153,15 +158,24 @@ def links(ctx: click.Context, include_all: bool, as_json: bool) -> None:
     """List links, newest first (only the active ones without --all)."""
     with _errors_to_exit_codes():
         service = _service(ctx)
-        shared = service.links(include_inactive=include_all)
-    if as_json:
-        _print_json([item.as_dict() | {"status": _status(service, item)} for item in shared])
-        return
-    if not shared:
+        if as_json:
+            shared = service.links(include_inactive=include_all)
+            _print_json(
+                [item.as_dict() | {"status": _status(service, item.link)} for item in shared]
+            )
+            return
+        # The lines show no URL: no token to mint for each of (perhaps) 100,000 links.
+        now = service.clock()
+        records = [
+            link
+            for link in service.link_records()
+            if include_all or link.status(now) is LinkStatus.ACTIVE
+        ]
+    if not records:
         click.echo("No links." if include_all else "No active links (see --all).")
         return
-    for item in shared:
-        click.echo(_link_line(service, item))
+    for link in records:
+        click.echo(_link_line(service, link))
 
 
 @cli.command()
@@ -315,6 +329,43 @@ def apikey_revoke(ctx: click.Context, key_id: str) -> None:
     click.echo(f"Revoked API key {revoked.id} ({revoked.name}).")
 
 
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, path: Path) -> None:
+    """Write a consistent copy of the store to PATH (a new file), while gateways run."""
+    with _errors_to_exit_codes():
+        _service(ctx).backup(path)
+    click.echo(f"Backed up to {path}.")
+
+
+@cli.group()
+def log() -> None:
+    """The download log."""
+
+
+@log.command("export")
+@click.option("--since", help="Rows from then on: a time ago (7d, 12h) or a date (2026-01-31).")
+@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="csv")
+@click.pass_context
+def log_export(ctx: click.Context, since: str | None, fmt: str) -> None:
+    """Print the log, oldest first, as CSV (with a header) or JSON Lines, as it is read."""
+    with _errors_to_exit_codes():
+        service = _service(ctx)
+        query = LogFilter(since=_since(service, since) if since else None)
+        for line in service.export_log(query, fmt):
+            click.echo(line, nl=False)
+
+
+def _since(service: Service, text: str) -> float:
+    """A date or time (UTC unless it says otherwise), or a lifetime before now."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return service.clock() - parse_lifetime(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def _rule_line(item: Rule) -> str:
     limit = f", {item.max_downloads} download(s)" if item.max_downloads else ""
     cooldown = format_lifetime(item.cooldown) if item.cooldown else "none"
@@ -331,18 +382,17 @@ def _key_line(item: ApiKey) -> str:
     return "\t".join(fields).rstrip()
 
 
-def _status(service: Service, item: SharedLink) -> str:
-    return item.link.status(service.clock()).value
+def _status(service: Service, link: Link) -> str:
+    return link.status(service.clock()).value
 
 
-def _link_line(service: Service, item: SharedLink) -> str:
-    link = item.link
+def _link_line(service: Service, link: Link) -> str:
     left = max(0, link.expires_at - int(service.clock()))
     expiry = f"expires {utc(link.expires_at):%Y-%m-%d %H:%M} UTC"
     if left:
         expiry += f" ({format_lifetime(left)} left)"
     limit = f"{link.downloads}/{link.max_downloads or '∞'}"
-    fields = [link.id, _status(service, item), link.file, limit, expiry, link.recipient or ""]
+    fields = [link.id, _status(service, link), link.file, limit, expiry, link.recipient or ""]
     return "\t".join(fields).rstrip()
 
 

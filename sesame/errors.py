@@ -191,3 +191,22 @@ class ApiKeyInvalid(SesameError):
 
     def __init__(self, message: str = "A valid API key is needed.") -> None:
         super().__init__(message)
+
+
+class SchemaTooNew(SesameError):
+    """The store was written by a newer Sesame than this one: ``version`` is its schema
+    version, ``known`` the newest this code knows."""
+
+    def __init__(self, where: str, version: int, known: int) -> None:
+        super().__init__(
+            f"The store {where} was written by a newer version of Sesame (schema {version}; "
+            f"this one knows up to {known}): upgrade Sesame, or restore a backup made by "
+            "this version."
+        )
+        self.where = where
+        self.version = version
+        self.known = known
+
+
+class BackupError(SesameError):
+    """A backup could not be written as asked (its file exists, the store backs itself up)."""

@@ -7,10 +7,13 @@ import secrets
 import string
 import time
 import unicodedata
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
-from sesame import apikeys, replies
+from sesame import apikeys, export, replies
+from sesame.activity import DayFile, LogFilter, LogRow, Totals
 from sesame.bandwidth import parse_rate
 from sesame.catalog import Catalog
 from sesame.downloads import Downloads
@@ -35,6 +38,7 @@ from sesame.models import (
     SharedLink,
     keyword_key,
 )
+from sesame.retention import Retention
 from sesame.settings import Settings, signing_keys
 from sesame.store import Store, open_store
 
@@ -59,9 +63,11 @@ class Service:
     signer: LinkSigner
     clock: Clock = field(default=time.time)
     downloads: Downloads = field(init=False)  # what the gateway does for each download
+    retention: Retention = field(init=False)  # what the store forgets, swept by each process
 
     def __post_init__(self) -> None:
         self.downloads = Downloads(self.settings, self.store, self.signer, self.clock)
+        self.retention = Retention(self.store, self.settings.retention, self.clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
@@ -132,6 +138,23 @@ class Service:
             if include_inactive or link.status(now) is LinkStatus.ACTIVE
         ]
 
+    def link_records(self) -> list[Link]:
+        """Every link record, newest first, without its URL (``shared()`` makes one)."""
+        return self.store.list_links()
+
+    def link_counts(self) -> dict[LinkStatus, int]:
+        """How many links are in each status now."""
+        counts = self.store.link_counts(self.clock())
+        return {status: counts.get(str(status), 0) for status in LinkStatus}
+
+    def links_page(
+        self, statuses: Collection[LinkStatus] = (), files: Collection[str] = (), limit: int = 1000
+    ) -> list[SharedLink]:
+        """At most ``limit`` links, newest first, in ``statuses`` now and to ``files``
+        (empty: any), with their URLs."""
+        chosen = self.store.links_page(self.clock(), [str(s) for s in statuses], files, limit)
+        return [self.shared(link) for link in chosen]
+
     def files(self) -> list[FileInfo]:
         """Every file the owner can share."""
         return self.catalog.files()
@@ -147,6 +170,40 @@ class Service:
     def events(self, link_id: str | None = None, limit: int | None = None) -> list[DownloadEvent]:
         """The download log, newest first."""
         return self.store.list_events(link_id, limit)
+
+    # -- what the Links and Activity pages show, computed by the store --------------------
+
+    def log_page(self, query: LogFilter, limit: int = 1000, offset: int = 0) -> list[LogRow]:
+        """The log rows ``query`` selects, newest first: ``limit`` of them after ``offset``."""
+        return self.store.log_page(query, limit, offset)
+
+    def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
+        """Every log row ``query`` selects, oldest first, read a little at a time."""
+        return self.store.log_rows(query)
+
+    def log_totals(self, query: LogFilter) -> Totals:
+        """What the log rows ``query`` selects add up to."""
+        return self.store.log_totals(query)
+
+    def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        """Downloads and bytes of the rows ``query`` selects, per local day and file."""
+        return self.store.log_series(query, utc_offset)
+
+    def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        """For each of ``link_ids``, how many of its requests ended in each outcome."""
+        return self.store.outcome_counts(link_ids)
+
+    def export_log(self, query: LogFilter, fmt: str) -> Iterator[str]:
+        """The log rows ``query`` selects, oldest first, as lines of CSV or JSON Lines."""
+        return export.lines(self.store.log_rows(query), fmt)
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the store in the new file ``target``. Raises BackupError."""
+        self.store.backup(target)
+
+    def link_files(self) -> list[str]:
+        """The files links were made for, each once."""
+        return self.store.link_files()
 
     # -- keyword rules (WeChat) -------------------------------------------------------------
 

@@ -34,3 +34,24 @@ def test_bench_smoke() -> None:
     assert len(re.findall(r"Sesame direct\s+\d+\s+\d+-\d+\s+\d+\.\d\d\n", out)) == 2, out
     assert len(re.findall(r"Sesame offload, behind nginx\s+\d+", out)) == 2, out
     assert len(re.findall(r", 8 clients\s+\d+\s+\d+-\d+\n", out)) == 2, out
+
+
+def test_bench_dashboard_small() -> None:
+    """python -m bench --dashboard times every page's data on SQLite and Redis and prints
+    the peak memory."""
+    require_binary("redis-server")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--dashboard", "--links", "300", "--rows", "3000"],
+        cwd=REPO,
+        env=sesame_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    labels = ("Links page (counts, newest 1000 links)", "Activity page, all time", "sesame links")
+    for label in labels:
+        assert len(re.findall(rf"{re.escape(label)}\s+\d+\.\d{{3}} s", out)) == 2, out
+    assert len(re.findall(r"peak RSS of the pages' process so far\s+\d+ MB", out)) == 2, out

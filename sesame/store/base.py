@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from pathlib import Path
 from typing import Protocol
 
+from sesame.activity import DayFile, LogFilter, LogRow, Totals
 from sesame.models import ApiKey, DownloadEnd, DownloadEvent, DownloadStart, Link, Refusal, Rule
 
 
@@ -117,6 +120,49 @@ class Store(Protocol):
 
     def touch_api_key(self, key_id: str, at: int) -> None:
         """Note that the key was used at ``at``."""
+
+    # -- what the Links and Activity pages show (sesame.activity) -----------------------
+
+    def log_page(self, query: LogFilter, limit: int, offset: int = 0) -> list[LogRow]:
+        """The rows ``query`` selects, newest first: ``limit`` of them after ``offset``."""
+
+    def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
+        """Every row ``query`` selects, oldest first, read a little at a time."""
+
+    def log_totals(self, query: LogFilter) -> Totals:
+        """What the rows ``query`` selects add up to."""
+
+    def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        """The rows ``query`` selects per day (at ``utc_offset`` seconds from UTC) and file,
+        by day then file; pairs without rows left out."""
+
+    def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        """For each of ``link_ids`` with rows, how many rows it has per outcome."""
+
+    def link_counts(self, now: float) -> dict[str, int]:
+        """How many links are in each status (a LinkStatus value) at ``now``; empty ones left
+        out."""
+
+    def links_page(
+        self, now: float, statuses: Collection[str], files: Collection[str], limit: int
+    ) -> list[Link]:
+        """At most ``limit`` links, newest first, in ``statuses`` at ``now`` and to ``files``
+        (empty: any)."""
+
+    def link_files(self) -> list[str]:
+        """The files of the links kept, each once, sorted."""
+
+    # -- retention ----------------------------------------------------------------------
+
+    def drop_ended(self, before: int, batch: int) -> int:
+        """Forget every link that expired or was revoked before ``before``, with its log
+        rows and the keyword issue record that names it, ``batch`` rows per transaction (so
+        downloads never wait long); how many links were forgotten. Bytes per day stay."""
+
+    def backup(self, target: Path) -> None:
+        """Write a consistent copy of the store to the new file ``target``, while it is in
+        use. Raises BackupError if ``target`` exists, or if the store is backed up another
+        way (Redis: the error says how)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import redis
 
+from sesame.errors import BackupError
 from sesame.models import (
     ApiKey,
     DownloadEnd,
@@ -24,6 +27,9 @@ from sesame.models import (
     Refusal,
     Rule,
 )
+from sesame.store.backup import REDIS_ADVICE
+from sesame.store.migrations import migrate_redis
+from sesame.store.redis_log import RedisLog, RedisQueries
 
 PREFIX = "sesame:"
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
@@ -262,7 +268,7 @@ return ARGV[2]
 """
 
 
-class RedisStore:
+class RedisStore(RedisLog, RedisQueries):
     """A Store in Redis, shared by any number of gateway processes and hosts."""
 
     def __init__(self, url: str, retention: int) -> None:
@@ -273,6 +279,14 @@ class RedisStore:
         self._revoke = self.redis.register_script(_REVOKE)
         self._issue = self.redis.register_script(_ISSUE)
         self._settle_lease = self.redis.register_script(_SETTLE_LEASE)
+        try:
+            migrate_redis(self.redis, _where(url))
+        except redis.ConnectionError:
+            # Down as the process starts: it still starts, answers 503 until Redis is back,
+            # and recovers by itself (no Redis step has changed the layout yet, so there is
+            # nothing to bring up to date meanwhile; a newer database is found at the next
+            # start).
+            pass
 
     def add_link(self, link: Link) -> None:
         key = _link_key(link.id)
@@ -357,7 +371,7 @@ class RedisStore:
             pipe.execute()
 
     def settle_lease(self, slot_id: str, sent: int, completed: bool) -> bool:
-        args = [slot_id, sent, int(completed), self._oldest_kept(), self.retention]
+        args: list[str | int] = [slot_id, sent, int(completed), self._oldest_kept(), self.retention]
         return bool(self._settle_lease(keys=[SLOTS, EGRESS, EVENTS], args=args))
 
     def count_slots(self, now: int) -> int:
@@ -466,6 +480,9 @@ class RedisStore:
         record = cast(dict[str, str], self.redis.hgetall(_api_key_key(key_id)))
         return ApiKey(**_values(record, _KEY_FIELDS)) if record else None
 
+    def backup(self, target: Path) -> None:
+        raise BackupError(REDIS_ADVICE)
+
     def close(self) -> None:
         self.redis.close()
 
@@ -474,6 +491,12 @@ class RedisStore:
 
     def seen_once(self, key: str, now: int, ttl: int) -> bool:
         return bool(self.redis.set(f"{PREFIX}once:{key}", now, nx=True, ex=max(1, ttl)))
+
+
+def _where(url: str) -> str:
+    """The URL without its password, to name the store in a message."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _link_key(link_id: str) -> str:

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, astuple, replace
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 from sesame.models import (
     ApiKey,
-    DownloadEnd,
     DownloadEvent,
-    DownloadStart,
     Link,
     Outcome,
-    Refusal,
     Rule,
 )
+from sesame.store.backup import backup_sqlite
+from sesame.store.migrations import migrate_sqlite
+from sesame.store.sqlite_downloads import ADD_EVENT, EVENT_COLUMNS, SQLiteDownloads, _event_row
+from sesame.store.sqlite_log import SQLiteLog
 
+# What a new database gets: the latest schema (migrations.SQLITE_STEPS lead older ones here).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
     id TEXT PRIMARY KEY,
@@ -51,11 +52,10 @@ CREATE TABLE IF NOT EXISTS downloads (
     outcome TEXT NOT NULL,
     counted INTEGER NOT NULL DEFAULT 0
 );
--- Rows are listed in the order they were written (their id), as in Redis: the only index to
--- keep up on every download is the one by link (earlier versions kept two, by time).
-CREATE INDEX IF NOT EXISTS downloads_of_link ON downloads (link_id);
-DROP INDEX IF EXISTS downloads_by_link;
-DROP INDEX IF EXISTS downloads_by_time;
+-- Rows are listed in the order they were written (their id), as in Redis. By link and
+-- outcome for the Links page's counts, by time for the Activity page's periods.
+CREATE INDEX IF NOT EXISTS downloads_by_link ON downloads (link_id, outcome);
+CREATE INDEX IF NOT EXISTS downloads_by_time ON downloads (at);
 CREATE TABLE IF NOT EXISTS rules (
     key TEXT PRIMARY KEY,
     keyword TEXT NOT NULL,
@@ -85,7 +85,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 -- Downloads in flight. A lease keeps what settling its download needs, so that one whose
 -- gateway died is settled by another when it lapses (the row is logged as aborted).
-DROP TABLE IF EXISTS slots;
 CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY,
     until INTEGER NOT NULL,
@@ -115,31 +114,14 @@ LINK_COLUMNS = (
     "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads,"
     " bytes_served, started_at, landing, rate"
 )
-LINK_NAMES = tuple(LINK_COLUMNS.replace(" ", "").split(","))
-EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at"
 KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
-ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-SWEEP_BATCH = 20  # lapsed leases settled per download begun
-SESSION_WINDOW = 60  # seconds after a session's download arrived that its pieces still join it
-LEASE_COLUMNS = "id, link_id, counted, reserved, day, sent, row"
-# A download's row logged when it began, replaced by the row of how it really went.
-AMEND_EVENT = """UPDATE downloads SET at = ?, status = ?, bytes_sent = ?, outcome = ?, counted = ?
-    WHERE id = (SELECT MAX(id) FROM downloads WHERE link_id = ? AND at = ? AND outcome = ?)"""
-# A link's bytes served grow or shrink (never below 0), and a download may be given back.
-SETTLE_LINK = """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
-    downloads = MAX(0, downloads - :uncount) WHERE id = :id"""
-# A day's bytes grow, or shrink for bytes reserved but not sent, never below 0.
-ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
-    ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
-
-
 ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTEGER NOT NULL)"
 PING_WAIT = 0.02  # seconds ping() waits for another's write lock
 MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteDownloads, SQLiteLog):
     """A Store on one SQLite file; one connection per thread, autocommit, WAL."""
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
@@ -149,7 +131,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        self._db.executescript(SCHEMA)
+        migrate_sqlite(self._db, SCHEMA, str(self.path))
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -203,194 +185,6 @@ class SQLiteStore:
             "UPDATE links SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, link_id)
         )
         return self.get_link(link_id)
-
-    def begin_download(self, start: DownloadStart) -> Refusal | None:
-        with self._transaction() as db:
-            self._sweep(db, start.now)
-            joined = (
-                start.counted
-                and start.piece
-                and self._counted_in_flight(db, start.session, start.now)
-            )
-            if joined:
-                start = replace(start, counted=False)
-            refusal = self._refusal(db, start)
-            if refusal is None:
-                if start.nbytes:
-                    db.execute(ADD_EGRESS, {"day": start.day, "nbytes": start.nbytes})
-                if start.settled:
-                    assert start.event is not None
-                    db.execute(ADD_EVENT, _event_row(start.event))
-                else:
-                    db.execute(
-                        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0)",
-                        (
-                            start.slot_id,
-                            start.until,
-                            start.link_id,
-                            int(start.counted),
-                            start.nbytes,
-                            start.day,
-                            _json_row(start.event),
-                            start.session,
-                        ),
-                    )
-            return refusal
-
-    def _counted_in_flight(self, db: sqlite3.Connection, session: str, now: int) -> bool:
-        """Whether ``session`` has a counted download in flight, or one that arrived less
-        than SESSION_WINDOW seconds ago."""
-        if not session:
-            return False
-        row = db.execute(
-            """SELECT 1 FROM leases WHERE session = ? AND counted = 1 AND until >= ?
-               UNION ALL SELECT 1 FROM sessions WHERE session = ? AND until >= ? LIMIT 1""",
-            (session, now, session, now),
-        ).fetchone()
-        return row is not None
-
-    def _sweep(self, db: sqlite3.Connection, now: int) -> None:
-        """Settle, as aborted with the bytes last reported, a few leases lapsed before
-        ``now``: downloads whose gateway died."""
-        lapsed = db.execute(
-            f"SELECT {LEASE_COLUMNS} FROM leases WHERE until < ? ORDER BY until LIMIT ?",
-            (now, SWEEP_BATCH),
-        ).fetchall()
-        for lease in lapsed:
-            self._settle_lease(db, lease, None, False)
-        db.execute("DELETE FROM sessions WHERE until < ?", (now,))
-
-    def settle_lease(self, slot_id: str, sent: int, completed: bool) -> bool:
-        with self._transaction() as db:
-            lease = db.execute(
-                f"SELECT {LEASE_COLUMNS} FROM leases WHERE id = ?", (slot_id,)
-            ).fetchone()
-            if lease is not None:
-                self._settle_lease(db, lease, sent, completed)
-            return lease is not None
-
-    def _settle_lease(
-        self, db: sqlite3.Connection, lease: tuple[Any, ...], sent: int | None, completed: bool
-    ) -> None:
-        """Settle a lease's download from its own record: ``sent`` bytes (None: those last
-        reported), completed or aborted."""
-        slot_id, link_id, _, reserved, day, reported, row = lease
-        sent = min(reported if sent is None else sent, reserved)
-        completed = completed and sent >= reserved
-        event = replace(
-            _from_json_row(row),
-            bytes_sent=sent,
-            outcome=Outcome.COMPLETED if completed else Outcome.ABORTED,
-        )
-        end = DownloadEnd(link_id, sent - reserved, False, day, slot_id, event, None, completed)
-        self._settle(db, end)
-
-    def _refusal(self, db: sqlite3.Connection, start: DownloadStart) -> Refusal | None:
-        """Check the budget and the cap, then take the link's part: the first that fails."""
-        if start.budget is not None:
-            row = db.execute("SELECT bytes FROM egress WHERE day = ?", (start.day,)).fetchone()
-            if (row[0] if row else 0) + start.nbytes > start.budget:
-                return Refusal.BUDGET
-        if start.cap is not None:
-            (held,) = db.execute(
-                "SELECT COUNT(*) FROM leases WHERE until >= ?", (start.now,)
-            ).fetchone()
-            if held >= start.cap:
-                return Refusal.BUSY
-        cursor = db.execute(
-            """UPDATE links SET downloads = downloads + :counted,
-                   bytes_served = bytes_served + :nbytes,
-                   started_at = COALESCE(started_at, :now)
-               WHERE id = :id AND revoked_at IS NULL
-                 AND (:counted = 0 OR max_downloads IS NULL OR downloads < max_downloads)
-                 AND (:cap IS NULL OR bytes_served + :nbytes <= :cap)""",
-            {
-                "id": start.link_id,
-                "now": start.now,
-                "nbytes": start.nbytes,
-                "counted": int(start.counted),
-                "cap": start.byte_cap,
-            },
-        )
-        return None if cursor.rowcount == 1 else Refusal.LINK
-
-    def end_download(self, end: DownloadEnd) -> None:
-        with self._transaction() as db:
-            self._settle(db, end)
-
-    def _settle(self, db: sqlite3.Connection, end: DownloadEnd) -> None:
-        lease = db.execute(
-            "SELECT counted, session, delivered FROM leases WHERE id = ?", (end.slot_id,)
-        ).fetchone()
-        if lease is not None:
-            counted = bool(lease[0])
-            fate = self._session_ends(db, end, counted, lease[1], bool(lease[2]))
-            event = end.event and replace(end.event, counted=fate == "kept")
-            end = replace(end, uncount=fate == "given back", event=event)
-        if end.extra_bytes or end.uncount:
-            db.execute(
-                SETTLE_LINK,
-                {"id": end.link_id, "extra": end.extra_bytes, "uncount": int(end.uncount)},
-            )
-        if end.event is not None and end.amends is not None:
-            e, old = end.event, end.amends
-            db.execute(
-                AMEND_EVENT,
-                (
-                    e.at,
-                    e.status,
-                    e.bytes_sent,
-                    e.outcome,
-                    e.counted,
-                    old.link_id,
-                    old.at,
-                    old.outcome,
-                ),
-            )
-        elif end.event is not None:
-            db.execute(ADD_EVENT, _event_row(end.event))
-        if end.extra_bytes:
-            db.execute(ADD_EGRESS, {"day": end.day, "nbytes": end.extra_bytes})
-        db.execute("DELETE FROM leases WHERE id = ?", (end.slot_id,))
-
-    def _session_ends(
-        self, db: sqlite3.Connection, end: DownloadEnd, counted: bool, session: str, done: bool
-    ) -> str:
-        """What becomes of a leased download's count as it ends: "" if it held none; "kept"
-        if it completed, or a piece of its session did (``done``); "passed" to a piece of
-        its session still in flight; "given back" otherwise."""
-        if end.completed and not counted and session:
-            db.execute(
-                "UPDATE leases SET delivered = 1 WHERE session = ? AND counted = 1", (session,)
-            )
-        if not counted:
-            return ""
-        if end.completed or done:
-            if session and end.event is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO sessions VALUES (?, ?)",
-                    (session, int(end.event.at) + SESSION_WINDOW),
-                )
-            return "kept"
-        heir = db.execute(
-            "SELECT id FROM leases WHERE session = ? AND id != ? AND ? != '' LIMIT 1",
-            (session, end.slot_id, session),
-        ).fetchone()
-        if heir is None:
-            return "given back"
-        db.execute("UPDATE leases SET counted = 1 WHERE id = ?", heir)
-        return "passed"
-
-    def renew_slot(self, slot_id: str, until: int, sent: int = 0) -> None:
-        self._db.execute(
-            "UPDATE leases SET until = ?, sent = MAX(sent, ?) WHERE id = ?", (until, sent, slot_id)
-        )
-
-    def count_slots(self, now: int) -> int:
-        (held,) = self._db.execute(
-            "SELECT COUNT(*) FROM leases WHERE until >= ?", (now,)
-        ).fetchone()
-        return int(held)
 
     def egress(self, first_day: int, last_day: int) -> dict[int, int]:
         rows = self._db.execute(
@@ -487,6 +281,9 @@ class SQLiteStore:
     def touch_api_key(self, key_id: str, at: int) -> None:
         self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
 
+    def backup(self, target: Path) -> None:
+        backup_sqlite(self._db, target)
+
     def close(self) -> None:
         with self._guard:
             for conn in self._connections:
@@ -550,34 +347,27 @@ def _link_row(link: Link) -> tuple[Any, ...]:
     return astuple(link)
 
 
-def _event_row(event: DownloadEvent) -> tuple[Any, ...]:
-    # Not astuple(): it deep-copies every field, and this runs once per download.
-    return (
-        event.link_id,
-        event.at,
-        event.client_ip,
-        event.user_agent,
-        event.status,
-        event.bytes_sent,
-        event.outcome,
-        event.counted,
-    )
-
-
-def _json_row(event: DownloadEvent | None) -> str:
-    assert event is not None
-    return json.dumps(asdict(event))
-
-
-def _from_json_row(data: str) -> DownloadEvent:
-    values = json.loads(data)
-    return DownloadEvent(**{**values, "outcome": Outcome(values["outcome"])})
-
-
 def _link(row: tuple[Any, ...]) -> Link:
-    values = dict(zip(LINK_NAMES, row, strict=True))
-    values["landing"] = bool(values["landing"])
-    return Link(**values)
+    # By position, in LINK_COLUMNS' order: the Links page makes 100,000 of these at once.
+    link_id, file, created, expires, limit, recipient, note, revoked, count, served, began = row[
+        :11
+    ]
+    landing, rate = row[11:]
+    return Link(
+        link_id,
+        file,
+        created,
+        expires,
+        limit,
+        recipient,
+        note,
+        revoked,
+        count,
+        served,
+        began,
+        bool(landing),
+        rate,
+    )
 
 
 def _rule(row: tuple[Any, ...]) -> Rule:

@@ -215,3 +215,17 @@ def test_bytes_per_day_for_the_chart() -> None:
     table = bandwidth.per_day(usage)
     assert list(table["day"])[:2] == ["2027-01-01", "2027-01-02"]
     assert list(table["MiB"])[-1] == 30
+
+
+def test_the_filtered_log_as_csv(signed_in: AppTest, seeded: dict[str, str]) -> None:
+    """The page offers the rows its filters select as a CSV file (key activity_csv), made
+    by the same export as `sesame log export`."""
+    activity(signed_in)
+    signed_in.text_input(key="activity_search").input("curl").run()
+    (button,) = [b for b in signed_in.download_button if b.key == "activity_csv"]
+    assert button.label == "Download as CSV"
+    service = Service.from_settings(load_settings())
+    from sesame.activity import LogFilter
+
+    rows = "".join(service.export_log(LogFilter(text="curl"), "csv")).splitlines()
+    assert rows[0].startswith("time,link,file") and len(rows) == 1 + 2

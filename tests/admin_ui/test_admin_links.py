@@ -122,3 +122,23 @@ def test_no_links_yet(signed_in: AppTest) -> None:
     """With no links, the page says where to make one."""
     links_page(signed_in)
     assert "No links yet" in signed_in.info[0].value
+
+
+def test_the_dashboard_sweeps_in_the_background(app: AppTest, service: Service) -> None:
+    """Once signed in, a rerun starts a retention sweep off the page's thread: a link that
+    ended more than SESAME_RETENTION ago is gone, a recent one stays."""
+    import threading
+    import time
+
+    from admin_ui import signin
+    from sesame.models import Link
+
+    now = int(time.time())
+    service.store.add_link(Link("old00000001", "welcome.txt", now - 60 * 86400, now - 59 * 86400))
+    service.store.add_link(Link("new00000001", "welcome.txt", now - 60, now + 600))
+    app.session_state[signin.SIGNED_IN] = True
+    app.run()
+    for thread in threading.enumerate():
+        if thread.name == "sesame-retention":
+            thread.join(timeout=10)
+    assert [link.id for link in service.store.list_links()] == ["new00000001"]

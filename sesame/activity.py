@@ -1,0 +1,61 @@
+"""What the Links and Activity pages ask the store about the download log: a filter, and
+the answers computed by the store (in SQL, or over a bounded part of the Redis log)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sesame.models import DownloadEvent
+
+UNKNOWN_FILE = "(unknown link)"  # the file of a row whose link record is gone
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which rows of the log: at or after ``since``, before ``until`` (Unix seconds; None:
+    no bound), of ``link_id``, of links to ``files``, with ``outcomes`` (empty: any), and
+    containing ``text`` (case-insensitive) in the link's recipient, the link id, the client
+    address or the user agent."""
+
+    since: float | None = None
+    until: float | None = None
+    link_id: str | None = None
+    files: Collection[str] = ()
+    outcomes: Collection[str] = ()
+    text: str = ""
+
+    @property
+    def needle(self) -> str:
+        return self.text.strip().casefold()
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What the rows of a filter add up to."""
+
+    downloads: int = 0  # counted: took one from a link's limit
+    aborted: int = 0
+    previews: int = 0
+    bytes_sent: int = 0
+    clients: int = 0  # distinct client addresses
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class DayFile:
+    """Counted downloads and bytes sent by the rows of one local day and one file."""
+
+    day: str  # YYYY-MM-DD
+    file: str
+    downloads: int
+    bytes_sent: int
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """A row of the log with its link's file and recipient (as far as they are known)."""
+
+    event: DownloadEvent
+    file: str
+    recipient: str | None

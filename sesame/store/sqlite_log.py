@@ -1,0 +1,209 @@
+"""What the SQLite store answers about its log and forgets of it: kept apart from
+``sqlite.py``, which holds the records and the download path."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager
+from datetime import date, timedelta
+from typing import Any
+
+from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals
+from sesame.models import DownloadEvent, Link, Outcome
+
+EPOCH = date(1970, 1, 1)
+# A link's status at :now, as Link.status() tells it.
+_STATUS = """CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+    WHEN max_downloads IS NOT NULL AND downloads >= max_downloads THEN 'used up'
+    WHEN :now > expires_at THEN 'expired' ELSE 'active' END"""
+
+# Links that ended (expired or were revoked) before :before.
+_ENDED = "(expires_at < :before OR revoked_at < :before)"
+_ROWS_OF_ENDED = f"""DELETE FROM downloads WHERE id IN (
+    SELECT downloads.id FROM links JOIN downloads ON downloads.link_id = links.id
+    WHERE {_ENDED} LIMIT :batch)"""
+_BATCH_OF_ENDED = f"SELECT id FROM links WHERE {_ENDED} ORDER BY id LIMIT :batch"
+
+
+class SQLiteLog:
+    """The log's side of SQLiteStore; needs its ``_db`` and ``_transaction``."""
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def drop_ended(self, before: int, batch: int) -> int:
+        params = {"before": before, "batch": batch}
+        while self._write(_ROWS_OF_ENDED, params):
+            pass
+        dropped = 0
+        while forgotten := self._forget_links(params):
+            dropped += forgotten
+        return dropped
+
+    # -- what the pages show ------------------------------------------------------------
+
+    def log_page(self, query: LogFilter, limit: int, offset: int = 0) -> list[LogRow]:
+        clause, params = where(query)
+        rows = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} {_FROM}{clause} ORDER BY d.id DESC LIMIT :limit OFFSET :offset",
+            {**params, "limit": limit, "offset": offset},
+        )
+        return [_log_row(row) for row in rows]
+
+    def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
+        clause, params = where(query)
+        cursor = self._db.execute(f"SELECT {_ROW_COLUMNS} {_FROM}{clause} ORDER BY d.id", params)
+        while chunk := cursor.fetchmany(1000):
+            yield from map(_log_row, chunk)
+
+    def log_totals(self, query: LogFilter) -> Totals:
+        clause, params = where(query)
+        source = _FROM if query.files or query.needle else "FROM downloads AS d"
+        downloads, aborted, previews, sent, rows = self._db.execute(
+            f"""SELECT COALESCE(SUM(d.counted), 0), COALESCE(SUM(d.outcome = 'aborted'), 0),
+                   COALESCE(SUM(d.outcome = 'preview'), 0), COALESCE(SUM(d.bytes_sent), 0),
+                   COUNT(*) {source}{clause}""",
+            params,
+        ).fetchone()
+        # GROUP BY sorts: three times faster than COUNT(DISTINCT) over a million rows.
+        known = f"{' AND' if clause else ' WHERE'} COALESCE(d.client_ip, '') != ''"
+        (clients,) = self._db.execute(
+            f"SELECT COUNT(*) FROM (SELECT d.client_ip {source}{clause}{known} GROUP BY 1)",
+            params,
+        ).fetchone()
+        return Totals(downloads, aborted, previews, sent, clients, rows)
+
+    def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        clause, params = where(query)
+        # Summed per day and link first, then per file: one look-up of a link per day it
+        # was used rather than one per row, unless the filter needs the link's columns.
+        joined = bool(query.files or query.needle)
+        inner = _FROM if joined else "FROM downloads AS d"
+        rows = self._db.execute(
+            f"""SELECT day, COALESCE(l.file, '{UNKNOWN_FILE}') AS file, SUM(n), SUM(b) FROM (
+                   SELECT CAST((d.at + :offset) / 86400 AS INTEGER) AS day, d.link_id AS id,
+                       SUM(d.counted) AS n, SUM(d.bytes_sent) AS b {inner}{clause}
+                   GROUP BY day, d.link_id)
+               LEFT JOIN links AS l USING (id)
+               GROUP BY day, file ORDER BY day, file""",
+            {**params, "offset": utc_offset},
+        )
+        return [DayFile(_iso_day(day), file, n, b) for day, file, n, b in rows]
+
+    def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for chunk in _chunks(list(link_ids), 400):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"""SELECT link_id, outcome, COUNT(*) FROM downloads
+                    WHERE link_id IN ({marks}) GROUP BY link_id, outcome""",
+                chunk,
+            )
+            for link_id, outcome, count in rows:
+                counts.setdefault(link_id, {})[outcome] = count
+        return counts
+
+    def link_counts(self, now: float) -> dict[str, int]:
+        rows = self._db.execute(
+            f"SELECT {_STATUS} AS status, COUNT(*) FROM links GROUP BY status", {"now": now}
+        )
+        return dict(rows.fetchall())
+
+    def links_page(
+        self, now: float, statuses: Collection[str], files: Collection[str], limit: int
+    ) -> list[Link]:
+        from sesame.store.sqlite import LINK_COLUMNS, _link  # sqlite.py imports this module
+
+        clauses: list[str] = []
+        params: dict[str, Any] = {"now": now, "limit": limit}
+        for name, column, values in (("s", _STATUS, statuses), ("f", "file", files)):
+            if values:
+                marks = [f":{name}{n}" for n in range(len(values))]
+                clauses.append(f"{column} IN ({', '.join(marks)})")
+                params.update({m[1:]: v for m, v in zip(marks, values, strict=True)})
+        clause = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = self._db.execute(
+            f"SELECT {LINK_COLUMNS} FROM links{clause} ORDER BY created_at DESC, id LIMIT :limit",
+            params,
+        )
+        return [_link(row) for row in rows]
+
+    def link_files(self) -> list[str]:
+        return [
+            file for (file,) in self._db.execute("SELECT DISTINCT file FROM links ORDER BY file")
+        ]
+
+    def _write(self, statement: str, params: dict[str, int]) -> int:
+        with self._transaction() as db:
+            return db.execute(statement, params).rowcount
+
+    def _forget_links(self, params: dict[str, int]) -> int:
+        """One batch of ended links, with what still names them (a row logged since)."""
+        with self._transaction() as db:
+            ids = [link_id for (link_id,) in db.execute(_BATCH_OF_ENDED, params)]
+            for chunk in _chunks(ids, 400):  # within SQLite's bound parameters
+                marks = ", ".join("?" * len(chunk))
+                db.execute(f"DELETE FROM downloads WHERE link_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM issues WHERE link_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM links WHERE id IN ({marks})", chunk)
+        return len(ids)
+
+
+def _iso_day(day: int) -> str:
+    return (EPOCH + timedelta(days=day)).isoformat()
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+_FROM = "FROM downloads AS d LEFT JOIN links AS l ON l.id = d.link_id"
+_TEXT = " OR ".join(
+    f"{column} LIKE :like ESCAPE '\\'"
+    for column in ("l.recipient", "d.link_id", "d.client_ip", "d.user_agent")
+)
+
+
+_ROW_COLUMNS = (
+    "d.link_id, d.at, d.client_ip, d.user_agent, d.status, d.bytes_sent, d.outcome, d.counted,"
+    " l.file, l.recipient"
+)
+
+
+def _log_row(row: tuple[Any, ...]) -> LogRow:
+    link_id, at, client_ip, user_agent, status, sent, outcome, counted, file, recipient = row
+    event = DownloadEvent(
+        link_id, at, client_ip, user_agent, status, sent, Outcome(outcome), bool(counted)
+    )
+    return LogRow(event, file or UNKNOWN_FILE, recipient)
+
+
+def where(query: LogFilter) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of ``query`` over ``_FROM``, and its parameters."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if query.since is not None:
+        clauses.append("d.at >= :since")
+        params["since"] = query.since
+    if query.until is not None:
+        clauses.append("d.at < :until")
+        params["until"] = query.until
+    if query.link_id is not None:
+        clauses.append("d.link_id = :link")
+        params["link"] = query.link_id
+    for name, column, values in (("f", "l.file", query.files), ("o", "d.outcome", query.outcomes)):
+        if values:
+            marks = [f":{name}{n}" for n in range(len(values))]
+            clauses.append(f"{column} IN ({', '.join(marks)})")
+            params.update({mark[1:]: value for mark, value in zip(marks, values, strict=True)})
+    if query.needle:
+        escaped = query.needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(f"({_TEXT})")
+        params["like"] = f"%{escaped}%"
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

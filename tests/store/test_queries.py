@@ -1,0 +1,181 @@
+"""The store's bounded answers for the Links and Activity pages equal what the pages
+computed from the whole log (admin_ui.tables), on SQLite and a real redis-server."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from admin_ui import tables
+from sesame.activity import LogFilter
+from sesame.models import DownloadEvent, Link, Outcome
+from sesame.store import Store, open_store
+
+NOW = 1_700_000_000
+DAY = 86400
+ZONE = ZoneInfo("Asia/Shanghai")  # no daylight saving: one offset
+OFFSET = 8 * 3600
+FILES = ["a.txt", "b.zip", "芝麻.pdf"]
+AGENTS = ["curl/8.1", "Wget/1.21", "Mozilla/5.0 MicroMessenger", "TelegramBot"]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store holding the same made-up log; records kept for years (Redis expires them by
+    the real clock)."""
+    keep = 20 * 365 * DAY
+    if request.param == "sqlite":
+        opened = open_store(f"sqlite:///{tmp_path / 'store.db'}", retention=keep)
+    else:
+        opened = open_store(request.getfixturevalue("redis_url"), retention=keep)
+    fill(opened)
+    yield opened
+    opened.close()
+
+
+def fill(store: Store) -> None:
+    """30 links over 40 days, 400 log rows of every outcome, some of a link now gone."""
+    rng = random.Random(12)
+    ids = [f"L{n:02d}" for n in range(30)]
+    for n, link_id in enumerate(ids):
+        created = NOW - 40 * DAY + n * DAY
+        recipient = ["小明", "Bob", None][n % 3]
+        store.add_link(Link(link_id, FILES[n % 3], created, created + DAY, None, recipient))
+    for n in range(400):
+        outcome = rng.choice(list(Outcome))
+        store.add_event(
+            DownloadEvent(
+                rng.choice([*ids, "gone000001"]),
+                NOW - 40 * DAY + n * 8640 + rng.random(),
+                rng.choice(["10.0.0.1", "10.0.0.2", "192.168.1.9", None]),
+                rng.choice(AGENTS),
+                rng.choice([200, 206, 410]),
+                rng.randrange(0, 5_000_000),
+                outcome,
+                outcome is Outcome.COMPLETED and rng.random() < 0.7,
+            )
+        )
+
+
+def whole_log(store: Store) -> pd.DataFrame:
+    """The log as the pages built it before: every row, every link."""
+    links = {link.id: link for link in store.list_links()}
+    return tables.events(store.list_events(), links, ZONE)
+
+
+FILTERS = {
+    "everything": LogFilter(),
+    "last 7 days": LogFilter(since=NOW - 7 * DAY),
+    "one file": LogFilter(files=["b.zip"]),
+    "two outcomes": LogFilter(outcomes=["aborted", "preview"]),
+    "text in the agent": LogFilter(text=" WGET "),
+    "text in the recipient": LogFilter(text="小明"),
+    "text in the address": LogFilter(text="192.168"),
+    "a period and all": LogFilter(
+        since=NOW - 30 * DAY,
+        until=NOW - 5 * DAY,
+        files=["a.txt", "芝麻.pdf"],
+        outcomes=["completed", "aborted"],
+        text="10.0",
+    ),
+}
+
+
+def shown(store: Store, query: LogFilter) -> pd.DataFrame:
+    """What the Activity page showed for ``query`` before, from the whole log."""
+    log = whole_log(store)
+    rows = tables.matching(log, query.since, query.files, query.outcomes, query.text)
+    return rows[rows["at"] < query.until] if query.until is not None else rows
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_totals_equal_the_whole_logs(store: Store, name: str) -> None:
+    """log_totals gives the Activity page's totals as they were computed from the log."""
+    query, rows = FILTERS[name], shown(store, FILTERS[name])
+    totals = store.log_totals(query)
+    assert totals.rows == len(rows)
+    assert totals.downloads == int(rows["counted"].sum())
+    assert totals.aborted == int((rows["outcome"] == "aborted").sum())
+    assert totals.previews == int((rows["outcome"] == "preview").sum())
+    assert totals.bytes_sent == int(rows["bytes"].sum())
+    assert totals.clients == rows.loc[rows["client IP"] != "", "client IP"].nunique()
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_a_page_of_the_log_is_the_whole_logs_first_rows(store: Store, name: str) -> None:
+    """log_page gives the rows the page listed, newest first, in pages that add up."""
+    query, rows = FILTERS[name], shown(store, FILTERS[name])
+    expected = list(zip(rows["link"], rows["at"], rows["file"], rows["recipient"], strict=True))
+    pages = [store.log_page(query, 25, offset) for offset in range(0, len(rows) + 25, 25)]
+    found = [
+        (row.event.link_id, row.event.at, row.file, row.recipient or "")
+        for page in pages
+        for row in page
+    ]
+    assert found == expected
+    assert [row.event.at for row in store.log_rows(query)] == sorted(rows["at"])
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_series_per_day_and_file_equal_the_whole_logs(store: Store, name: str) -> None:
+    """log_series gives the charts' downloads and MiB per local day and file."""
+    query, rows = FILTERS[name], shown(store, FILTERS[name])
+    series = store.log_series(query, OFFSET)
+    for measure in ("downloads", "MiB"):
+        table = tables.per_day(rows, measure)  # type: ignore[arg-type]
+        expected = {
+            (day, file): round(value, 6) for (day, file), value in table.stack().items() if value
+        }
+        got = {
+            (item.day, item.file): round(
+                item.downloads if measure == "downloads" else item.bytes_sent / tables.MIB, 6
+            )
+            for item in series
+        }
+        assert {k: v for k, v in got.items() if v} == expected
+
+
+def test_outcome_counts_equal_the_whole_logs(store: Store) -> None:
+    """outcome_counts gives the Links page's counts per link and outcome."""
+    ids = [link.id for link in store.list_links()] + ["gone000001", "never"]
+    before = tables.outcome_counts(store.list_events())
+    expected = {
+        link_id: {str(outcome): n for outcome, n in before[link_id].items()}
+        for link_id in ids
+        if link_id in before
+    }
+    assert store.outcome_counts(ids) == expected
+
+
+def test_link_files_are_each_file_once(store: Store) -> None:
+    """link_files lists the files of the kept links, each once, sorted."""
+    assert store.link_files() == sorted(FILES)
+
+
+def test_one_links_log(store: Store) -> None:
+    """A filter by link gives that link's rows, as service.events(link_id) did."""
+    expected = [(e.at, e.outcome) for e in store.list_events("L07")]
+    page = store.log_page(LogFilter(link_id="L07"), 1000)
+    assert [(row.event.at, row.event.outcome) for row in page] == expected
+
+
+def test_link_counts_and_pages_equal_the_records(store: Store) -> None:
+    """link_counts and links_page give what the Links page computed from every record."""
+    store.revoke_link("L03", NOW - 10)
+    now = NOW - 20 * DAY
+    records = store.list_links()
+    assert store.link_counts(now) == dict(Counter(str(link.status(now)) for link in records))
+    for statuses, files in [((), ()), (("active", "revoked"), ()), ((), ("b.zip",))]:
+        expected = [
+            link
+            for link in records
+            if (not statuses or link.status(now) in statuses) and (not files or link.file in files)
+        ]
+        assert store.links_page(now, statuses, files, 5) == expected[:5]
+        assert store.links_page(now, statuses, files, 100) == expected
