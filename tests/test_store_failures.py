@@ -5,6 +5,7 @@ CLI exits 75; and everything recovers by itself once the store is back."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from gateway.app import create_app
 from sesame.cli import cli
 from sesame.errors import StoreUnavailable
 from sesame.service import Service
+from sesame.store.guard import guarded
+from sesame.store.sqlite import SQLiteStore
 from tests.support import (
     FILE,
     KEY,
@@ -272,3 +275,11 @@ def test_a_damaged_database_is_exit_75_not_a_traceback(tmp_path: Path) -> None:
     result = subprocess.run([str(sesame), "links"], env=env, capture_output=True, text=True)
     assert result.returncode == 75, result.stderr
     assert "not a database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_public_store_method_is_guarded() -> None:
+    """Methods a store takes from its mixins (the download path, the log's queries) turn
+    driver errors into StoreUnavailable as its own do."""
+    wrapped = guarded(SQLiteStore, (sqlite3.OperationalError,))
+    for name in ("begin_download", "end_download", "settle_lease", "renew_slot", "drop_ended"):
+        assert getattr(wrapped, name) is not getattr(SQLiteStore, name), name

@@ -24,7 +24,10 @@ def guarded(cls: type[T], failures: Failures, bugs: Failures = ()) -> type[T]:
     ``bugs`` (subclasses of a failure that mean a mistake in Sesame, like a broken
     constraint) pass unchanged."""
     namespace: dict[str, Any] = {"__doc__": cls.__doc__, "__module__": cls.__module__}
-    for name, member in vars(cls).items():
+    members: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # the store's own methods and its mixins'
+        members.update(vars(klass))
+    for name, member in members.items():
         if callable(member) and (not name.startswith("_") or name == "__init__"):
             namespace[name] = _guard(member, name, failures, bugs)
     return type(cls.__name__, (cls,), namespace)
