@@ -111,3 +111,8 @@ class Delivery:
         if len(raw) < _BYTES_ACKED_AT + 8:
             return 0, 0
         return _BYTES_ACKED.unpack_from(raw, _BYTES_ACKED_AT)[0], raw[0]
+
+
+def disconnected(receive: Receive) -> bool:
+    """Whether uvicorn saw the client go (it then drops what is sent without a word)."""
+    return bool(getattr(getattr(receive, "__self__", None), "disconnected", False))

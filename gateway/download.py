@@ -72,9 +72,15 @@ def _answer(
         if offloaded:
             return _handed_to_nginx(service, None, opened)
         return head_response(opened, ranges.whole(opened.size))
-    validators = (opened.etag, opened.last_modified, nginx_etag(opened.stat))
+    # Offloaded, nginx reads Range and If-Range again: plan only what it will send alike.
+    validators = (
+        (nginx_etag(opened.stat), opened.last_modified)
+        if offloaded
+        else (opened.etag, opened.last_modified)
+    )
+    headers = request.headers
     plan = ranges.plan(
-        opened.size, request.headers.get("range"), request.headers.get("if-range"), validators
+        opened.size, headers.get("range"), headers.get("if-range"), validators, offloaded
     )
     if plan.status == 416:
         _refusing(service, visitor, admitted.check_open)
@@ -95,7 +101,7 @@ def _answer(
     _note(request, started)
     if offloaded:
         opened.close()
-        return _handed_to_nginx(service, started, opened)
+        return _handed_to_nginx(service, started, opened, plan.status == 200)
     return _response(service, request, started, opened, plan)
 
 
@@ -141,7 +147,9 @@ def _page(
     return pages.landing(link, info, remaining, f"?{DOWNLOAD_PARAM}=1")
 
 
-def _handed_to_nginx(service: Service, started: Download | None, opened: Opened) -> Response:
+def _handed_to_nginx(
+    service: Service, started: Download | None, opened: Opened, whole: bool = True
+) -> Response:
     """Offload: an empty answer that tells nginx which file to send. nginx paces a capped
     link itself (X-Accel-Limit-Rate), and reports back how the download went when
     SESAME_OFFLOAD_REPORT is set (X-Sesame-Download names it in its log)."""
@@ -151,7 +159,7 @@ def _handed_to_nginx(service: Service, started: Download | None, opened: Opened)
             headers["X-Accel-Limit-Rate"] = str(started.link.rate)
         if not started.start.settled:
             headers["X-Sesame-Download"] = started.start.slot_id
-    return accel_redirect(opened.name, headers)
+    return accel_redirect(opened.name, headers, whole)
 
 
 def _refusing(service: Service, visitor: Visitor, step: Callable[[], T], link_id: str = "") -> T:

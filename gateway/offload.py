@@ -18,18 +18,22 @@ from starlette.responses import Response
 from gateway.disposition import content_disposition
 from sesame.catalog import media_type
 
-# The internal location of deploy/nginx.conf that aliases SESAME_FILES_DIR.
+# The internal locations of deploy/nginx.conf that alias SESAME_FILES_DIR: one answers the
+# request's Range (a part the gateway planned), the other always sends the whole file.
 INTERNAL_PREFIX = "/_sesame/files/"
+WHOLE_PREFIX = "/_sesame/whole/"
 
 
-def accel_redirect(name: str, headers: dict[str, str]) -> Response:
-    """The answer that hands the catalog's file ``name`` to nginx. Its internal location
-    opens it without following symlinks (``disable_symlinks on``), as the gateway does."""
+def accel_redirect(name: str, headers: dict[str, str], whole: bool = False) -> Response:
+    """The answer that hands the catalog's file ``name`` to nginx, to send in ``whole`` or as
+    the request's Range says. Its internal locations open it without following symlinks
+    (``disable_symlinks on``), as the gateway does."""
     relative = "/".join(p for p in PurePosixPath(name).parts if p not in ("", "."))
     headers = {
         **headers,
         "Content-Disposition": content_disposition(name),
-        "X-Accel-Redirect": INTERNAL_PREFIX + quote(relative, safe="/"),
+        "X-Accel-Redirect": (WHOLE_PREFIX if whole else INTERNAL_PREFIX)
+        + quote(relative, safe="/"),
     }
     return Response(media_type=media_type(name), headers=headers)
 

@@ -44,7 +44,14 @@ class Reports(asyncio.DatagramProtocol):
             return
         lease, completed, sent = report
         loop = asyncio.get_running_loop()
-        loop.run_in_executor(None, self.downloads.report, lease, sent, completed)
+        settled = loop.run_in_executor(None, self.downloads.report, lease, sent, completed)
+        settled.add_done_callback(_failed)
+
+
+def _failed(settled: asyncio.Future[bool]) -> None:
+    if not settled.cancelled() and settled.exception() is not None:
+        # Its lease lapses then, and the download is given back (see OFFLOADED_LEASE).
+        log.error("could not settle a download nginx reported", exc_info=settled.exception())
 
 
 async def listen(address: str, downloads: Downloads) -> asyncio.DatagramTransport:

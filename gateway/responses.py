@@ -9,6 +9,7 @@ gateway.zerocopy, or read and written a chunk at a time under any other server.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway import zerocopy
-from gateway.delivery import Delivery
+from gateway.delivery import Delivery, disconnected
 from gateway.disposition import content_disposition
 from gateway.files import Opened, Version
 from gateway.pacing import Pacer
@@ -28,6 +29,7 @@ from gateway.pages import NO_STORE
 from sesame.catalog import media_type
 from sesame.ranges import Plan
 
+log = logging.getLogger("sesame.gateway")
 DOWNLOAD_HEADERS = {**NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"}
 CHUNK = 1024 * 1024  # bytes per read when streaming without zero-copy
 ZEROCOPY_CHUNK = 16 * 1024 * 1024  # bytes per zero-copy message (the pacer's slices if capped)
@@ -61,25 +63,29 @@ class DownloadResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.delivery = delivery = Delivery.of(receive)
         keeper = None if self.renew is None else asyncio.create_task(self._keep(delivery))
-        self.progress, sent = 0, False
+        self.progress, sent, delivered = 0, False, 0
         try:
             start = {"type": "http.response.start", "status": self.plan.status}
             await send({**start, "headers": self.raw_headers})
             if delivery is not None:
                 delivery.base = delivery.written()  # count the body's bytes only
             await self._body(scope, send)
-            sent = True
+            sent = not disconnected(receive)
         except OSError:  # the client went (zerocopy.ClientGone), or the file failed
             pass
         finally:
-            if keeper is not None:
-                keeper.cancel()
             self.opened.close()
-            written = delivered = self.progress
-            if delivery is not None:
-                delivered = await delivery.settle(written) if sent else delivery.acked()
-                delivery.close()
-            completed = sent and delivered >= written
+            try:
+                delivered = self.progress if sent else 0
+                if delivery is not None:
+                    # The lease is still kept meanwhile: a slow client may take long to ack.
+                    delivered = await delivery.settle(self.progress) if sent else delivery.acked()
+            finally:
+                if keeper is not None:
+                    keeper.cancel()
+                if delivery is not None:
+                    delivery.close()
+            completed = sent and delivered >= self.progress
             await self.finish(self._file_bytes(delivered, completed), completed)
 
     def _file_bytes(self, delivered: int, completed: bool) -> int:
@@ -88,10 +94,13 @@ class DownloadResponse(Response):
         return self.plan.nbytes if completed else min(delivered, self.plan.nbytes)
 
     async def _keep(self, delivery: Delivery | None) -> None:
+        assert self.renew is not None
         while True:
             await asyncio.sleep(self.renew_every)
-            assert self.renew is not None
-            await self.renew(0 if delivery is None else min(delivery.acked(), self.plan.nbytes))
+            try:
+                await self.renew(0 if delivery is None else min(delivery.acked(), self.plan.nbytes))
+            except Exception:  # a store that failed once may answer next time: keep trying
+                log.warning("could not renew a download's lease; trying again", exc_info=True)
 
     async def _body(self, scope: Scope, send: Send) -> None:
         """Send the plan's spans, counting the body's bytes handed over in ``progress``.

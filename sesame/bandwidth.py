@@ -76,9 +76,9 @@ class Bandwidth:
         settled: bool,
         lease: int | None = None,
     ) -> DownloadStart:
-        """What the store must let in for a download of ``nbytes`` now: a FULL download
-        must fit in what is left of today's budget (a RESUME finishes what was started, so
-        it always fits); a ``counted`` one takes one from the link's limit; every download
+        """What the store must let in for a download of ``nbytes`` now: every request must
+        fit in what is left of today's budget (it reserves only its own bytes, so a part asks
+        for less than the whole); a ``counted`` one takes one from the link's limit; every download
         needs a place under the concurrency cap, held for ``lease`` seconds (the settings'
         by default) unless renewed. ``settled``: see DownloadStart."""
         now = int(self.clock())
@@ -89,7 +89,7 @@ class Bandwidth:
             counted=counted,
             byte_cap=byte_cap,
             day=now // DAY,
-            budget=self.budget if access is Access.FULL else None,
+            budget=self.budget,
             slot_id=secrets.token_urlsafe(12),
             until=now + (lease or self.lease),
             cap=self.cap,

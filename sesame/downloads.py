@@ -113,6 +113,7 @@ class Download:
                 event=event,
                 amends=begun if start.settled else None,
                 completed=completed,
+                final=start.counted,
             )
         )
         self.finished = event
@@ -187,7 +188,7 @@ class Downloads:
         start = replace(
             self.bandwidth.start(link.id, access, counted, plan.nbytes, cap, event, settled, lease),
             session=_session(link.id, visitor),
-            piece=plan.status == 206,
+            piece=plan.status == 206 and not plan.whole,
         )
         refusal = self.store.begin_download(start)
         if refusal is Refusal.LINK:

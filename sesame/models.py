@@ -234,6 +234,7 @@ class DownloadEnd:
     event: DownloadEvent | None = None
     amends: DownloadEvent | None = None
     completed: bool = False
+    final: bool = False  # it held the file's last byte: once complete, its session's arrived
 
 
 def keyword_key(text: str) -> str:

@@ -7,12 +7,14 @@ is no second parser behind it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_SPANS = 16  # more spans than this, once merged, are answered with the whole file
 MAX_ITEMS = 256  # a header listing more ranges than this is refused (416) unread
 
 Span = tuple[int, int]  # first byte, one past the last
+_SINGLE = re.compile(r"bytes=(\d{1,19}-\d{0,19}|-\d{1,19})", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,11 @@ def whole(size: int) -> Plan:
 
 
 def plan(
-    size: int, header: str | None, if_range: str | None = None, validators: tuple[str, ...] = ()
+    size: int,
+    header: str | None,
+    if_range: str | None = None,
+    validators: tuple[str, ...] = (),
+    single: bool = False,
 ) -> Plan:
     """What a GET with ``Range: header`` gets of a file of ``size`` bytes.
 
@@ -57,8 +63,14 @@ def plan(
     or with more than MAX_SPANS spans. 416 for a header that cannot be parsed or asks for
     no byte of the file; 206 with the merged spans otherwise, even when they are the whole
     file (``bytes=0-`` is how download managers ask whether they may resume).
+
+    ``single``: for a server that sends the body itself and reads the header again (nginx
+    with ``max_ranges 1``): only one range spelled exactly ``bytes=A-B`` is a part; anything
+    else, which that server might read otherwise, is the whole file.
     """
     if header is None:
+        return whole(size)
+    if single and not _SINGLE.fullmatch(header):
         return whole(size)
     unit, _, ranges = header.partition("=")
     if unit.strip().lower() != "bytes":
@@ -107,8 +119,9 @@ def _parse(ranges: str, size: int) -> list[Span] | None:
 
 
 def _number(text: str) -> bool:
-    """An ASCII digit string or nothing (``"²".isdigit()`` is true, ``int("²")`` fails)."""
-    return text == "" or (text.isascii() and text.isdigit())
+    """An ASCII digit string of at most 19 digits, or nothing (``"²".isdigit()`` is true and
+    ``int("²")`` fails; ``int()`` refuses 4,300 digits and more)."""
+    return text == "" or (len(text) <= 19 and text.isascii() and text.isdigit())
 
 
 def _merge(spans: list[Span]) -> list[Span]:

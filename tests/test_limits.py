@@ -345,3 +345,18 @@ def test_a_locked_database_freezes_nothing_else(gateway: Gateway) -> None:
             lock.rollback()
             lock.close()
         waiting.join()
+
+
+def test_a_request_dropped_at_once_uses_nothing_up(gateway: Gateway) -> None:
+    """A client that sends its request and resets the connection at once (a flaky start)
+    leaves a one-time link of a small, kept file as it was."""
+    link_id, url = gateway.link("48k.bin")
+    parts = urlsplit(url)
+    for _ in range(5):
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+        sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    wait_for(lambda: gateway.service.downloads.usage().downloads == 0)
+    wait_for(lambda: gateway.record(link_id)[0] == 0)
+    assert received(url, {}) == (200, SIZES["48k.bin"])

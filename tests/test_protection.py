@@ -130,15 +130,19 @@ def test_a_spent_budget_is_503_with_the_reset_time(make: Make) -> None:
     assert service.downloads.usage().today == 2 * len(BODY)
 
 
-def test_a_resumption_finishes_over_the_budget(make: Make) -> None:
-    """A resumption is what was started: it is served even when the budget is spent."""
-    service, client = make(daily_egress="20KiB")
+def test_a_part_reserves_only_its_bytes_against_the_budget(make: Make) -> None:
+    """Every request must fit in what is left of the day's budget, but a part reserves only
+    its own bytes: the rest of a download fits where a whole download does not; once spent,
+    parts are refused too (ranges cannot get around the budget)."""
+    service, client = make(daily_egress="25KiB")
     _, path = path_of(service)
     client.get(path)
     client.get(path)
     assert client.get(path).status_code == 503
-    resumed = client.get(path, headers={"range": "bytes=5000-"})
-    assert resumed.status_code == 206 and resumed.content == BODY[5000:]
+    resumed = client.get(path, headers={"range": "bytes=6000-"})
+    assert resumed.status_code == 206 and resumed.content == BODY[6000:]
+    assert client.get(path, headers={"range": "bytes=1-"}).status_code == 503
+    assert client.get(path, headers={"range": "bytes=0-0,2-"}).status_code == 503
 
 
 def test_the_budget_resets_the_next_utc_day(make: Make, clock: FakeClock) -> None:

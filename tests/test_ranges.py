@@ -42,6 +42,8 @@ DATE = "Tue, 14 Nov 2023 22:13:20 GMT"
         (f"bytes={SIZE}-", 416, ()),
         ("bytes=", 416, ()),
         ("bytes=1-2-3", 416, ()),
+        ("bytes=" + "9" * 5000 + "-", 416, ()),
+        ("bytes=0-" + "9" * 20, 416, ()),
         (",".join(["bytes=1-1"] * (MAX_ITEMS + 1)), 416, ()),
     ],
 )
@@ -93,3 +95,24 @@ def test_what_an_answer_holds(answer: Plan, whole_file: bool, reaches_end: bool)
     """``whole``: every byte in one request; ``reaches_end``: the file's last byte (what
     finishes, and so counts, a download)."""
     assert (answer.whole, answer.reaches_end) == (whole_file, reaches_end)
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("bytes=0-0", 206),
+        ("bytes=5-", 206),
+        ("bytes=-10", 206),
+        ("bytes =0-0", 200),
+        ("Bytes=0-0", 200),
+        ("bytes=0-0,2-3", 200),
+        ("bytes=0-0,", 200),
+        (",".join(["bytes=0-0"] * 17), 200),
+        ("bytes=0-1000000,0-1000000,0-1000000", 200),
+        (f"bytes={SIZE}-", 416),
+    ],
+)
+def test_single_is_only_what_another_server_reads_alike(header: str, status: int) -> None:
+    """``single`` (nginx sends the body and reads Range again, max_ranges 1): one range
+    spelled exactly bytes=A-B is a part; anything else is the whole file, counted."""
+    assert plan(SIZE, header, single=True).status == status

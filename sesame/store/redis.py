@@ -77,10 +77,10 @@ end
 # pieces of one client's download, see models.DownloadStart.session). Keys are named from the
 # records, so these scripts need a single Redis server (not a cluster).
 _LEASES = """
-local function session_ends(id, counted, session, delivered, completed)
+local function session_ends(id, counted, session, delivered, completed, final)
   -- What becomes of a leased download's count as it ends (see SQLiteStore._session_ends).
   local members = '{PREFIX}session:' .. session
-  if completed and not counted and session ~= '' then
+  if completed and final and not counted and session ~= '' then
     for _, other in ipairs(redis.call('SMEMBERS', members)) do
       if redis.call('HGET', '{PREFIX}lease:' .. other, 'counted') == '1' then
         redis.call('HSET', '{PREFIX}lease:' .. other, 'delivered', 1)
@@ -120,7 +120,7 @@ local function settle_lease(leases, egress, log, id, sent, completed, oldest_kep
   sent = math.min(sent or tonumber(l[5]), reserved)
   completed = completed and sent >= reserved
   local counted = l[2] == '1'
-  local fate = session_ends(id, counted, l[7] or '', l[8] == '1', completed)
+  local fate = session_ends(id, counted, l[7] or '', l[8] == '1', completed, false)
   settle('{PREFIX}link:' .. l[1], egress, sent - reserved, fate == 'given back', l[4])
   local row = cjson.decode(l[6])
   row['bytes_sent'] = sent
@@ -211,7 +211,7 @@ return false
 # KEYS: the link's record, the bytes per day, the leases, the log, the link's log, the lease.
 # ARGV: extra bytes, uncount (0 or 1), day, lease id, the log row ('' for none), the oldest
 # log entry id kept, how long the link's log is kept, the row it replaces ('' for none),
-# completed (0 or 1). A download with a lease counts as its lease says (DownloadEnd).
+# completed (0 or 1), final (0 or 1). A download with a lease counts as its lease says.
 _END = (
     _LOG_ROW
     + _LEASES
@@ -220,7 +220,8 @@ local uncount, row = ARGV[2] == '1', ARGV[5]
 local l = redis.call('HMGET', KEYS[6], 'counted', 'session', 'delivered')
 if l[1] then
   local counted, completed = l[1] == '1', ARGV[9] == '1'
-  local fate = session_ends(ARGV[4], counted, l[2] or '', l[3] == '1', completed)
+  local fate = session_ends(ARGV[4], counted, l[2] or '', l[3] == '1', completed,
+                           ARGV[10] == '1')
   uncount = fate == 'given back'
   if row ~= '' then
     local decoded = cjson.decode(row)
@@ -346,6 +347,7 @@ class RedisStore(RedisLog, RedisQueries):
             *self._log_args(end.event),
             _row(end.amends),
             int(end.completed),
+            int(end.final),
         ]
         self._end(keys=self._download_keys(end.link_id, end.slot_id), args=args)
 

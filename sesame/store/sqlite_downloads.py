@@ -190,9 +190,9 @@ class SQLiteDownloads:
         self, db: sqlite3.Connection, end: DownloadEnd, counted: bool, session: str, done: bool
     ) -> str:
         """What becomes of a leased download's count as it ends: "" if it held none; "kept"
-        if it completed, or a piece of its session did (``done``); "passed" to a piece of
-        its session still in flight; "given back" otherwise."""
-        if end.completed and not counted and session:
+        if it completed, or a piece of its session that held the last byte did (``done``);
+        "passed" to a piece of its session still in flight; "given back" otherwise."""
+        if end.completed and end.final and not counted and session:
             db.execute(
                 "UPDATE leases SET delivered = 1 WHERE session = ? AND counted = 1", (session,)
             )

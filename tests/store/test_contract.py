@@ -99,8 +99,11 @@ def end(
     row: DownloadEvent | None = None,
     link_id: str = "L1",
     day: int = TODAY,
+    final: bool = False,
 ) -> DownloadEnd:
-    return DownloadEnd(link_id, extra_bytes, uncount, day, slot, row, completed=not uncount)
+    return DownloadEnd(
+        link_id, extra_bytes, uncount, day, slot, row, completed=not uncount, final=final
+    )
 
 
 def state(store: Store, link_id: str = "L1") -> tuple[Link | None, dict[int, int], int]:
@@ -538,12 +541,15 @@ def test_pieces_of_one_session_count_once(store: Store) -> None:
 
 
 def test_a_completed_piece_keeps_the_sessions_count(store: Store) -> None:
-    """Once a piece of a session has been received, the counted request of that session
-    keeps its count even if it ends unfinished; a session with nothing received gives back."""
+    """Once a piece of a session holding the file's last byte has been received, the counted
+    request of that session keeps its count even if it ends unfinished; a probe short of the
+    end keeps nothing; a session with nothing received gives back."""
     store.add_link(link(max_downloads=2))
+    assert store.begin_download(replace(start(slot="p", counted=False), session="S")) is None
     assert store.begin_download(replace(start(slot="a"), session="S", piece=True)) is None
+    store.end_download(end("p"))  # a completed probe of the first byte
     assert store.begin_download(replace(start(slot="b"), session="S", piece=True)) is None
-    store.end_download(end("b"))
+    store.end_download(end("b", final=True))
     store.end_download(end("a", -10, True))
     assert state(store)[0].downloads == 1  # type: ignore[union-attr]
     assert store.begin_download(replace(start(slot="c"), session="T", piece=True)) is None
