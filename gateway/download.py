@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.access import DOWNLOAD_NOTE
 from gateway.files import Files, Opened
 from gateway.offload import accel_redirect, nginx_etag
+from gateway.offloop import off_loop
 from gateway.pacing import pacer
 from gateway.pages import Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
@@ -36,7 +36,7 @@ RENEWALS_PER_LEASE = 3
 
 async def download(request: Request, token: str) -> Response:
     """``GET|HEAD /d/{token}``: the file, a preview card, or an error the app renders."""
-    return await run_in_threadpool(_decide, request, token)
+    return await off_loop(_decide, request, token)
 
 
 def _decide(request: Request, token: str) -> Response:
@@ -112,11 +112,11 @@ def _response(
         if started.start.settled and completed:
             started.finish(delivered, completed)  # nothing to settle: no trip to the store
         else:
-            await run_in_threadpool(started.finish, delivered, completed)
+            await off_loop(started.finish, delivered, completed)
         _note(request, started)
 
     async def renew(delivered: int) -> None:
-        await run_in_threadpool(started.renew, delivered)
+        await off_loop(started.renew, delivered)
 
     lease = service.settings.download_lease
     return DownloadResponse(

@@ -131,6 +131,10 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        # This process's write transactions take turns here: SQLite makes writers that find
+        # the file locked sleep and poll (1 ms, 2 ms, 5 ms...), which cost about half of a
+        # small download's time once downloads ran on worker threads (measured under wrk).
+        self._writing = threading.Lock()
         migrate_sqlite(self._db, SCHEMA, str(self.path))
 
     @property
@@ -151,13 +155,18 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once so that check-then-write cannot race."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        if not self._writing.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked")  # by this process's writers
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            self._writing.release()
 
     def add_link(self, link: Link) -> None:
         self._insert_link(self._db, link)
