@@ -91,7 +91,6 @@ class SQLiteDownloads:
         ).fetchall()
         for lease in lapsed:
             self._settle_lease(db, lease, None, False)
-        db.execute("DELETE FROM sessions WHERE until < ?", (now,))
 
     def settle_lease(self, slot_id: str, sent: int, completed: bool) -> bool:
         with self._transaction() as db:
@@ -200,9 +199,10 @@ class SQLiteDownloads:
             return ""
         if end.completed or done:
             if session and end.event is not None:
+                now = int(end.event.at)
+                db.execute("DELETE FROM sessions WHERE until < ?", (now,))  # tidy as it grows
                 db.execute(
-                    "INSERT OR REPLACE INTO sessions VALUES (?, ?)",
-                    (session, int(end.event.at) + SESSION_WINDOW),
+                    "INSERT OR REPLACE INTO sessions VALUES (?, ?)", (session, now + SESSION_WINDOW)
                 )
             return "kept"
         heir = db.execute(
