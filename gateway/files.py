@@ -40,12 +40,11 @@ class Opened:
 
     @property
     def etag(self) -> str:
-        st = self.stat
-        return f'"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}"'
+        return etag(self.version)
 
     @property
     def last_modified(self) -> str:
-        return formatdate(self.stat.st_mtime, usegmt=True)
+        return last_modified(self.version)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -90,6 +89,17 @@ class Files:
         old = self._bodies.pop(name, None)
         self._body_bytes += len(body) - (len(old[1]) if old else 0)
         self._bodies[name] = (version, body)
+
+
+def etag(version: Version) -> str:
+    """The strong ETag of a file's version (its size, time and inode)."""
+    _, inode, size, mtime_ns, _ = version
+    return f'"{size:x}-{mtime_ns:x}-{inode:x}"'
+
+
+def last_modified(version: Version) -> str:
+    """A file version's Last-Modified date, as HTTP writes it."""
+    return formatdate(version[3] // 1_000_000_000, usegmt=True)
 
 
 def _version(st: os.stat_result) -> Version:

@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
-from email.utils import formatdate
 from functools import lru_cache
 
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gateway import zerocopy
 from gateway.delivery import Delivery, disconnected
 from gateway.disposition import content_disposition
-from gateway.files import Opened, Version
+from gateway.files import Opened, Version, etag, last_modified
 from gateway.pacing import Pacer
 from gateway.pages import NO_STORE
 from sesame.catalog import media_type
@@ -58,7 +57,7 @@ class DownloadResponse(Response):
         self.pacer = pacer
         self.delivery: Delivery | None = None
         self.boundary = secrets.token_hex(12) if len(plan.spans) > 1 else ""
-        self.raw_headers = _headers(opened.name, opened.version, opened.etag, plan, self.boundary)
+        self.raw_headers = _headers(opened, plan, self.boundary)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.delivery = delivery = Delivery.of(receive)
@@ -163,7 +162,7 @@ class DownloadResponse(Response):
 def head_response(opened: Opened, plan: Plan) -> Response:
     """The headers a GET would get, without its body."""
     response = Response()
-    response.raw_headers = _headers(opened.name, opened.version, opened.etag, plan, "")
+    response.raw_headers = _headers(opened, plan, "")
     return response
 
 
@@ -192,30 +191,26 @@ def _length(name: str, plan: Plan, boundary: str) -> int:
     return plan.nbytes + heads + len(f"\r\n--{boundary}--\r\n")
 
 
-def _headers(
-    name: str, version: Version, etag: str, plan: Plan, boundary: str
-) -> list[tuple[bytes, bytes]]:
+def _headers(opened: Opened, plan: Plan, boundary: str) -> list[tuple[bytes, bytes]]:
     if boundary:  # a new boundary every time: nothing to keep
-        return _build(name, version, etag, plan, boundary)
-    return _kept_headers(name, version, etag, plan)
+        return _build(opened.name, opened.version, plan, boundary)
+    return _kept_headers(opened.name, opened.version, plan)
 
 
 @lru_cache(maxsize=1024)
-def _kept_headers(name: str, version: Version, etag: str, plan: Plan) -> list[tuple[bytes, bytes]]:
-    return _build(name, version, etag, plan, "")
+def _kept_headers(name: str, version: Version, plan: Plan) -> list[tuple[bytes, bytes]]:
+    return _build(name, version, plan, "")
 
 
-def _build(
-    name: str, version: Version, etag: str, plan: Plan, boundary: str
-) -> list[tuple[bytes, bytes]]:
+def _build(name: str, version: Version, plan: Plan, boundary: str) -> list[tuple[bytes, bytes]]:
     headers = {
         **DOWNLOAD_HEADERS,
         "Content-Type": _content_type(name),
         "Content-Disposition": content_disposition(name),
         "Content-Length": str(_length(name, plan, boundary)),
         "Accept-Ranges": "bytes",
-        "ETag": etag,
-        "Last-Modified": formatdate(version[3] / 1e9, usegmt=True),
+        "ETag": etag(version),
+        "Last-Modified": last_modified(version),
     }
     if boundary:
         headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"

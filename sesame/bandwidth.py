@@ -14,7 +14,7 @@ from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from sesame.errors import BudgetSpent, InvalidInput, TooBusy
 from sesame.links import Clock
-from sesame.models import Access, DownloadEvent, DownloadStart, Refusal, utc
+from sesame.models import DownloadEvent, DownloadStart, Refusal, utc
 from sesame.settings import Settings
 from sesame.store import Store
 
@@ -68,7 +68,6 @@ class Bandwidth:
     def start(
         self,
         link_id: str,
-        access: Access,
         counted: bool,
         nbytes: int,
         byte_cap: int | None,

@@ -72,10 +72,6 @@ class Download:
         self.begun: DownloadEvent = start.event  # its log row as it began
         self.finished: DownloadEvent | None = None  # its log row once settled
 
-    @property
-    def reserved(self) -> int:
-        return self.start.nbytes
-
     def renew(self, delivered: int) -> None:
         """Keep the download's place for another lease, noting the bytes delivered so far
         (a lease that lapses is settled with those)."""
@@ -186,7 +182,7 @@ class Downloads:
         event = self.event(link.id, visitor, plan.status, plan.nbytes, Outcome.COMPLETED, counted)
         lease = OFFLOADED_LEASE if offloaded else None
         start = replace(
-            self.bandwidth.start(link.id, access, counted, plan.nbytes, cap, event, settled, lease),
+            self.bandwidth.start(link.id, counted, plan.nbytes, cap, event, settled, lease),
             session=_session(link.id, visitor),
             piece=plan.status == 206 and not plan.whole,
         )
