@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 
-.PHONY: run test install install-test system-deps lint bench
+.PHONY: run test install install-test system-deps lint bench messages
 
 run: install ## set up and start the gateway and the dashboard
 	@scripts/banner
@@ -35,3 +35,14 @@ lint:
 
 bench: install-test
 	$(BIN)/python -m bench
+
+# The catalogs of sesame/i18n.py: new messages in, old ones out, translations kept.
+LOCALES := sesame/locale
+messages: install-test ## extract the messages of each domain into its catalogs
+	$(BIN)/pybabel extract --quiet -F babel.cfg --no-location --sort-output -o $(LOCALES)/dashboard.pot admin_ui
+	$(BIN)/pybabel extract --quiet -F babel.cfg --no-location --sort-output -o $(LOCALES)/sesame.pot sesame gateway
+	@for domain in dashboard sesame; do for lang in en zh_CN; do \
+	  if [ -f $(LOCALES)/$$lang/LC_MESSAGES/$$domain.po ]; then \
+	    $(BIN)/pybabel update --quiet --no-fuzzy-matching -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); \
+	  else $(BIN)/pybabel init --quiet -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); fi; \
+	done; done
