@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse, Response
 
 from gateway import api, connections, housekeeping
 from gateway.access import AccessLog, RedactTokens
-from gateway.download import download
+from gateway.download import batches, download
 from gateway.files import Files
+from gateway.frontdoor import Gateway
 from gateway.pages import Pages
 from gateway.ratelimit import ClientRateLimit
 from gateway.reports import listen
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     """The gateway for ``settings`` (read from the environment when not given)."""
     settings = settings or load_settings()
     service = service or Service.from_settings(settings)
-    app = FastAPI(
+    app = Gateway(
         title="Sesame gateway",
         version=__version__,
         description=DESCRIPTION,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     # Offloaded bodies are sent by nginx: none is worth keeping here.
     kept = 0 if settings.offload == "nginx" else int(settings.memory_file_size)
     app.state.files = Files(service.catalog, kept)
+    app.state.batches = batches(service)
     configure_logging()
     _install_log_filter()
     connections.configure(settings)

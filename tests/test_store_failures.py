@@ -4,7 +4,6 @@ CLI exits 75; and everything recovers by itself once the store is back."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from tests.support import (
     redis_server,
     running_gateway,
     sesame_env,
+    tmpfs,
     wait_until,
 )
 
@@ -61,27 +61,6 @@ def write_locked(db: Path, log: Path) -> Iterator[None]:
             assert process.stdin is not None
             process.stdin.close()
             process.wait(timeout=10)
-
-
-@contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted on ``folder`` until the block ends; skips without the
-    right to mount (fails under CI=true, where the tests run as root)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 def assert_unavailable(client: TestClient, path: str) -> None:

@@ -153,8 +153,20 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once so that check-then-write cannot race."""
+        """One write transaction, taken at once so that check-then-write cannot race; inside
+        this thread's batch, a savepoint of the batch's transaction."""
         db = self._db
+        if getattr(self._local, "batch", False):
+            db.execute("SAVEPOINT step")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:  # SQLite may have rolled the whole batch back itself
+                    db.execute("ROLLBACK TO step")
+                    db.execute("RELEASE step")
+                raise
+            db.execute("RELEASE step")
+            return
         if not self._writing.acquire(timeout=self.timeout):
             raise sqlite3.OperationalError("database is locked")  # by this process's writers
         try:
@@ -165,6 +177,41 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        finally:
+            self._writing.release()
+
+    def open_batch(self) -> bool:
+        """Begin this thread's batch: one write transaction that the store calls made in
+        this thread join, until ``close_batch``."""
+        db = self._db
+        if not self._writing.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked")  # by this process's writers
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._writing.release()
+            raise
+        self._local.batch = True
+        return True
+
+    def batch_open(self) -> bool:
+        """Whether this thread's batch still holds its transaction (SQLite rolls one back
+        by itself on some failures: a full disk, an I/O error)."""
+        return bool(getattr(self._local, "batch", False)) and self._db.in_transaction
+
+    def close_batch(self, commit: bool = True) -> None:
+        """Commit (or roll back) this thread's batch."""
+        self._local.batch = False
+        db = self._db
+        try:
+            if db.in_transaction:
+                db.execute("COMMIT" if commit else "ROLLBACK")
+            elif commit:
+                raise sqlite3.OperationalError("the batch's transaction was rolled back")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         finally:
             self._writing.release()
 
