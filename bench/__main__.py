@@ -1,12 +1,14 @@
 """``python -m bench``: Sesame measured against nginx, side by side in one run.
 
-A 4 KiB file with 32 keep-alive connections (requests/s): the seed's naive gateway, Sesame's
-full download path through an unlimited link and through a link with a large limit, and nginx
-serving the file statically. A large file (1 GiB) with 1 and with 8 clients (MB/s): Sesame
+A 4 KiB file with 32 keep-alive connections (requests/s): the seed's naive gateway (with
+uvicorn's defaults, and at its best), Sesame's full download path through an unlimited link
+and through a link with a large limit, a bare ASGI app sending the bytes from memory (the
+ceiling of any app under uvicorn), and nginx serving the file statically; then Sesame's
+ratios against issue 13's targets. A large file (1 GiB) with 1 and with 8 clients (MB/s): Sesame
 sending the body itself, Sesame in offload mode behind nginx (deploy/nginx.conf), and nginx
 alone; and the gateway's peak memory (RSS of all its processes) meanwhile. Load by ``wrk``
-on loopback; every figure is the median of the rounds, with their min-max and the ratio to
-nginx. See bench/RESULTS.md.
+on loopback, every server on one core and wrk on the others; every figure is the median of
+the rounds, with their min-max and the ratio to nginx. See bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.cores import SERVER_CPU
 from bench.load import Load, peak_rss, wrk
 from bench.nginx import offload_server, running_nginx, static_server
 from bench.servers import (
+    BEST_OPTIONS,
     NAIVE_OPTIONS,
     SESAME_OPTIONS,
     Server,
@@ -41,6 +45,18 @@ from bench.servers import (
 SMALL, SMALL_SIZE = "small.bin", 4096
 LARGE = "large.bin"
 NGINX = "nginx static"
+SMALL_GROUP = "4 KiB file, 32 connections: requests/s"
+NAIVE = "naive gateway (the seed's route), uvicorn's defaults"
+NAIVE_BEST = "naive gateway at its best (uvloop, httptools, no access log)"
+UNLIMITED = "Sesame, unlimited link"
+LIMITED = "Sesame, link with a large limit"
+CEILING = "bare ASGI app, the body from memory (the ceiling)"
+# Issue 13's targets: a figure against a yardstick of the same group, and the least ratio.
+TARGETS = [
+    ("limited link / the ceiling", LIMITED, CEILING, 0.25),
+    ("limited link / the naive gateway at its best", LIMITED, NAIVE_BEST, 4.0),
+    ("unlimited link / the ceiling", UNLIMITED, CEILING, 0.35),
+]
 
 
 @dataclass(frozen=True)
@@ -136,15 +152,22 @@ def _start(
     server = offload_server(front_port, int(offload.url.rsplit(":", 1)[1]), files)
     front = stack.enter_context(running_nginx(nginx, workdir / "nginx-front", server, front_port))
     env, token_path = bare_env(files / SMALL)
-    bare_port = free_port()
     naive = stack.enter_context(
-        uvicorn("bench.bare:create_app", env, NAIVE_OPTIONS, workdir, bare_port)
+        uvicorn("bench.bare:create_app", env, NAIVE_OPTIONS, workdir, free_port())
+    )
+    best = stack.enter_context(
+        uvicorn("bench.bare:create_app", env, BEST_OPTIONS, workdir, free_port())
+    )
+    ceiling = stack.enter_context(
+        uvicorn("bench.ceiling:create_app", env, BEST_OPTIONS, workdir, free_port())
     )
     gateway_env = sesame_env(workdir, direct.url, "off")
     unlimited, limited = share(gateway_env, SMALL), share(gateway_env, SMALL, 10**9)
     large = share(gateway_env, LARGE)
     urls = {
         "naive": naive.url + token_path,
+        "best": best.url + token_path,
+        "ceiling": ceiling.url + "/",
         "unlimited": direct.url + unlimited,
         "limited": direct.url + limited,
         "static": f"{static}/{SMALL}",
@@ -152,7 +175,8 @@ def _start(
         "front": front + large,
         "static_large": f"{static}/{LARGE}",
     }
-    _check(workdir, urls["naive"], urls["unlimited"], urls["limited"], urls["static"])
+    _check(workdir, *(urls[k] for k in ("naive", "best", "ceiling", "unlimited", "limited")))
+    _check(workdir, urls["static"])
     _check_large(workdir, urls["direct"], urls["front"], urls["static_large"])
     return _cases(urls, direct, offload)
 
@@ -188,12 +212,13 @@ def _cases(urls: dict[str, str], direct: Server, offload: Server) -> list[Case]:
     def mbps(load: Load) -> float:
         return load.bytes_per_second / 1e6
 
-    small = "4 KiB file, 32 connections: requests/s"
     cases = [
-        Case(small, "naive gateway (the seed's bare route)", urls["naive"], 32, rps),
-        Case(small, "Sesame, unlimited link", urls["unlimited"], 32, rps),
-        Case(small, "Sesame, link with a large limit", urls["limited"], 32, rps),
-        Case(small, NGINX, urls["static"], 32, rps),
+        Case(SMALL_GROUP, NAIVE, urls["naive"], 32, rps),
+        Case(SMALL_GROUP, NAIVE_BEST, urls["best"], 32, rps),
+        Case(SMALL_GROUP, UNLIMITED, urls["unlimited"], 32, rps),
+        Case(SMALL_GROUP, LIMITED, urls["limited"], 32, rps),
+        Case(SMALL_GROUP, CEILING, urls["ceiling"], 32, rps),
+        Case(SMALL_GROUP, NGINX, urls["static"], 32, rps),
     ]
     for clients in (1, 8):
         group = f"large file, {clients} client{'s' if clients > 1 else ''}: MB/s"
@@ -208,7 +233,7 @@ def _cases(urls: dict[str, str], direct: Server, offload: Server) -> list[Case]:
 def _print_header(args: argparse.Namespace, duration: int, rounds: int, large: int) -> None:
     print(f"Sesame against nginx: {rounds} round(s) of {duration:g} s per figure, load by wrk")
     print(f"large file: {large // 1024**2} MiB; Sesame: uvicorn {' '.join(SESAME_OPTIONS)}", end="")
-    print(f" --workers {args.workers}; naive gateway: uvicorn defaults")
+    print(f" --workers {args.workers}; every server on CPU {SERVER_CPU}, wrk on the others")
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {sys.version[:6]}")
     packages = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi")
     print("versions: " + ", ".join(f"{name} {version(name)}" for name in packages))
@@ -227,6 +252,14 @@ def _report(figures: dict[Case, list[float]], memory: dict[Case, list[int]]) -> 
         spread = f"{min(values):.0f}-{max(values):.0f}"
         ratio = median / yardsticks[case.group]
         print(f"  {case.label:<{width - 2}}{median:>10.0f}  {spread:>17}  {ratio:>7.2f}")
+    medians = {
+        case.label: statistics.median(v) for case, v in figures.items() if case.group == SMALL_GROUP
+    }
+    print("4 KiB ratios against their targets")
+    for name, label, yardstick, target in TARGETS:
+        ratio = medians[label] / medians[yardstick]
+        verdict = "met" if ratio >= target else "not met"
+        print(f"  {name}: {ratio:.2f} (target >= {target:g}, {verdict})")
     print("gateway peak RSS, all its processes: MB")
     for case, peaks in memory.items():
         label = f"{case.label}, {case.group.split(':')[0].split(', ')[1]}"

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from bench.cores import pin_to_client_cpus
+
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -27,7 +29,9 @@ def wrk(url: str, seconds: int, connections: int) -> Load:
     """``wrk`` with ``connections`` keep-alive connections on ``url`` for ``seconds``."""
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, preexec_fn=pin_to_client_cpus
+    ).stdout
     rate = re.search(r"Requests/sec:\s*([\d.]+)", out)
     transfer = re.search(r"Transfer/sec:\s*([\d.]+)([KMGT]?)B", out)
     if rate is None or transfer is None:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.cores import pin_to_server_cpu
+
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY_CONF = REPO / "deploy" / "nginx.conf"
 
@@ -80,7 +82,7 @@ def running_nginx(
     conf.write_text(text)
     log = (prefix / "stderr.log").open("wb")
     command = [nginx, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)]
-    process = subprocess.Popen(command, stdout=log, stderr=log)
+    process = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=pin_to_server_cpu)
     try:
         _wait_listening(process, port, prefix)
         yield f"http://127.0.0.1:{port}"

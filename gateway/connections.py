@@ -25,6 +25,7 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.delivery import Tap
 from gateway.zerocopy import ZeroCopyProtocol
 from sesame.settings import Settings
 
@@ -93,6 +94,14 @@ class LimitedProtocol(ZeroCopyProtocol):
         self._head_bytes = 0
         self._in_head = True  # waiting for (the rest of) a request's head
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._tap: Tap | None = None
+
+    def tap(self) -> Tap | None:
+        """The connection's tap (gateway.delivery), made at its first response that needs
+        one and shared by the rest; each caller holds it once."""
+        if self._tap is None and self.transport is not None:
+            self._tap = Tap.of(self.transport)
+        return None if self._tap is None else self._tap.hold()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -103,6 +112,9 @@ class LimitedProtocol(ZeroCopyProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
+        if self._tap is not None:
+            self._tap.release()  # closed now, or once the last delivery reading it is over
+            self._tap = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

@@ -32,30 +32,66 @@ STALL = 30.0  # seconds without a byte acknowledged after which the client is ta
 _POLLS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)  # waits between looks
 
 
-class Delivery:
-    """The bytes of one response the client acknowledged, from a duplicate of its socket's
-    descriptor (so it can still be read after the server closed the connection)."""
+class Tap:
+    """A duplicate of a connection's socket descriptor, so that it can still be read after
+    the server closed the connection. Closed once every holder let go: each delivery
+    reading it, and the connection itself if it keeps one tap for all its responses."""
 
-    def __init__(self, transport: Any, sock: socket.socket) -> None:
-        self.transport = transport
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.base = self.written()  # everything the connection carried before this response
+        self._holders = 1
+
+    @classmethod
+    def of(cls, transport: Any) -> Tap | None:
+        """A tap of ``transport``'s TCP socket, held once; None if it has none."""
+        sock = transport.get_extra_info("socket")
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        try:
+            return cls(socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno())))
+        except OSError:
+            return None
+
+    def hold(self) -> Tap:
+        self._holders += 1
+        return self
+
+    def release(self) -> None:
+        self._holders -= 1
+        if self._holders == 0:
+            self.sock.close()
+
+
+class Delivery:
+    """The bytes of one response the client acknowledged, read from a tap of its socket."""
+
+    def __init__(self, transport: Any, tap: Tap) -> None:
+        self.transport = transport
+        self.tap = tap
+        self.sock = tap.sock
+        self.base = 0  # what the connection carried before this response: see ``start``
 
     @classmethod
     def of(cls, receive: Receive) -> Delivery | None:
         """The delivery of the response to the request ``receive`` belongs to, under
-        uvicorn on Linux; None elsewhere."""
+        uvicorn on Linux; None elsewhere. Its tap is the connection's own under
+        gateway.connections' protocol (one per connection), else one of its own."""
         if not sys.platform.startswith("linux"):
             return None
-        # uvicorn's receive is a method of the request's cycle, which knows the transport.
-        transport = getattr(getattr(receive, "__self__", None), "transport", None)
-        sock = None if transport is None else transport.get_extra_info("socket")
-        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        # uvicorn's receive is a method of the request's cycle, which knows the transport,
+        # and whose on_response is a method of the connection's protocol.
+        cycle = getattr(receive, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        if transport is None:
             return None
-        try:
-            return cls(transport, socket.socket(fileno=os.dup(sock.fileno())))
-        except OSError:
-            return None
+        protocol = getattr(getattr(cycle, "on_response", None), "__self__", None)
+        shared = getattr(protocol, "tap", None)
+        tap = shared() if shared is not None else Tap.of(transport)
+        return None if tap is None else cls(transport, tap)
+
+    def start(self) -> None:
+        """Count from here on: the response's body begins."""
+        self.base = self.written()
 
     def acked(self) -> int:
         """Bytes of this response (headers included) the client acknowledged so far."""
@@ -86,7 +122,7 @@ class Delivery:
         return self._info()[1] not in _ESTABLISHED_STATES
 
     def close(self) -> None:
-        self.sock.close()
+        self.tap.release()
 
     def written(self) -> int:
         """Bytes the connection was given so far: acknowledged, in the socket's queue, or

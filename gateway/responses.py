@@ -67,7 +67,7 @@ class DownloadResponse(Response):
             start = {"type": "http.response.start", "status": self.plan.status}
             await send({**start, "headers": self.raw_headers})
             if delivery is not None:
-                delivery.base = delivery.written()  # count the body's bytes only
+                delivery.start()  # count the body's bytes only
             await self._body(scope, send)
             sent = not disconnected(receive)
         except OSError:  # the client went (zerocopy.ClientGone), or the file failed

@@ -28,9 +28,17 @@ def test_bench_smoke() -> None:
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for label in ("naive gateway", "Sesame, unlimited link", "Sesame, link with a large limit"):
+    for label in (
+        "naive gateway .the seed's route., uvicorn's defaults",
+        "naive gateway at its best",
+        "Sesame, unlimited link",
+        "Sesame, link with a large limit",
+        "bare ASGI app",
+    ):
         assert re.search(rf"{label}.*\s+\d+\s+\d+-\d+\s+\d+\.\d\d\n", out), out
     assert len(re.findall(r"nginx static\s+\d+\s+\d+-\d+\s+1\.00\n", out)) == 3, out
+    targets = re.findall(r"/ .*: (\d+\.\d\d) \(target >= [\d.]+, (met|not met)\)\n", out)
+    assert len(targets) == 3, out
     assert len(re.findall(r"Sesame direct\s+\d+\s+\d+-\d+\s+\d+\.\d\d\n", out)) == 2, out
     assert len(re.findall(r"Sesame offload, behind nginx\s+\d+", out)) == 2, out
     assert len(re.findall(r", 8 clients\s+\d+\s+\d+-\d+\n", out)) == 2, out

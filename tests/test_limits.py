@@ -28,6 +28,7 @@ from sesame.settings import Settings
 from tests.support import (
     KEY,
     SESAME_OPTIONS,
+    listening_on,
     make_settings,
     require_binary,
     running_gateway,
@@ -288,19 +289,6 @@ def test_a_slow_reader_keeps_its_place(own_gateway: OwnGateway) -> None:
             reader.join()
 
 
-def listening_on(port: int) -> int:
-    """The process id of the gateway started with ``--port port``."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                args = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"--port" in args and str(port).encode() in args:
-                return int(entry.name)
-    raise AssertionError(f"no process started with --port {port}")
-
-
 def test_a_download_of_a_killed_gateway_is_given_back(own_gateway: OwnGateway) -> None:
     """kill -9 of the gateway mid-download: once its lease lapses, the next gateway gives the
     download back and logs it aborted, and the one-time link downloads."""
@@ -345,6 +333,27 @@ def test_a_locked_database_freezes_nothing_else(gateway: Gateway) -> None:
             lock.rollback()
             lock.close()
         waiting.join()
+
+
+def test_downloads_on_one_connection_leave_no_descriptor_behind(gateway: Gateway) -> None:
+    """Five downloads on one keep-alive connection (their deliveries share the connection's
+    tap under the Procfile's protocol): once the client goes, the gateway holds no more
+    descriptors than before, so nothing keeps the connection open on its side."""
+    _, url = gateway.link("48k.bin", max_downloads=None)
+    parts = urlsplit(url)
+    fds = Path(f"/proc/{listening_on(parts.port or 0)}/fd")
+    before = len(list(fds.iterdir()))
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        for _ in range(5):
+            sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = b"".join(iter(stream.readline, b"\r\n"))
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert len(stream.read(SIZES["48k.bin"])) == SIZES["48k.bin"]
+        during = len(list(fds.iterdir()))
+        stream.close()
+    assert during <= before + 2  # the connection and at most one tap of it
+    wait_for(lambda: len(list(fds.iterdir())) <= before)
 
 
 def test_a_request_dropped_at_once_uses_nothing_up(gateway: Gateway) -> None:

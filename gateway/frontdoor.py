@@ -1,0 +1,74 @@
+"""The gateway's outermost layer: a download (``GET|HEAD /d/TOKEN``, or the seed's
+``/api/get_file/TOKEN``) goes straight to its handler; every other request goes through
+FastAPI's stack to its route.
+
+That stack (its error, telemetry, body-limit, exception and exit-stack middleware, then the
+router trying each route in turn) cost about as much as a small download's own work,
+measured under wrk, and a download needs none of it: here its errors become the pages the
+app's exception handlers make, and its access line is written as for any other request.
+A path with a slash after the token (``/d/TOKEN/qr.png``) is not a download and goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.access import AccessLog
+from gateway.download import download
+
+PREFIXES = ("/d/", "/api/get_file/")
+
+
+class Gateway(FastAPI):
+    """FastAPI, with downloads let in at the front door (see the module's docstring)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FrontDoor(super().build_middleware_stack(), self)
+
+
+class FrontDoor:
+    """Downloads to ``gateway.download``, anything else to ``rest`` (the app's stack)."""
+
+    def __init__(self, rest: ASGIApp, app: FastAPI) -> None:
+        self.rest = rest
+        self.app = app
+        self.downloads = AccessLog(self._download)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and _token(scope):
+            scope["app"] = self.app
+            return await self.downloads(scope, receive, send)
+        await self.rest(scope, receive, send)
+
+    async def _download(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await download(request, _token(scope) or "")
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Any:
+        """The app's exception handler for ``exc`` (the nearest of its classes), if any."""
+        handlers = self.app.exception_handlers
+        return next((handlers[kind] for kind in type(exc).__mro__ if kind in handlers), None)
+
+
+def _token(scope: Scope) -> str | None:
+    """The token of a download's path (after the app's root path), or None."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    for prefix in PREFIXES:
+        if path.startswith(prefix):
+            token = path[len(prefix) :]
+            return token if token and "/" not in token else None
+    return None
