@@ -86,15 +86,14 @@ def _answer(
             return _handed_to_nginx(service, None, opened)
         return head_response(opened, ranges.whole(opened.size))
     # Offloaded, nginx reads Range and If-Range again: plan only what it will send alike.
-    validators = (
-        (nginx_etag(opened.stat), opened.last_modified)
-        if offloaded
-        else (opened.etag, opened.last_modified)
-    )
     headers = request.headers
-    plan = ranges.plan(
-        opened.size, headers.get("range"), headers.get("if-range"), validators, offloaded
+    if_range = headers.get("if-range")
+    validators = (
+        ()
+        if if_range is None
+        else (nginx_etag(opened.stat) if offloaded else opened.etag, opened.last_modified)
     )
+    plan = ranges.plan(opened.size, headers.get("range"), if_range, validators, offloaded)
     if plan.status == 416:
         _refusing(service, visitor, admitted.check_open)
         _record(service, link.id, visitor, 416, Outcome.REFUSED)

@@ -61,9 +61,8 @@ class Files:
 
     def open(self, name: str) -> Opened:
         """The file ``name`` of the catalog, open. Raises FileMissing (see Catalog.open)."""
-        fd = self.catalog.open(name)
+        fd, stat = self.catalog.open(name)
         try:
-            stat = os.fstat(fd)
             return Opened(name, fd, stat, self._body(name, fd, stat))
         except BaseException:
             os.close(fd)

@@ -91,6 +91,6 @@ def wants_landing(request: Request) -> bool:
     (no ``text/html`` in Accept) and resumptions get the file."""
     if request.method != "GET" or "range" in request.headers:
         return False
-    if request.query_params.get(DOWNLOAD_PARAM):
+    if request.scope.get("query_string") and request.query_params.get(DOWNLOAD_PARAM):
         return False
     return "text/html" in request.headers.get("accept", "").lower()

@@ -74,12 +74,14 @@ class Bandwidth:
         event: DownloadEvent,
         settled: bool,
         lease: int | None = None,
+        session: str = "",
+        piece: bool = False,
     ) -> DownloadStart:
         """What the store must let in for a download of ``nbytes`` now: every request must
         fit in what is left of today's budget (it reserves only its own bytes, so a part asks
         for less than the whole); a ``counted`` one takes one from the link's limit; every download
         needs a place under the concurrency cap, held for ``lease`` seconds (the settings'
-        by default) unless renewed. ``settled``: see DownloadStart."""
+        by default) unless renewed. ``settled``, ``session``, ``piece``: see DownloadStart."""
         now = int(self.clock())
         return DownloadStart(
             link_id=link_id,
@@ -94,6 +96,8 @@ class Bandwidth:
             cap=self.cap,
             event=event,
             settled=settled,
+            session=session,
+            piece=piece,
         )
 
     def refused(self, refusal: Refusal, start: DownloadStart) -> BudgetSpent | TooBusy:

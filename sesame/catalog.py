@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import os
@@ -64,11 +65,12 @@ class Catalog:
             raise FileMissing(name, "not a regular file")
         return path
 
-    def open(self, name: str) -> int:
-        """A read-only descriptor of the regular file ``name``, opened beneath the root one
-        component at a time without following any symlink, so that a file or folder swapped
-        for a link at any moment cannot send bytes from outside the root. The caller closes
-        it. Raises FileMissing (for symlinks too, even ones that point inside the root)."""
+    def open(self, name: str) -> tuple[int, os.stat_result]:
+        """A read-only descriptor of the regular file ``name`` and its stat, opened beneath
+        the root one component at a time without following any symlink, so that a file or
+        folder swapped for a link at any moment cannot send bytes from outside the root. The
+        caller closes it. Raises FileMissing (for symlinks too, even ones that point inside
+        the root)."""
         parts = _parts(name)
         try:
             folder = os.open(self.root, _DIR_FLAGS)
@@ -84,10 +86,11 @@ class Catalog:
             raise FileMissing(name) from None
         finally:
             os.close(folder)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise FileMissing(name, "not a regular file")
-        return fd
+        return fd, st
 
     def info(self, name: str) -> FileInfo:
         """Size, time, SHA-256 and media type of ``name``; the hash is cached per version."""
@@ -159,11 +162,20 @@ class Catalog:
         return known
 
 
-def _parts(name: str) -> list[str]:
-    if not isinstance(name, str) or not name or "\x00" in name or "\\" in name:
+def _parts(name: str) -> tuple[str, ...]:
+    if not isinstance(name, str):
+        raise FileMissing(str(name), "not a valid file name")
+    return _checked_parts(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_parts(name: str) -> tuple[str, ...]:
+    """The components of a valid name (cached: a link's name is asked for on every download;
+    an invalid one raises, and is not kept)."""
+    if not name or "\x00" in name or "\\" in name:
         raise FileMissing(str(name), "not a valid file name")
     path = PurePosixPath(name)
-    parts = [p for p in path.parts if p not in ("", ".")]
+    parts = tuple(p for p in path.parts if p not in ("", "."))
     if path.is_absolute() or not parts or any(p == ".." or p.startswith(".") for p in parts):
         raise FileMissing(name, "not a valid file name")
     return parts

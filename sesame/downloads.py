@@ -181,10 +181,12 @@ class Downloads:
         counted = plan.reaches_end
         event = self.event(link.id, visitor, plan.status, plan.nbytes, Outcome.COMPLETED, counted)
         lease = OFFLOADED_LEASE if offloaded else None
-        start = replace(
-            self.bandwidth.start(link.id, counted, plan.nbytes, cap, event, settled, lease),
-            session=_session(link.id, visitor),
-            piece=plan.status == 206 and not plan.whole,
+        piece = plan.status == 206 and not plan.whole
+        # The session joins pieces, and is kept with a lease: a download over as it begins
+        # that is no piece has no use for it.
+        session = _session(link.id, visitor) if piece or not settled else ""
+        start = self.bandwidth.start(
+            link.id, counted, plan.nbytes, cap, event, settled, lease, session, piece
         )
         refusal = self.store.begin_download(start)
         if refusal is Refusal.LINK:
