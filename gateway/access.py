@@ -25,6 +25,8 @@ _TOKEN_SHAPED = re.compile(r"([A-Za-z0-9_-]{8})[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[
 _QUERY = re.compile(r"\?([^\s\"#]*)")
 # What could end or fake a line, or hide what follows, in a terminal or a log viewer.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A download's path as a link writes it (no query): the token's first 8 characters kept.
+_PLAIN_DOWNLOAD = re.compile(r"(/d/[A-Za-z0-9_.-]{0,8})[A-Za-z0-9_.-]*")
 # The characters of a path that stay as they are; the rest is written %XX, as on the wire.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
@@ -96,6 +98,17 @@ def _client(scope: Scope) -> str:
 
 
 def _request_line(scope: Scope) -> str:
+    plain = (
+        None
+        if scope.get("query_string") or scope["method"] not in ("GET", "HEAD")
+        else _PLAIN_DOWNLOAD.fullmatch(scope["path"])
+    )
+    if plain is not None:  # the common case, written as _any_request_line would, quicker
+        return f"{scope['method']} {plain[1]}… HTTP/{scope.get('http_version', '1.1')}"
+    return _any_request_line(scope)
+
+
+def _any_request_line(scope: Scope) -> str:
     query = scope.get("query_string", b"")
     # The path as the client wrote it, %-encoded: a space (%20) cannot hide a token's end.
     path = quote(scope["path"], safe=_PATH_SAFE)

@@ -10,6 +10,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     # Nothing here logs the thread or process (see the logging HOWTO's "Optimization"):
     # not looking them up takes a few µs off every line, one per request at the gateway.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None  # nor the caller's file and line (the HOWTO's way to skip it)
     logger = logging.getLogger("sesame")
     if logger.handlers or logging.getLogger().handlers:
         return
