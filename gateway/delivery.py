@@ -27,7 +27,10 @@ from starlette.types import Receive
 _TCP_INFO_SIZE = 232
 _BYTES_ACKED = struct.Struct("=Q")  # struct tcp_info's tcpi_bytes_acked, at byte 120
 _BYTES_ACKED_AT = 120
-_ESTABLISHED_STATES = {1, 8}  # TCP_ESTABLISHED, TCP_CLOSE_WAIT: the client may still ack
+_ESTABLISHED_STATES = {1, 8}  # TCP_ESTABLISHED, TCP_CLOSE_WAIT: the socket can still send
+# ... and FIN_WAIT1, LAST_ACK, CLOSING: the server closed it, but its last bytes (and its FIN)
+# are still on their way, and the client may yet acknowledge them.
+_ACKING_STATES = _ESTABLISHED_STATES | {4, 9, 11}
 STALL = 30.0  # seconds without a byte acknowledged after which the client is taken as gone
 _POLLS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)  # waits between looks
 
@@ -107,10 +110,10 @@ class Delivery:
         while True:
             acked, state = self._info()
             acked = max(0, acked - self.base)
-            if acked >= written or state not in _ESTABLISHED_STATES or idle >= STALL:
+            if acked >= written or state not in _ACKING_STATES or idle >= STALL:
                 return min(acked, written)
-            if not self._queued():
-                return acked
+            if not self._queued():  # look again: the last ack may have come meanwhile
+                return min(max(0, self._info()[0] - self.base), written)
             if acked != last:
                 last, idle = acked, 0.0
             wait = next(polls, _POLLS[-1])

@@ -69,7 +69,11 @@ class DownloadResponse(Response):
             if delivery is not None:
                 delivery.start()  # count the body's bytes only
             await self._body(scope, send)
-            sent = not disconnected(receive)
+            # uvicorn drops what is sent once the client has gone, without a word: with a
+            # delivery, settling sees those bytes were never acknowledged; without one, ask.
+            # (Not "is it disconnected": a server that stops closes the connection itself
+            # once the answer is written, and those bytes still reach the client.)
+            sent = delivery is not None or not disconnected(receive)
         except OSError:  # the client went (zerocopy.ClientGone), or the file failed
             pass
         finally:

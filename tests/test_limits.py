@@ -369,3 +369,38 @@ def test_a_request_dropped_at_once_uses_nothing_up(gateway: Gateway) -> None:
     wait_for(lambda: gateway.service.downloads.usage().downloads == 0)
     wait_for(lambda: gateway.record(link_id)[0] == 0)
     assert received(url, {}) == (200, SIZES["48k.bin"])
+
+
+def test_a_clean_stop_keeps_every_download_and_its_row(own_gateway: OwnGateway) -> None:
+    """SIGTERM while eight clients download as fast as they can: every download a client
+    received is counted and logged, and nothing is counted that has no row (downloads are
+    decided in batches: none is answered before its batch is written)."""
+    with own_gateway() as gateway:
+        link_id, url = gateway.link("48k.bin", max_downloads=100_000)
+        received: list[int] = []
+        stop = threading.Event()
+
+        def client() -> None:
+            with httpx.Client(timeout=10) as http:
+                while not stop.is_set():
+                    try:
+                        answer = http.get(url)
+                    except httpx.HTTPError:
+                        return  # the gateway stopped
+                    if answer.status_code != 200:
+                        return
+                    assert len(answer.content) == SIZES["48k.bin"]
+                    received.append(1)
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(received) >= 200)
+        os.kill(listening_on(urlsplit(url).port or 0), 15)
+        for thread in threads:
+            thread.join(timeout=30)
+        stop.set()
+        downloads, _ = gateway.record(link_id)
+        rows = [e for e in gateway.service.events(link_id) if e.outcome == Outcome.COMPLETED]
+        assert downloads == len(rows) == sum(1 for e in rows if e.counted)
+        assert len(received) <= downloads <= len(received) + len(threads)
