@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway import api, connections, housekeeping
 from gateway.access import AccessLog, RedactTokens
-from gateway.download import batches, download
+from gateway.download import download
 from gateway.files import Files
 from gateway.frontdoor import Gateway
 from gateway.pages import Pages
@@ -68,7 +68,6 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     # Offloaded bodies are sent by nginx: none is worth keeping here.
     kept = 0 if settings.offload == "nginx" else int(settings.memory_file_size)
     app.state.files = Files(service.catalog, kept)
-    app.state.batches = batches(service)
     configure_logging()
     _install_log_filter()
     connections.configure(settings)

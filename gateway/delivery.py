@@ -31,6 +31,7 @@ _ESTABLISHED_STATES = {1, 8}  # TCP_ESTABLISHED, TCP_CLOSE_WAIT: the socket can 
 # ... and FIN_WAIT1, LAST_ACK, CLOSING: the server closed it, but its last bytes (and its FIN)
 # are still on their way, and the client may yet acknowledge them.
 _ACKING_STATES = _ESTABLISHED_STATES | {4, 9, 11}
+_RESET = 7  # TCP_CLOSE
 STALL = 30.0  # seconds without a byte acknowledged after which the client is taken as gone
 _POLLS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)  # waits between looks
 
@@ -73,6 +74,7 @@ class Delivery:
         self.tap = tap
         self.sock = tap.sock
         self.base = 0  # what the connection carried before this response: see ``start``
+        self.reset = False  # the client reset the connection: what it was sent, it dropped
 
     @classmethod
     def of(cls, receive: Receive) -> Delivery | None:
@@ -110,6 +112,10 @@ class Delivery:
         while True:
             acked, state = self._info()
             acked = max(0, acked - self.base)
+            # A reset (TCP_CLOSE: this tap keeps the socket open, so no close of the
+            # server's own gets it there) says the client's program closed the connection
+            # with bytes it never read, though its machine acknowledged them.
+            self.reset = self.reset or state == _RESET
             if acked >= written or state not in _ACKING_STATES or idle >= STALL:
                 return min(acked, written)
             if not self._queued():  # look again: the last ack may have come meanwhile

@@ -3,8 +3,7 @@ Range header once, begin the download in sesame, send exactly those bytes, and s
 with what the client acknowledged.
 
 Everything that may touch the store or the disk runs off the event loop (``_decide`` in a
-batch of gateway.offloop, many downloads to a store transaction; settling too; lease renewals
-in a worker thread): a slow or locked store delays this
+worker thread; settling and lease renewals too): a slow or locked store delays this
 download, never the others, the bodies in flight or ``/healthz``.
 """
 
@@ -19,7 +18,7 @@ from starlette.responses import Response
 from gateway.access import DOWNLOAD_NOTE
 from gateway.files import Files, Opened
 from gateway.offload import accel_redirect, nginx_etag
-from gateway.offloop import Batches, off_loop
+from gateway.offloop import off_loop
 from gateway.pacing import pacer
 from gateway.pages import Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
@@ -37,19 +36,7 @@ RENEWALS_PER_LEASE = 3
 
 async def download(request: Request, token: str) -> Response:
     """``GET|HEAD /d/{token}``: the file, a preview card, or an error the app renders."""
-    batches: Batches = request.app.state.batches
-    return await batches.run(_decide, request, token)
-
-
-def batches(service: Service) -> Batches:
-    """The batches the downloads of ``service``'s store are decided in."""
-    return Batches(service.store, _discard)
-
-
-def _discard(answer: object) -> None:
-    """Close the file of an answer that will not be sent."""
-    if isinstance(answer, DownloadResponse):
-        answer.opened.close()
+    return await off_loop(_decide, request, token)
 
 
 def _decide(request: Request, token: str) -> Response:
@@ -124,7 +111,7 @@ def _response(
         if started.start.settled and completed:
             started.finish(delivered, completed)  # nothing to settle: no trip to the store
         else:
-            await request.app.state.batches.run(started.finish, delivered, completed)
+            await off_loop(started.finish, delivered, completed)
         _note(request, started)
 
     async def renew(delivered: int) -> None:

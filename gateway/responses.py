@@ -89,6 +89,7 @@ class DownloadResponse(Response):
                 if delivery is not None:
                     delivery.close()
             completed = sent and delivered >= self.progress
+            completed = completed and not (delivery is not None and delivery.reset)
             await self.finish(self._file_bytes(delivered, completed), completed)
 
     def _file_bytes(self, delivered: int, completed: bool) -> int:

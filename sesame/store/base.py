@@ -167,22 +167,6 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections."""
 
-    # -- batches -------------------------------------------------------------------------
-
-    def open_batch(self) -> bool:
-        """Group the calls this thread makes from now on into one trip, where the store can
-        (SQLite: one write transaction, each call's own atomic step a savepoint in it; the
-        limits hold as they do call by call). False if it cannot: the calls go one by one.
-        """
-
-    def batch_open(self) -> bool:
-        """Whether this thread's batch still holds: False once a failure undid it (then
-        every call made in it was undone)."""
-
-    def close_batch(self, commit: bool = True) -> None:
-        """End this thread's batch: commit what its calls did (or undo it). Raises
-        StoreUnavailable if the commit fails: then none of it happened."""
-
     # -- health --------------------------------------------------------------------------
 
     def ping(self) -> None:

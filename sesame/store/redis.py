@@ -488,15 +488,6 @@ class RedisStore(RedisLog, RedisQueries):
     def close(self) -> None:
         self.redis.close()
 
-    def open_batch(self) -> bool:
-        return False  # each download is one script already: nothing to group
-
-    def batch_open(self) -> bool:
-        return False
-
-    def close_batch(self, commit: bool = True) -> None:
-        pass
-
     def ping(self) -> None:
         self.redis.ping()
 

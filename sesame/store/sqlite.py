@@ -6,11 +6,11 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sesame.models import (
     ApiKey,
@@ -20,6 +20,7 @@ from sesame.models import (
     Rule,
 )
 from sesame.store.backup import backup_sqlite
+from sesame.store.grouping import GroupCommit
 from sesame.store.migrations import migrate_sqlite
 from sesame.store.sqlite_downloads import ADD_EVENT, EVENT_COLUMNS, SQLiteDownloads, _event_row
 from sesame.store.sqlite_log import SQLiteLog
@@ -117,6 +118,7 @@ LINK_COLUMNS = (
 RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, landing, created_at"
 KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
 ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTEGER NOT NULL)"
+T = TypeVar("T")
 PING_WAIT = 0.02  # seconds ping() waits for another's write lock
 MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
 
@@ -135,6 +137,7 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         # the file locked sleep and poll (1 ms, 2 ms, 5 ms...), which cost about half of a
         # small download's time once downloads ran on worker threads (measured under wrk).
         self._writing = threading.Lock()
+        self._group = GroupCommit(self._writing, timeout)
         migrate_sqlite(self._db, SCHEMA, str(self.path))
 
     @property
@@ -153,20 +156,8 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once so that check-then-write cannot race; inside
-        this thread's batch, a savepoint of the batch's transaction."""
+        """One write transaction, taken at once so that check-then-write cannot race."""
         db = self._db
-        if getattr(self._local, "batch", False):
-            db.execute("SAVEPOINT step")
-            try:
-                yield db
-            except BaseException:
-                if db.in_transaction:  # SQLite may have rolled the whole batch back itself
-                    db.execute("ROLLBACK TO step")
-                    db.execute("RELEASE step")
-                raise
-            db.execute("RELEASE step")
-            return
         if not self._writing.acquire(timeout=self.timeout):
             raise sqlite3.OperationalError("database is locked")  # by this process's writers
         try:
@@ -180,40 +171,9 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         finally:
             self._writing.release()
 
-    def open_batch(self) -> bool:
-        """Begin this thread's batch: one write transaction that the store calls made in
-        this thread join, until ``close_batch``."""
-        db = self._db
-        if not self._writing.acquire(timeout=self.timeout):
-            raise sqlite3.OperationalError("database is locked")  # by this process's writers
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._writing.release()
-            raise
-        self._local.batch = True
-        return True
-
-    def batch_open(self) -> bool:
-        """Whether this thread's batch still holds its transaction (SQLite rolls one back
-        by itself on some failures: a full disk, an I/O error)."""
-        return bool(getattr(self._local, "batch", False)) and self._db.in_transaction
-
-    def close_batch(self, commit: bool = True) -> None:
-        """Commit (or roll back) this thread's batch."""
-        self._local.batch = False
-        db = self._db
-        try:
-            if db.in_transaction:
-                db.execute("COMMIT" if commit else "ROLLBACK")
-            elif commit:
-                raise sqlite3.OperationalError("the batch's transaction was rolled back")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            self._writing.release()
+    def _grouped(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(db)`` in a write transaction shared with other threads' (see grouping)."""
+        return self._group.run(lambda: self._db, work)
 
     def add_link(self, link: Link) -> None:
         self._insert_link(self._db, link)

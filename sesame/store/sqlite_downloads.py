@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sesame.models import DownloadEnd, DownloadEvent, DownloadStart, Outcome, Refusal
 
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+T = TypeVar("T")
 SWEEP_BATCH = 20  # lapsed leases settled per download begun
 SESSION_WINDOW = 60  # seconds after a session's download arrived that its pieces still join it
 LEASE_COLUMNS = "id, link_id, counted, reserved, day, sent, row"
@@ -37,38 +39,41 @@ class SQLiteDownloads:
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
+    def _grouped(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
     def begin_download(self, start: DownloadStart) -> Refusal | None:
-        with self._transaction() as db:
-            self._sweep(db, start.now)
-            joined = (
-                start.counted
-                and start.piece
-                and self._counted_in_flight(db, start.session, start.now)
-            )
-            if joined:
-                start = replace(start, counted=False)
-            refusal = self._refusal(db, start)
-            if refusal is None:
-                if start.nbytes:
-                    db.execute(ADD_EGRESS, {"day": start.day, "nbytes": start.nbytes})
-                if start.settled:
-                    assert start.event is not None
-                    db.execute(ADD_EVENT, _event_row(start.event))
-                else:
-                    db.execute(
-                        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0)",
-                        (
-                            start.slot_id,
-                            start.until,
-                            start.link_id,
-                            int(start.counted),
-                            start.nbytes,
-                            start.day,
-                            _json_row(start.event),
-                            start.session,
-                        ),
-                    )
-            return refusal
+        return self._grouped(lambda db: self._begin(db, start))
+
+    def _begin(self, db: sqlite3.Connection, start: DownloadStart) -> Refusal | None:
+        self._sweep(db, start.now)
+        joined = (
+            start.counted and start.piece and self._counted_in_flight(db, start.session, start.now)
+        )
+        if joined:
+            start = replace(start, counted=False)
+        refusal = self._refusal(db, start)
+        if refusal is None:
+            if start.nbytes:
+                db.execute(ADD_EGRESS, {"day": start.day, "nbytes": start.nbytes})
+            if start.settled:
+                assert start.event is not None
+                db.execute(ADD_EVENT, _event_row(start.event))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0)",
+                    (
+                        start.slot_id,
+                        start.until,
+                        start.link_id,
+                        int(start.counted),
+                        start.nbytes,
+                        start.day,
+                        _json_row(start.event),
+                        start.session,
+                    ),
+                )
+        return refusal
 
     def _counted_in_flight(self, db: sqlite3.Connection, session: str, now: int) -> bool:
         """Whether ``session`` has a counted download in flight, or one that arrived less
@@ -147,8 +152,7 @@ class SQLiteDownloads:
         return None if cursor.rowcount == 1 else Refusal.LINK
 
     def end_download(self, end: DownloadEnd) -> None:
-        with self._transaction() as db:
-            self._settle(db, end)
+        self._grouped(lambda db: self._settle(db, end))
 
     def _settle(self, db: sqlite3.Connection, end: DownloadEnd) -> None:
         lease = db.execute(

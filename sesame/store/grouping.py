@@ -1,0 +1,122 @@
+"""Group commit for the SQLite store: the download path's writes of many threads, in one
+transaction.
+
+A thread that has a download to begin or settle queues the work and takes the process's
+write lock; whoever holds it runs every piece of work queued so far in one write
+transaction, each in a savepoint of its own, commits once, and hands each thread its
+answer. A thread whose work a previous holder already did finds it done and goes on. So a
+busy gateway pays one transaction (its locks and its WAL write) for many downloads, while
+every download's check-then-write stays atomic with respect to every thread and process,
+and no thread learns its outcome before it is committed. Only store work runs under the
+lock: the gateway reads files, renders pages and checks tokens outside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], Any]
+MAX_ROLLBACKS = 2  # times a batch is tried again without the work SQLite rolled it back for
+
+
+@dataclass(eq=False)
+class _Ticket:
+    work: Work
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    error: BaseException | None = None
+
+    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error = value, error
+        self.done.set()
+
+
+class GroupCommit:
+    """Work on one SQLite file, grouped under ``writing`` (the process's write lock), each
+    call giving up after ``timeout`` seconds without the lock."""
+
+    def __init__(self, writing: threading.Lock, timeout: float) -> None:
+        self._writing = writing
+        self._timeout = timeout
+        self._queue: list[_Ticket] = []
+        self._queued = threading.Lock()
+
+    def run(self, connection: Callable[[], sqlite3.Connection], work: Callable[..., T]) -> T:
+        """``work(db)`` in a write transaction, with whatever else is queued meanwhile;
+        ``connection()`` is this thread's connection, used if this thread does the work."""
+        ticket = _Ticket(work)
+        with self._queued:
+            self._queue.append(ticket)
+        deadline = time.monotonic() + self._timeout
+        while not ticket.done.is_set():
+            if self._writing.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                try:
+                    if not ticket.done.is_set():
+                        self._lead(connection())
+                finally:
+                    self._writing.release()
+                continue
+            with self._queued:
+                waiting = ticket in self._queue
+                if waiting:
+                    self._queue.remove(ticket)
+            if waiting:  # no holder took it: give up, as a lone writer would
+                raise sqlite3.OperationalError("database is locked")
+            ticket.done.wait()  # a holder is doing it: its answer comes soon
+        if ticket.error is not None:
+            raise ticket.error
+        result: T = ticket.value
+        return result
+
+    def _lead(self, db: sqlite3.Connection) -> None:
+        """Run everything queued, holding the write lock."""
+        with self._queued:
+            pending, self._queue = self._queue, []
+        for _ in range(MAX_ROLLBACKS + 1):
+            if not pending:
+                return
+            pending = self._batch(db, pending)
+        for ticket in pending:
+            ticket.finish(error=sqlite3.OperationalError("the transaction was rolled back"))
+
+    def _batch(self, db: sqlite3.Connection, pending: list[_Ticket]) -> list[_Ticket]:
+        """One transaction of ``pending``; what must be tried again (SQLite rolled the whole
+        transaction back for one piece of work, which alone fails)."""
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            return _fail(pending, exc)
+        results: list[tuple[Any, BaseException | None]] = []
+        for number, ticket in enumerate(pending):
+            db.execute("SAVEPOINT work")
+            try:
+                results.append((ticket.work(db), None))
+            except BaseException as exc:
+                if not db.in_transaction:  # a full disk, an I/O error: all of it undone
+                    ticket.finish(error=exc)
+                    return pending[:number] + pending[number + 1 :]
+                db.execute("ROLLBACK TO work")
+                results.append((None, exc))
+            db.execute("RELEASE work")
+        try:
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return _fail(pending, exc)
+        for ticket, (value, error) in zip(pending, results, strict=True):
+            ticket.finish(value, error)
+        return []
+
+
+def _fail(tickets: list[_Ticket], exc: BaseException) -> list[_Ticket]:
+    for ticket in tickets:
+        ticket.finish(error=copy.copy(exc))  # each thread raises its own
+    return []

@@ -1,0 +1,124 @@
+"""Group commit on a real SQLite file (sesame.store.grouping): the downloads of many threads
+begun in few transactions, each exact against the link's limit; a failing piece of work
+spoils no other; a full disk or a lock held by another process fails every waiting thread
+cleanly, and leaves nothing held."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sesame.downloads import Download
+from sesame.errors import LinkExhausted, StoreUnavailable
+from sesame.store import grouping
+from tests.support import BODY, FILE, FakeClock, make_service, take, tmpfs
+
+
+def _at_once(jobs: list[Callable[[], Any]]) -> list[Any]:
+    """Every job in a thread of its own, started together; their answers or errors."""
+    start = threading.Barrier(len(jobs))
+
+    def run(job: Callable[[], Any]) -> Any:
+        start.wait()
+        try:
+            return job()
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        return list(pool.map(run, jobs))
+
+
+@pytest.fixture
+def transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the transactions the group commit opens."""
+    opened: list[int] = []
+    batch = grouping.GroupCommit._batch
+
+    def counting(self: grouping.GroupCommit, db: sqlite3.Connection, pending: Any) -> Any:
+        opened.append(len(pending))
+        return batch(self, db, pending)
+
+    monkeypatch.setattr(grouping.GroupCommit, "_batch", counting)
+    return opened
+
+
+def test_forty_threads_begin_in_few_transactions_and_count_exactly(
+    tmp_path: Path, transactions: list[int]
+) -> None:
+    service = make_service(tmp_path, FakeClock())
+    link = service.share(FILE, max_downloads=5).link
+    answers = _at_once([lambda: take(service, link, len(BODY))] * 40)
+    assert sum(isinstance(a, Download) for a in answers) == 5
+    assert sum(isinstance(a, LinkExhausted) for a in answers) == 35
+    assert sum(transactions) >= 40 and len(transactions) < 40  # grouped
+    record = service.store.get_link(link.id)
+    assert record is not None and record.downloads == 5
+    assert len(service.events(link.id)) == 5
+
+
+def test_a_failing_piece_of_work_spoils_no_other(tmp_path: Path) -> None:
+    service = make_service(tmp_path, FakeClock())
+    store: Any = service.store
+    link = service.share(FILE).link
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE links SET downloads = 99 WHERE id = ?", (link.id,))
+        raise ValueError("a bug in the middle of the work")
+
+    answers = _at_once(
+        [lambda: take(service, link, len(BODY))] * 10 + [lambda: store._grouped(broken)]
+    )
+    assert sum(isinstance(a, Download) for a in answers) == 10
+    assert isinstance(answers[-1], ValueError)
+    record = service.store.get_link(link.id)
+    assert record is not None and record.downloads == 10  # the bug's write was undone
+
+
+def test_a_full_disk_fails_every_waiting_download_and_holds_nothing(tmp_path: Path) -> None:
+    """On a full disk each thread hears the store is unavailable, nothing of theirs is
+    kept, the process's write lock is free again, and once there is room all works."""
+    with tmpfs(tmp_path / "mnt", "1m") as mnt:
+        service = make_service(tmp_path, FakeClock(), data_dir=mnt, store_timeout=0.5)
+        store: Any = service.store
+        link = service.share(FILE, max_downloads=100).link
+        with (mnt / "filler").open("wb") as out, pytest.raises(OSError):
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        answers = _at_once([lambda: take(service, link, len(BODY))] * 20)
+        assert all(isinstance(a, StoreUnavailable) for a in answers), answers
+        assert not store._writing.locked()
+        (mnt / "filler").unlink()
+        record = service.store.get_link(link.id)
+        assert record is not None and record.downloads == 0
+        assert service.events(link.id) == []
+        assert isinstance(take(service, link, len(BODY)), Download)
+
+
+def test_a_lock_held_elsewhere_fails_each_thread_on_time(tmp_path: Path) -> None:
+    """Another process holds the write lock: every thread gives up after the store's
+    timeout (not one timeout after another), and all works once it is let go."""
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.5)
+    store: Any = service.store
+    link = service.share(FILE).link
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        answers = _at_once([lambda: take(service, link, len(BODY))] * 12)
+        elapsed = time.monotonic() - started
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert all(isinstance(a, StoreUnavailable) for a in answers), answers
+    assert elapsed < 12 * 0.5  # waited side by side, not each after the other
+    assert not store._writing.locked()
+    assert isinstance(take(service, link, len(BODY)), Download)
