@@ -5,9 +5,8 @@ BIN     := $(VENV)/bin
 
 .PHONY: run test install install-test system-deps lint bench messages
 
-run: install ## set up and start the gateway and the dashboard
-	@scripts/banner
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $${PORT:-8000}
+run: install ## set up and start the gateway and the dashboard; Ctrl-C stops both
+	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/run
 
 test: system-deps install-test ## set up and run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
