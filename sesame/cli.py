@@ -70,6 +70,14 @@ def _errors_to_exit_codes() -> Iterator[None]:
         sys.exit(code)
 
 
+def _print_version(ctx: click.Context, asked: bool) -> None:
+    # click's version_option takes its message when the command is built, before anyone has
+    # chosen a language; this one translates it when it is shown.
+    if asked and not ctx.resilient_parsing:
+        click.echo(_("%(prog)s, version %(version)s") % {"prog": "sesame", "version": __version__})
+        ctx.exit()
+
+
 def _service(ctx: click.Context) -> Service:
     factory: Callable[[], Service] = ctx.obj["factory"]
     if "service" not in ctx.obj:
@@ -95,7 +103,14 @@ def option(*names: str, **attrs: Any) -> Callable[[F], F]:
         " folder; the language from SESAME_LANG (zh_CN or en), else from LANG."
     ),
 )
-@click.version_option(__version__, "--version", prog_name="sesame", cls=_Option)
+@option(
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=lambda ctx, _param, value: _print_version(ctx, value),
+    help=N_("Show the version and exit."),
+)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """The ``sesame`` command group."""

@@ -156,3 +156,10 @@ def test_the_language_from_dotenv(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("SESAME_LANG=zh_CN\n")
     assert "用法:" in sesame(tmp_path, "--help", LANG="C").stdout
     assert "Usage:" in sesame(tmp_path, "--help", SESAME_LANG="en").stdout
+
+
+@pytest.mark.parametrize(("lang", "says"), [("zh_CN", "sesame,版本 "), ("en", "sesame, version ")])
+def test_the_version(service: Service, lang: str, says: str) -> None:
+    """--version says the version in the reader's language."""
+    result = run(service, "--version", lang=lang)
+    assert result.exit_code == 0 and result.stdout.startswith(says)
