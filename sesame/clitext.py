@@ -87,6 +87,13 @@ class _TranslatedHelp(click.Command):
         with _translated_help(self):
             return super().get_short_help_str(limit)
 
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            # click builds this option once and keeps the help it had in that moment's language.
+            option.help = _("Show this message and exit.")
+        return option
+
 
 class Option(click.Option):
     """An option whose ``help`` is a message id, shown translated."""
