@@ -5,9 +5,8 @@ BIN     := $(VENV)/bin
 
 .PHONY: run test install install-test system-deps lint bench messages
 
-run: install ## set up and start the gateway and the dashboard
-	@scripts/banner
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $${PORT:-8000}
+run: install ## set up and start the gateway and the dashboard; Ctrl-C stops both
+	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/run
 
 test: system-deps install-test ## set up and run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -39,10 +38,10 @@ bench: install-test
 # The catalogs of sesame/i18n.py: new messages in, old ones out, translations kept.
 LOCALES := sesame/locale
 messages: install-test ## extract the messages of each domain into its catalogs
-	$(BIN)/pybabel extract --quiet -F babel.cfg --no-location --sort-output -o $(LOCALES)/dashboard.pot admin_ui
-	$(BIN)/pybabel extract --quiet -F babel.cfg --no-location --sort-output -o $(LOCALES)/sesame.pot sesame gateway
+	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output -o $(LOCALES)/dashboard.pot admin_ui
+	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output -o $(LOCALES)/sesame.pot sesame gateway
 	@for domain in dashboard sesame; do for lang in en zh_CN; do \
 	  if [ -f $(LOCALES)/$$lang/LC_MESSAGES/$$domain.po ]; then \
-	    $(BIN)/pybabel update --quiet --no-fuzzy-matching -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); \
-	  else $(BIN)/pybabel init --quiet -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); fi; \
+	    $(BIN)/pybabel --quiet update --no-fuzzy-matching -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); \
+	  else $(BIN)/pybabel --quiet init -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); fi; \
 	done; done

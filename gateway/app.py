@@ -108,6 +108,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         # A plain Starlette route: FastAPI's per-request parameter solving is a quarter of a
         # small download's time, and this route needs none of it.
         app.router.add_route(path, _download, methods=["GET", "HEAD"], include_in_schema=False)
+    # What this server is, for someone who opens its bare address (the dashboard points there).
+    app.router.add_route("/", _home, methods=["GET", "HEAD"], include_in_schema=False)
     for method in ("GET", "HEAD"):
         listed = method == "GET"
         app.add_api_route(
@@ -150,6 +152,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _download(request: Request) -> Response:
     return await download(request, request.path_params["token"])
+
+
+async def _home(request: Request) -> Response:
+    pages: Pages = request.app.state.pages
+    return pages.home(request)
 
 
 async def _healthz(request: Request) -> Response:

@@ -35,37 +35,37 @@ CSP = (
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
+HOME = {
+    "service": "sesame",
+    "message": "A Sesame download gateway: download links shared with you open here.",
+}
+
 _TEXTS: dict[str, dict[str, str]] = {
     "invalid": {
-        "mark": "?",
         "title_zh": "链接无效",
         "title_en": "This link is not valid",
         "detail_zh": "这个链接不存在、不完整,或已被修改。",
         "detail_en": "This link does not exist, is incomplete, or was altered.",
     },
     "expired": {
-        "mark": "⌛",
         "title_zh": "链接已过期",
         "title_en": "This link has expired",
         "detail_zh": "这个下载链接的有效期已经结束,过期时间:",
         "detail_en": "The time this download link was valid for is over. It expired at:",
     },
     "revoked": {
-        "mark": "✕",
         "title_zh": "链接已撤销",
         "title_en": "This link was revoked",
         "detail_zh": "分享者已撤销这个链接。",
         "detail_en": "The person who shared it has revoked this link.",
     },
     "exhausted": {
-        "mark": "∅",
         "title_zh": "下载次数已用完",
         "title_en": "No downloads left",
         "detail_zh": "这个链接允许的下载次数已经用完。",
         "detail_en": "This link has been downloaded as many times as it allows.",
     },
     "busy": {
-        "mark": "⏳",
         "title_zh": "服务器正忙",
         "title_en": "The server is busy",
         "detail_zh": "同时进行的下载已达上限,请稍后再试。链接仍然有效,本次未计入下载次数。",
@@ -73,14 +73,12 @@ _TEXTS: dict[str, dict[str, str]] = {
         "little while: your link still works, and this attempt did not count.",
     },
     "rate_limited": {
-        "mark": "⏳",
         "title_zh": "请求过于频繁",
         "title_en": "Too many requests",
         "detail_zh": "请稍等片刻再试。",
         "detail_en": "Please wait a moment before you try again.",
     },
     "budget": {
-        "mark": "☾",
         "title_zh": "今日下载流量已用完",
         "title_en": "Today's download allowance is used up",
         "detail_zh": "链接仍然有效,本次未计入下载次数。流量重置时间:",
@@ -88,7 +86,6 @@ _TEXTS: dict[str, dict[str, str]] = {
         "Come back after the allowance resets at:",
     },
     "unavailable": {
-        "mark": "⏳",
         "title_zh": "服务暂时不可用",
         "title_en": "Temporarily unavailable",
         "detail_zh": "服务器暂时无法读取链接记录,请稍后再试。链接仍然有效,本次未计入下载次数。",
@@ -111,6 +108,13 @@ class Pages:
         body = self.env.get_template(template).render(csp_nonce=nonce, **context)
         headers = {**NO_STORE, "Content-Security-Policy": CSP.format(nonce=nonce)}
         return HTMLResponse(body, status_code=status, headers=headers)
+
+    def home(self, request: Request) -> Response:
+        """What the gateway's root says: what this server is, and nothing of its files or
+        links; JSON for a client that prefers it."""
+        if wants_json(request):
+            return JSONResponse(HOME, headers=NO_STORE)
+        return self.html("home.html")
 
     def preview(self, request: Request, link: Link, info: FileInfo) -> Response:
         """A card about the file for a preview bot or a prefetch: it takes nothing."""
@@ -139,7 +143,7 @@ class Pages:
         status = 404 if exc.code == "invalid" else 410
         if wants_json(request):
             return JSONResponse(_json_body(exc), status_code=status, headers=NO_STORE)
-        return self.html("error.html", status, when=_when(exc), **_TEXTS[exc.code])
+        return self.html("error.html", status, code=exc.code, when=_when(exc), **_TEXTS[exc.code])
 
     def unavailable(self, request: Request, exc: Unavailable, now: float) -> Response:
         """The answer for a request refused to protect the bandwidth: 503 or 429, with
@@ -161,6 +165,7 @@ class Pages:
             when=when,
             relative=_relative(exc.retry_after) if when else None,
             retry=True,
+            code=exc.code,
             **_TEXTS[exc.code],
         )
         page.headers["Retry-After"] = str(exc.retry_after)
@@ -179,7 +184,7 @@ class Pages:
                 "retry_after": exc.retry_after,
             }
             return JSONResponse(body, status_code=exc.status, headers=headers)
-        page = self.html("error.html", exc.status, retry=True, **_TEXTS[exc.code])
+        page = self.html("error.html", exc.status, retry=True, code=exc.code, **_TEXTS[exc.code])
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
 

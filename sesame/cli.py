@@ -15,6 +15,8 @@ import click
 
 from sesame import __version__, export, qr
 from sesame.activity import LogFilter
+from sesame.clitext import N_, Group, _, ngettext, sentence
+from sesame.clitext import Option as _Option
 from sesame.errors import (
     ApiKeyNotFound,
     ConfigError,
@@ -31,10 +33,19 @@ from sesame.models import ApiKey, Link, LinkStatus, Rule, human_size, utc
 from sesame.service import MAX_DOWNLOADS, Service
 from sesame.settings import load_settings
 
-LANDING_HELP = (
+LANDING_HELP = N_(
     "Browsers see a page with the file's name, size, SHA-256 and time left, and a download"
     " button, before the download."
 )
+JSON_OBJECT_HELP = N_("Print one JSON object and nothing else.")
+JSON_LIST_HELP = N_("Print one JSON list and nothing else.")
+
+STATUS_TEXTS = {
+    LinkStatus.ACTIVE: N_("active"),
+    LinkStatus.EXPIRED: N_("expired"),
+    LinkStatus.REVOKED: N_("revoked"),
+    LinkStatus.USED_UP: N_("used up"),
+}
 
 # One place where errors become exit codes (sysexits.h where one fits).
 EXIT_CODES: dict[type[SesameError], int] = {
@@ -54,9 +65,17 @@ def _errors_to_exit_codes() -> Iterator[None]:
     try:
         yield
     except SesameError as exc:
-        click.echo(f"sesame: {exc}", err=True)
+        click.echo(f"sesame: {sentence(exc)}", err=True)
         code = next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
         sys.exit(code)
+
+
+def _print_version(ctx: click.Context, asked: bool) -> None:
+    # click's version_option takes its message when the command is built, before anyone has
+    # chosen a language; this one translates it when it is shown.
+    if asked and not ctx.resilient_parsing:
+        click.echo(_("%(prog)s, version %(version)s") % {"prog": "sesame", "version": __version__})
+        ctx.exit()
 
 
 def _service(ctx: click.Context) -> Service:
@@ -67,57 +86,74 @@ def _service(ctx: click.Context) -> Service:
     return service
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sesame")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def option(*names: str, **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` whose help is shown in the reader's language."""
+    return click.option(*names, cls=_Option, **attrs)
+
+
+@click.group(
+    cls=Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help=N_(
+        "Sesame: share files from SESAME_FILES_DIR with signed links that expire.\n\n"
+        "Settings come from SESAME_* environment variables and a .env file in the current"
+        " folder; the language from SESAME_LANG (zh_CN or en), else from LANG."
+    ),
+)
+@option(
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=lambda ctx, _param, value: _print_version(ctx, value),
+    help=N_("Show the version and exit."),
+)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Sesame: share files from SESAME_FILES_DIR with signed links that expire.
-
-    Settings come from SESAME_* environment variables and a .env file in the current folder.
-    """
+    """The ``sesame`` command group."""
     ctx.ensure_object(dict)
     ctx.obj.setdefault("factory", lambda: Service.from_settings(load_settings()))
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _link_options(which: str) -> Callable[[F], F]:
-    """The --ttl and --max-downloads options, for ``which`` ("the link", "each link")."""
+def _link_options(downloads_help: str, ttl_help: str) -> Callable[[F], F]:
+    """The --ttl and --max-downloads options, with their help."""
 
     def decorate(command: F) -> F:
-        command = click.option(
+        command = option(
             "--max-downloads",
             type=click.IntRange(min=1, max=MAX_DOWNLOADS),
             default=None,
-            help=f"How many complete downloads {which} allows. [default: no limit]",
+            help=downloads_help,
         )(command)
-        return click.option(
-            "--ttl",
-            "lifetime",
-            metavar="LIFETIME",
-            default=None,
-            help=f"How long {which} works, like 90s, 10m, 2h, 7d."
-            " [default: SESAME_DEFAULT_LIFETIME]",
-        )(command)
+        return option("--ttl", "lifetime", metavar="LIFETIME", default=None, help=ttl_help)(command)
 
     return decorate
 
 
-@cli.command()
+@cli.command(
+    help=N_("Make a link to FILE (a name inside SESAME_FILES_DIR) and print it with a QR code.")
+)
 @click.argument("file")
-@_link_options("the link")
-@click.option("--recipient", default=None, help="Who the link is for (shown in the log).")
-@click.option("--note", default=None, help="A note for yourself.")
-@click.option("--landing", is_flag=True, help=LANDING_HELP)
-@click.option(
+@_link_options(
+    N_("How many complete downloads the link allows. [default: no limit]"),
+    N_("How long the link works, like 90s, 10m, 2h, 7d. [default: SESAME_DEFAULT_LIFETIME]"),
+)
+@option("--recipient", default=None, help=N_("Who the link is for (shown in the log)."))
+@option("--note", default=None, help=N_("A note for yourself."))
+@option("--landing", is_flag=True, help=LANDING_HELP)
+@option(
     "--rate",
     default=None,
-    help="Cap each download's speed, like 500KiB (a second); 0 for none "
-    "(default: SESAME_DEFAULT_LINK_RATE).",
+    help=N_(
+        "Cap each download's speed, like 500KiB (a second); 0 for none"
+        " (default: SESAME_DEFAULT_LINK_RATE)."
+    ),
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
-@click.option("--no-qr", is_flag=True, help="Do not draw the QR code.")
+@option("--json", "as_json", is_flag=True, help=JSON_OBJECT_HELP)
+@option("--no-qr", is_flag=True, help=N_("Do not draw the QR code."))
 @click.pass_context
 def link(
     ctx: click.Context,
@@ -131,7 +167,7 @@ def link(
     as_json: bool,
     no_qr: bool,
 ) -> None:
-    """Make a link to FILE (a name inside SESAME_FILES_DIR) and print it with a QR code."""
+    """Make a link and print it."""
     with _errors_to_exit_codes():
         shared = _service(ctx).share(file, lifetime, max_downloads, recipient, note, landing, rate)
     if as_json:
@@ -139,23 +175,28 @@ def link(
         return
     expires = utc(shared.link.expires_at)
     click.echo(shared.url)
-    click.echo(
-        f"{shared.link.file} · expires {expires:%Y-%m-%d %H:%M:%S} UTC"
-        f" (in {format_lifetime(shared.link.lifetime)})"
-        + (f" · {max_downloads} download(s)" if max_downloads else "")
+    summary = _("{file} · expires {expires} UTC (in {lifetime})").format(
+        file=shared.link.file,
+        expires=f"{expires:%Y-%m-%d %H:%M:%S}",
+        lifetime=format_lifetime(shared.link.lifetime),
     )
+    if max_downloads:
+        summary += " · " + ngettext("{count} download", "{count} downloads", max_downloads).format(
+            count=max_downloads
+        )
+    click.echo(summary)
     if not no_qr:
         click.echo(qr.text(shared.url), nl=False)
 
 
-@cli.command()
-@click.option(
-    "--all", "include_all", is_flag=True, help="Include expired, revoked and used-up links."
+@cli.command(help=N_("List links, newest first (only the active ones without --all)."))
+@option(
+    "--all", "include_all", is_flag=True, help=N_("Include expired, revoked and used-up links.")
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON list and nothing else.")
+@option("--json", "as_json", is_flag=True, help=JSON_LIST_HELP)
 @click.pass_context
 def links(ctx: click.Context, include_all: bool, as_json: bool) -> None:
-    """List links, newest first (only the active ones without --all)."""
+    """List links."""
     with _errors_to_exit_codes():
         service = _service(ctx)
         if as_json:
@@ -172,63 +213,72 @@ def links(ctx: click.Context, include_all: bool, as_json: bool) -> None:
             if include_all or link.status(now) is LinkStatus.ACTIVE
         ]
     if not records:
-        click.echo("No links." if include_all else "No active links (see --all).")
+        click.echo(_("No links.") if include_all else _("No active links (see --all)."))
         return
     for link in records:
         click.echo(_link_line(service, link))
 
 
-@cli.command()
+@cli.command(help=N_("Revoke the link ID; the gateway refuses it from the next request on."))
 @click.argument("link_id", metavar="ID")
 @click.pass_context
 def revoke(ctx: click.Context, link_id: str) -> None:
-    """Revoke the link ID; the gateway refuses it from the next request on."""
+    """Revoke a link."""
     with _errors_to_exit_codes():
         revoked = _service(ctx).revoke(link_id)
-    click.echo(f"Revoked {revoked.id} ({revoked.file}).")
+    click.echo(_("Revoked {id} ({file}).").format(id=revoked.id, file=revoked.file))
 
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON list and nothing else.")
+@cli.command(help=N_("List the files you can share."))
+@option("--json", "as_json", is_flag=True, help=JSON_LIST_HELP)
 @click.pass_context
 def files(ctx: click.Context, as_json: bool) -> None:
-    """List the files you can share."""
+    """List the files."""
     with _errors_to_exit_codes():
         infos = _service(ctx).files()
     if as_json:
         _print_json([info.as_dict() for info in infos])
         return
     if not infos:
-        click.echo("No files yet: put some in SESAME_FILES_DIR.")
+        click.echo(_("No files yet: put some in SESAME_FILES_DIR."))
     for info in infos:
         click.echo(f"{info.name}\t{human_size(info.size)}\t{info.sha256[:12]}")
 
 
-@cli.group()
+@cli.group(help=N_("Keyword rules: what the WeChat Official Account answers to a keyword."))
 def rule() -> None:
-    """Keyword rules: what the WeChat Official Account answers to a keyword."""
+    """Keyword rules."""
 
 
-@rule.command("add")
+@rule.command(
+    "add", help=N_("Answer KEYWORD with a fresh link to FILE (a name inside SESAME_FILES_DIR).")
+)
 @click.argument("keyword")
 @click.argument("file")
-@_link_options("each link")
-@click.option(
+@_link_options(
+    N_("How many complete downloads each link allows. [default: no limit]"),
+    N_("How long each link works, like 90s, 10m, 2h, 7d. [default: SESAME_DEFAULT_LIFETIME]"),
+)
+@option(
     "--cooldown",
     metavar="LIFETIME",
     default=None,
-    help="A sender asking again within this time gets their last link back; 0 for never."
-    " [default: the link's lifetime]",
+    help=N_(
+        "A sender asking again within this time gets their last link back; 0 for never."
+        " [default: the link's lifetime]"
+    ),
 )
-@click.option(
+@option(
     "--template",
     default=None,
-    help="The reply, with {url}, {file}, {size}, {sha256}, {expires}, {minutes}."
-    " [default: a Chinese and English reply like the one in the README]",
+    help=N_(
+        "The reply, with {url}, {file}, {size}, {sha256}, {expires}, {minutes}."
+        " [default: a Chinese and English reply like the one in the README]"
+    ),
 )
-@click.option("--landing", is_flag=True, help=LANDING_HELP)
-@click.option("--replace", is_flag=True, help="Replace the keyword's rule if it has one.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@option("--landing", is_flag=True, help=LANDING_HELP)
+@option("--replace", is_flag=True, help=N_("Replace the keyword's rule if it has one."))
+@option("--json", "as_json", is_flag=True, help=JSON_OBJECT_HELP)
 @click.pass_context
 def rule_add(
     ctx: click.Context,
@@ -242,7 +292,7 @@ def rule_add(
     replace: bool,
     as_json: bool,
 ) -> None:
-    """Answer KEYWORD with a fresh link to FILE (a name inside SESAME_FILES_DIR)."""
+    """Add a keyword rule."""
     with _errors_to_exit_codes():
         added = _service(ctx).add_rule(
             keyword, file, lifetime, max_downloads, cooldown, template, landing, replace
@@ -250,46 +300,53 @@ def rule_add(
     if as_json:
         _print_json(added.as_dict())
         return
-    click.echo(f"Keyword {added.keyword!r} now answers with {_rule_line(added)}.")
+    click.echo(
+        _("Keyword {keyword!r} now answers with {rule}.").format(
+            keyword=added.keyword, rule=_rule_line(added)
+        )
+    )
 
 
-@rule.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON list and nothing else.")
+@rule.command("list", help=N_("List the keyword rules."))
+@option("--json", "as_json", is_flag=True, help=JSON_LIST_HELP)
 @click.pass_context
 def rule_list(ctx: click.Context, as_json: bool) -> None:
-    """List the keyword rules."""
+    """List the rules."""
     with _errors_to_exit_codes():
         found = _service(ctx).rules()
     if as_json:
         _print_json([item.as_dict() for item in found])
         return
     if not found:
-        click.echo("No keyword rules yet: see sesame rule add --help.")
+        click.echo(_("No keyword rules yet: see sesame rule add --help."))
     for item in found:
         click.echo(f"{item.keyword}\t{_rule_line(item)}")
 
 
-@rule.command("remove")
+@rule.command("remove", help=N_("Stop answering KEYWORD; links already sent keep working."))
 @click.argument("keyword")
 @click.pass_context
 def rule_remove(ctx: click.Context, keyword: str) -> None:
-    """Stop answering KEYWORD; links already sent keep working."""
+    """Remove a rule."""
     with _errors_to_exit_codes():
         removed = _service(ctx).remove_rule(keyword)
-    click.echo(f"Removed the rule for {removed.keyword!r}.")
+    click.echo(_("Removed the rule for {keyword!r}.").format(keyword=removed.keyword))
 
 
-@cli.group()
+@cli.group(help=N_("API keys for bots and scripts that ask for links over HTTP."))
 def apikey() -> None:
-    """API keys for bots and scripts that ask for links over HTTP."""
+    """API keys."""
 
 
-@apikey.command("create")
+@apikey.command(
+    "create",
+    help=N_("Make an API key called NAME. The key is shown this once; only its hash is kept."),
+)
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
+@option("--json", "as_json", is_flag=True, help=JSON_OBJECT_HELP)
 @click.pass_context
 def apikey_create(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Make an API key called NAME. The key is shown this once; only its hash is kept."""
+    """Make an API key."""
     with _errors_to_exit_codes():
         created = _service(ctx).create_api_key(name)
     if as_json:
@@ -297,59 +354,66 @@ def apikey_create(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     click.echo(created.secret)
     click.echo(
-        f"API key {created.api_key.id} ({created.api_key.name}). Copy it now: it is shown"
-        " only this once. Use it as: Authorization: Bearer <key>",
+        _(
+            "API key {id} ({name}). Copy it now: it is shown only this once."
+            " Use it as: Authorization: Bearer <key>"
+        ).format(id=created.api_key.id, name=created.api_key.name),
         err=True,
     )
 
 
-@apikey.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON list and nothing else.")
+@apikey.command("list", help=N_("List API keys (their first letters only), newest first."))
+@option("--json", "as_json", is_flag=True, help=JSON_LIST_HELP)
 @click.pass_context
 def apikey_list(ctx: click.Context, as_json: bool) -> None:
-    """List API keys (their first letters only), newest first."""
+    """List API keys."""
     with _errors_to_exit_codes():
         found = _service(ctx).api_keys()
     if as_json:
         _print_json([item.as_dict() for item in found])
         return
     if not found:
-        click.echo("No API keys yet: see sesame apikey create --help.")
+        click.echo(_("No API keys yet: see sesame apikey create --help."))
     for item in found:
         click.echo(_key_line(item))
 
 
-@apikey.command("revoke")
+@apikey.command("revoke", help=N_("Revoke the API key ID; it is refused from the next request on."))
 @click.argument("key_id", metavar="ID")
 @click.pass_context
 def apikey_revoke(ctx: click.Context, key_id: str) -> None:
-    """Revoke the API key ID; it is refused from the next request on."""
+    """Revoke an API key."""
     with _errors_to_exit_codes():
         revoked = _service(ctx).revoke_api_key(key_id)
-    click.echo(f"Revoked API key {revoked.id} ({revoked.name}).")
+    click.echo(_("Revoked API key {id} ({name}).").format(id=revoked.id, name=revoked.name))
 
 
-@cli.command()
+@cli.command(
+    help=N_("Write a consistent copy of the store to PATH (a new file), while gateways run.")
+)
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def backup(ctx: click.Context, path: Path) -> None:
-    """Write a consistent copy of the store to PATH (a new file), while gateways run."""
+    """Back the store up."""
     with _errors_to_exit_codes():
         _service(ctx).backup(path)
-    click.echo(f"Backed up to {path}.")
+    click.echo(_("Backed up to {path}.").format(path=path))
 
 
-@cli.group()
+@cli.group(help=N_("The download log."))
 def log() -> None:
     """The download log."""
 
 
-@log.command("export")
-@click.option("--since", help="Rows from then on: a time ago (7d, 12h) or a date (2026-01-31).")
-@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="csv")
+@log.command(
+    "export",
+    help=N_("Print the log, oldest first, as CSV (with a header) or JSON Lines, as it is read."),
+)
+@option("--since", help=N_("Rows from then on: a time ago (7d, 12h) or a date (2026-01-31)."))
+@option("--format", "fmt", type=click.Choice(export.FORMATS), default="csv")
 @click.pass_context
 def log_export(ctx: click.Context, since: str | None, fmt: str) -> None:
-    """Print the log, oldest first, as CSV (with a header) or JSON Lines, as it is read."""
+    """Export the log."""
     with _errors_to_exit_codes():
         service = _service(ctx)
         query = LogFilter(since=_since(service, since) if since else None)
@@ -367,17 +431,31 @@ def _since(service: Service, text: str) -> float:
 
 
 def _rule_line(item: Rule) -> str:
-    limit = f", {item.max_downloads} download(s)" if item.max_downloads else ""
-    cooldown = format_lifetime(item.cooldown) if item.cooldown else "none"
-    landing = ", landing page" if item.landing else ""
-    return (
-        f"{item.file}: {format_lifetime(item.lifetime)} links{limit}{landing}, cool-down {cooldown}"
-    )
+    parts = [_("{lifetime} links").format(lifetime=format_lifetime(item.lifetime))]
+    if item.max_downloads:
+        parts.append(
+            ngettext("{count} download", "{count} downloads", item.max_downloads).format(
+                count=item.max_downloads
+            )
+        )
+    if item.landing:
+        parts.append(_("landing page"))
+    cooldown = format_lifetime(item.cooldown) if item.cooldown else _("none")
+    parts.append(_("cool-down {cooldown}").format(cooldown=cooldown))
+    return f"{item.file}: " + _(", ").join(parts)
 
 
 def _key_line(item: ApiKey) -> str:
-    state = f"revoked {utc(item.revoked_at):%Y-%m-%d}" if item.revoked_at else "active"
-    used = f"last used {utc(item.last_used_at):%Y-%m-%d %H:%M}" if item.last_used_at else ""
+    state = (
+        _("revoked {date}").format(date=f"{utc(item.revoked_at):%Y-%m-%d}")
+        if item.revoked_at
+        else _("active")
+    )
+    used = (
+        _("last used {time}").format(time=f"{utc(item.last_used_at):%Y-%m-%d %H:%M}")
+        if item.last_used_at
+        else ""
+    )
     fields = [item.id, f"{item.prefix}…", item.name, state, used]
     return "\t".join(fields).rstrip()
 
@@ -388,11 +466,12 @@ def _status(service: Service, link: Link) -> str:
 
 def _link_line(service: Service, link: Link) -> str:
     left = max(0, link.expires_at - int(service.clock()))
-    expiry = f"expires {utc(link.expires_at):%Y-%m-%d %H:%M} UTC"
+    expiry = _("expires {time} UTC").format(time=f"{utc(link.expires_at):%Y-%m-%d %H:%M}")
     if left:
-        expiry += f" ({format_lifetime(left)} left)"
+        expiry += " " + _("({lifetime} left)").format(lifetime=format_lifetime(left))
     limit = f"{link.downloads}/{link.max_downloads or '∞'}"
-    fields = [link.id, _status(service, link), link.file, limit, expiry, link.recipient or ""]
+    status = _(STATUS_TEXTS[link.status(service.clock())])
+    fields = [link.id, status, link.file, limit, expiry, link.recipient or ""]
     return "\t".join(fields).rstrip()
 
 

@@ -290,7 +290,10 @@ def test_weird_tokens_404(client: TestClient, prefix: str, token: str) -> None:
     """Any string that is not a token answers 404 (never 500), as a page or as JSON."""
     for headers in (BROWSER, JSON):
         response = client.get(prefix + token, headers=headers)
-        assert response.status_code == 404
+        # Like browsers and curl, the client resolves dot segments: /d/.. asks for the root,
+        # whose page names no link.
+        root = response.request.url.path == "/"
+        assert response.status_code == (200 if root else 404)
         assert "set-cookie" not in response.headers
 
 

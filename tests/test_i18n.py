@@ -19,7 +19,8 @@ def _messages(domain: str) -> set[str]:
     found: set[str] = set()
     for folder in SOURCES[domain]:
         for _file, _line, message, _comments, _context in extract_from_dir(ROOT / folder, METHODS):
-            found.update([message] if isinstance(message, str) else [m for m in message if m])
+            # A plural's id is its singular (the catalog keys it so).
+            found.add(message if isinstance(message, str) else message[0])
     return found
 
 
@@ -27,7 +28,7 @@ def _messages(domain: str) -> set[str]:
 def test_every_message_has_a_chinese_translation(domain: str) -> None:
     path = i18n.LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / f"{domain}.po"
     messages = _messages(domain)
-    if not messages:
+    if not messages and domain != "sesame":
         pytest.skip(f"the {domain} domain has no messages yet")
     with path.open("rb") as po:
         catalog = read_po(po, locale="zh_CN")
