@@ -39,10 +39,10 @@ bench: install-test
 # The catalogs of sesame/i18n.py: new messages in, old ones out, translations kept.
 LOCALES := sesame/locale
 messages: install-test ## extract the messages of each domain into its catalogs
-	$(BIN)/pybabel extract --quiet -F babel.cfg --no-location --sort-output -o $(LOCALES)/dashboard.pot admin_ui
-	$(BIN)/pybabel extract --quiet -F babel.cfg --no-location --sort-output -o $(LOCALES)/sesame.pot sesame gateway
+	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output -o $(LOCALES)/dashboard.pot admin_ui
+	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output -o $(LOCALES)/sesame.pot sesame gateway
 	@for domain in dashboard sesame; do for lang in en zh_CN; do \
 	  if [ -f $(LOCALES)/$$lang/LC_MESSAGES/$$domain.po ]; then \
-	    $(BIN)/pybabel update --quiet --no-fuzzy-matching -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); \
-	  else $(BIN)/pybabel init --quiet -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); fi; \
+	    $(BIN)/pybabel --quiet update --no-fuzzy-matching -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); \
+	  else $(BIN)/pybabel --quiet init -D $$domain -l $$lang -i $(LOCALES)/$$domain.pot -d $(LOCALES); fi; \
 	done; done

@@ -2,7 +2,7 @@
 owner picks one in the sidebar; the pick is kept in the URL (``?lang=zh_CN``), so it survives
 a reload and a bookmark.
 
-``_()`` and ``ngettext()`` translate into the language of the session running the page;
+``_()`` translates into the language of the session running the page;
 ``N_()`` marks a message for ``make messages`` where it is defined, to be translated with
 ``_()`` where it is shown.
 """
@@ -32,11 +32,6 @@ def current() -> str:
 def _(message: str) -> str:
     """``message`` in this session's language."""
     return i18n.translations(current(), "dashboard").gettext(message)
-
-
-def ngettext(singular: str, plural: str, count: int) -> str:
-    """The form of a message for ``count`` in this session's language."""
-    return i18n.translations(current(), "dashboard").ngettext(singular, plural, count)
 
 
 def N_(message: str) -> str:  # noqa: N802 (gettext's own name for it)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from admin_ui import display, linkcard, resources, uploads
-from admin_ui.language import N_, _, ngettext
+from admin_ui.language import N_, _
 from sesame.errors import FileExists
 from sesame.lifetimes import format_lifetime, parse_lifetime
 from sesame.models import FileInfo, SharedLink, human_size
@@ -113,11 +113,7 @@ def _conflict(service: Service, taken: str, existing: FileInfo | None) -> None:
     serving = sum(item.link.file == taken for item in service.links())
     if serving:
         st.caption(
-            ngettext(
-                "Replacing it changes what its {count} active link serves.",
-                "Replacing it changes what its {count} active links serve.",
-                serving,
-            ).format(count=serving)
+            _("Replacing it changes what its active links serve ({count}).").format(count=serving)
         )
     free = service.free_name(taken)
     replace, keep, cancel = st.columns(3)
