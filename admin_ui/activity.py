@@ -129,7 +129,7 @@ def _totals(totals: Totals) -> None:
     }
     with st.container(horizontal=True, key="activity_totals"):  # wraps on a phone
         for label, about in TOTALS.items():
-            st.metric(_(label), values[label], border=True, width=150, help=_(about))
+            st.metric(_(label), values[label], border=True, width=170, help=_(about))
 
 
 def _charts(

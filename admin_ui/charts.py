@@ -22,7 +22,9 @@ def per_day(table: pd.DataFrame, measure: str, height: int = 260) -> alt.Chart:
                 f"{day}:T",
                 title=None,
                 # Ticks as the width allows, whole days only: 30 labels never crowd a phone.
-                axis=alt.Axis(format="%m-%d", labelAngle=0, labelOverlap=True, tickMinStep=864e5),
+                axis=alt.Axis(
+                    format="%m-%d", labelAngle=0, labelOverlap=True, tickCount=6, tickMinStep=864e5
+                ),
                 timeUnit="yearmonthdate",
             ),
             y=alt.Y(f"{measure}:Q", title=None),

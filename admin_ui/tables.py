@@ -44,18 +44,19 @@ LINK_COLUMNS = [
     "note",
     "id",
 ]
-# What fits: 1280 px wide with the sidebar open, and a phone held upright (390 px).
-WIDE_LINK_COLUMNS = [
-    "status",
-    "file",
-    "recipient",
-    "time left",
-    "downloads",
-    "aborted",
-    "previews",
-    "note",
-]
-NARROW_LINK_COLUMNS = ["status", "file", "time left"]
+# What fits, in pixels per column: 1280 px wide with the sidebar open (the table has about
+# 810 px, the row selector takes 35), and a phone held upright (390 px: about 350).
+WIDE_LINK_COLUMNS = {
+    "status": 75,
+    "file": 160,
+    "recipient": 95,
+    "time left": 135,
+    "downloads": 80,
+    "aborted": 60,
+    "previews": 65,
+    "note": 105,
+}
+NARROW_LINK_COLUMNS = {"status": 64, "file": 130, "time left": 110}
 LABELS = {  # column: its heading, translated where it is shown
     "status": N_("status"),
     "file": N_("file"),
@@ -132,7 +133,9 @@ def links(
                 "recipient": link.recipient or "",
                 "created": moment(link.created_at, tz),
                 "expires": moment(link.expires_at, tz),
-                "time left": span(link.expires_at - now) if status is LinkStatus.ACTIVE else "",
+                "time left": span(link.expires_at - now, display.here())
+                if status is LinkStatus.ACTIVE
+                else "",
                 "downloads": f"{link.downloads} / {link.max_downloads or '∞'}",
                 "aborted": outcomes.get(link.id, Counter())[Outcome.ABORTED],
                 "previews": outcomes.get(link.id, Counter())[Outcome.PREVIEW],
@@ -143,10 +146,16 @@ def links(
     return pd.DataFrame(rows, columns=LINK_COLUMNS)
 
 
-def columns(names: Iterable[str]) -> dict[str, object]:
-    """The ``column_config`` of a table: each column's heading (and help) translated."""
+def columns(names: Iterable[str], widths: Mapping[str, int] | None = None) -> dict[str, object]:
+    """The ``column_config`` of a table: each column's heading (and help) translated, and
+    its width in pixels where ``widths`` has one."""
+    widths = widths or {}
     return {
-        name: st.column_config.Column(_(LABELS[name]), help=_(HELP[name]) if name in HELP else None)
+        name: st.column_config.Column(
+            _(LABELS[name]),
+            help=_(HELP[name]) if name in HELP else None,
+            width=widths.get(name),
+        )
         for name in names
     }
 
@@ -161,8 +170,8 @@ def links_table(table: pd.DataFrame, key: str) -> int | None:
             event = st.dataframe(
                 colored(table),
                 hide_index=True,
-                column_order=shown,
-                column_config=columns(shown),  # type: ignore[arg-type]
+                column_order=list(shown),
+                column_config=columns(shown, shown),  # type: ignore[arg-type]
                 on_select="rerun",
                 selection_mode="single-row",
                 key=f"{key}_{width}_rows",

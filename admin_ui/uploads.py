@@ -22,6 +22,9 @@ STYLE = """
 .st-key-{key} [data-testid=stFileUploaderDropzone]::before {{
   content: {drop}; width: 100%; text-align: center;
 }}
+/* Streamlit's button says "Upload" in English: it says the owner's word instead. */
+.st-key-{key} [data-testid=stFileUploaderDropzone] button p {{ display: none }}
+.st-key-{key} [data-testid=stFileUploaderDropzone] button:has(p)::after {{ content: {browse} }}
 .st-key-{key} [data-testid=stFileChipName] + div {{ display: none }}  /* its own "4.0MB" */
 .sesame-upload-progress {{ display: flex; flex-direction: column; gap: 0.25rem; }}
 .sesame-upload-progress[hidden] {{ display: none }}
@@ -33,7 +36,8 @@ STYLE = """
 def decorate(key: str) -> None:
     """Styles the uploader keyed ``key`` and shows the progress of what it sends."""
     drop = json.dumps(_("Drop a file here, or"), ensure_ascii=False)
-    st.html(STYLE.format(key=key, drop=drop))
+    browse = json.dumps(_("choose one"), ensure_ascii=False)
+    st.html(STYLE.format(key=key, drop=drop, browse=browse))
     texts = {
         "progress": _("Uploading… {percent} % · about {seconds} s left"),
         "saving": _("Uploaded, saving…"),

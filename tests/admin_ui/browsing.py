@@ -68,7 +68,7 @@ def make_link(page: Page) -> str:
     """Presses Make link; the URL the result shows (in a dialog)."""
     page.locator(".st-key-share_submit button").click()
     result = page.locator(".st-key-share_result")
-    expect(result.get_by_role("img")).to_be_visible()
+    expect(result.get_by_role("img")).to_be_visible(timeout=15_000)
     return result.get_by_test_id("stCode").first.inner_text().strip()
 
 
