@@ -26,7 +26,6 @@ PAGE = 1000  # log rows shown at once
 
 def render(service: Service) -> None:
     """The whole page: filters, totals, charts and the log, each asked of the store."""
-    st.set_page_config(layout="wide")
     st.title(_("Activity"), anchor=False)
     tz, now = display.zone(), service.clock()
     bandwidth.render(service)

@@ -13,6 +13,7 @@ from sesame.errors import SesameError, StoreUnavailable
 from sesame.service import Service
 
 HERE = Path(__file__).resolve().parent
+WIDE = {"links", "activity"}  # the pages of wide tables and charts
 STORE_DOWN = N_(
     "The link store is not answering ({reason}). Links, rules and keys cannot be read or "
     "changed until it is back; reload this page in a moment."
@@ -42,6 +43,9 @@ def main() -> None:
             st.Page(HERE / "apikeys.py", title=_("API keys"), icon=":material/key:"),
         ],
     )
+    # Set once per run, before the page draws: a page that set it itself would flicker from
+    # the entry's layout to its own on every rerun.
+    st.set_page_config(layout="wide" if page.url_path in WIDE else "centered")
     _sidebar(service)
     try:
         page.run()

@@ -16,7 +16,6 @@ PAGE = 1000  # links shown at once
 
 def render(service: Service) -> None:
     """The whole page: filters, the table, and one chosen link."""
-    st.set_page_config(layout="wide")
     st.title(_("Links"), anchor=False)
     display.notices()
     now, tz = service.clock(), display.zone()

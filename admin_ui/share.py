@@ -20,7 +20,7 @@ FILE = "share_file"  # session keys
 UPLOAD = "upload_file"
 CONFLICT = "upload_conflict"  # the taken name an upload waits on
 MADE = "share_made"  # the SharedLink made last in this session
-FRESH = "share_fresh"  # set in the run that made it: shown in a dialog, in view at once
+FRESH = "share_fresh"  # the link just made is shown in a dialog (in view at once) until closed
 
 
 def render(service: Service) -> None:
@@ -61,9 +61,16 @@ def render(service: Service) -> None:
     if made is None:
         return
     show = _result
-    if st.session_state.pop(FRESH, False):  # the button is low on the page: a dialog is not
-        show = st.dialog(_("Link ready"), width="medium", on_dismiss="rerun")(_result)
+    if st.session_state.get(FRESH):  # the button is low on the page: a dialog is not
+        # Drawn on every run until closed, so a rerun meanwhile never leaves it half drawn.
+        dialog = st.dialog(_("Link ready"), width="medium", on_dismiss=_closed)
+        show = dialog(_result)
     show(made, files.get(made.link.file), service.clock())
+
+
+def _closed() -> None:
+    """Widget callback: the dialog was closed; the link stays below the button."""
+    st.session_state.pop(FRESH, None)
 
 
 def _pick(files: dict[str, FileInfo]) -> str | None:

@@ -45,16 +45,16 @@ LINK_COLUMNS = [
     "id",
 ]
 # What fits, in pixels per column: 1280 px wide with the sidebar open (the table has about
-# 810 px, the row selector takes 35), and a phone held upright (390 px: about 350).
+# 810 px; the row selector takes 35, the border a few), and a phone held upright (about 350).
 WIDE_LINK_COLUMNS = {
     "status": 75,
     "file": 160,
-    "recipient": 95,
+    "recipient": 90,
     "time left": 135,
     "downloads": 80,
     "aborted": 60,
     "previews": 65,
-    "note": 105,
+    "note": 95,
 }
 NARROW_LINK_COLUMNS = {"status": 64, "file": 130, "time left": 110}
 LABELS = {  # column: its heading, translated where it is shown

@@ -32,6 +32,7 @@ def snap(page: Page, name: str) -> None:
     """A screenshot of the whole page: Streamlit scrolls inside its main block, so the
     viewport is stretched to the content first."""
     ARTIFACTS.mkdir(exist_ok=True)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=15_000)  # run done
     size = page.viewport_size or WIDE
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain] *')]"
@@ -58,7 +59,8 @@ def go_to(page: Page, title: str, path: str | None = None) -> None:
         menu.click()
     path = path or title.lower()
     page.get_by_test_id("stSidebarNav").locator(f"a[href$='/{path}']").click()
-    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=15_000)  # run done
     collapse = page.get_by_test_id("stSidebarCollapseButton")
     if (page.viewport_size or WIDE)["width"] < 640 and collapse.is_visible():
         collapse.click()
