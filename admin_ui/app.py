@@ -21,7 +21,7 @@ STORE_DOWN = N_(
 
 
 def main() -> None:
-    st.set_page_config(page_title="Sesame", page_icon=":material/key:", layout="centered")
+    st.set_page_config(page_title="Sesame", page_icon=":material/key:")  # layout: below
     language.switch()
     try:
         service = resources.service()

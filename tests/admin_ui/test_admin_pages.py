@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -33,9 +34,16 @@ from tests.admin_ui.browsing import (
 from tests.support import PASSWORD, ZONE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-# Charts, metrics and images come in chunks of script loaded as first needed: on a busy
-# 2-core machine that takes longer than Playwright's 5 s.
-expect.set_options(timeout=20_000)
+
+
+@pytest.fixture(autouse=True)
+def patient() -> Iterator[None]:
+    """Charts, metrics and images come in chunks of script loaded when first needed: on a
+    busy 2-core machine that can take longer than Playwright's 5 s."""
+    expect.set_options(timeout=20_000)
+    yield
+    expect.set_options(timeout=5_000)
+
 
 SCREENS = {"wide": WIDE, "phone": PHONE}
 LOCALES = {"en": "en-US,en;q=0.9", "zh_CN": "zh-CN,zh;q=0.9,en;q=0.8"}
