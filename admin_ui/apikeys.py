@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from admin_ui import display, resources
+from admin_ui.language import _
 from sesame.models import ApiKey, NewApiKey
 from sesame.service import MAX_TEXT, Service
 
@@ -13,27 +14,29 @@ CREATED = "apikeys_created"  # session key: the key just made, shown this once
 
 def render(service: Service) -> None:
     """The whole page: the keys, a form for a new one, and revocation."""
-    st.title("API keys", anchor=False)
+    st.title(_("API keys"), anchor=False)
     display.notices()
     st.caption(
-        f"Scripts make links with `POST {service.settings.public_url}/api/links` and"
-        " `Authorization: Bearer <key>`; see the README or /docs on the gateway."
+        _(
+            "Scripts make links with `POST {url}` and `Authorization: Bearer <key>`;"
+            " see the README or /docs on the gateway."
+        ).format(url=f"{service.settings.public_url}/api/links")
     )
     _create(service)
     keys = service.api_keys()
     if not keys:
-        st.info("No API keys yet.")
+        st.info(_("No API keys yet."))
         return
     tz = display.zone()
     st.dataframe(
         [
             {
-                "name": key.name,
-                "key": f"{key.prefix}…",
-                "created": display.moment(key.created_at, tz),
-                "last used": display.moment(key.last_used_at, tz) if key.last_used_at else "",
-                "status": "active" if key.active else "revoked",
-                "id": key.id,
+                _("name"): key.name,
+                _("key"): f"{key.prefix}…",
+                _("created"): display.moment(key.created_at, tz),
+                _("last used"): display.moment(key.last_used_at, tz) if key.last_used_at else "",
+                _("status"): _("active") if key.active else _("revoked"),
+                _("id"): key.id,
             }
             for key in keys
         ],
@@ -46,17 +49,22 @@ def render(service: Service) -> None:
 def _create(service: Service) -> None:
     with st.form("apikeys_new", clear_on_submit=True):
         name = st.text_input(
-            "New key for", max_chars=MAX_TEXT, placeholder="backup script", key="apikeys_name"
+            _("New key for"),
+            max_chars=MAX_TEXT,
+            placeholder=_("backup script"),
+            key="apikeys_name",
         )
-        if st.form_submit_button("Create key", type="primary", key="apikeys_submit"):
+        if st.form_submit_button(_("Create key"), type="primary", key="apikeys_submit"):
             with display.reported():
                 st.session_state[CREATED] = service.create_api_key(name)
     created: NewApiKey | None = st.session_state.pop(CREATED, None)
     if created is not None:
         display.show(
             "success",
-            f"Key “{created.api_key.name}” made. Copy it now: it is not shown again, and"
-            " Sesame keeps only its hash.",
+            _(
+                "Key “{name}” made. Copy it now: it is not shown again, and"
+                " Sesame keeps only its hash."
+            ).format(name=created.api_key.name),
         )
         st.code(created.secret, language=None)
 
@@ -66,7 +74,7 @@ def _revoke(service: Service, active: list[ApiKey]) -> None:
         return
     by_id = {key.id: key for key in active}
     key_id: str = st.selectbox(
-        "Key",
+        _("Key"),
         list(by_id),
         format_func=lambda i: f"{by_id[i].name} · {by_id[i].prefix}…",
         key="apikeys_chosen",
@@ -74,10 +82,12 @@ def _revoke(service: Service, active: list[ApiKey]) -> None:
     display.confirmed(
         "apikeys_revoke",
         key_id,
-        "Revoke…",
-        f"Revoke “{by_id[key_id].name}”? Scripts using it are refused from now on.",
-        "Yes, revoke",
-        lambda: f"Revoked “{service.revoke_api_key(key_id).name}”.",
+        _("Revoke…"),
+        _("Revoke “{name}”? Scripts using it are refused from now on.").format(
+            name=by_id[key_id].name
+        ),
+        _("Yes, revoke"),
+        lambda: _("Revoked “{name}”.").format(name=service.revoke_api_key(key_id).name),
     )
 
 

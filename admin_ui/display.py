@@ -13,11 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
+from admin_ui import language
+from admin_ui.language import N_, _
 from sesame.errors import SesameError
-from sesame.models import FileInfo, SharedLink
+from sesame.models import FileInfo, LinkStatus, SharedLink
 from sesame.settings import Settings
 
 Kind = Literal["success", "info", "warning", "error"]
+Lang = Literal["en", "zh"]
 
 NOTICES = "notices"  # session key: what callbacks reported, shown on the next run
 MIB = 1024 * 1024
@@ -93,7 +96,7 @@ def confirmed(
         width="stretch",
     )
     right.button(
-        "Keep it", key=f"{key}_cancel", on_click=_set, args=(pending, None), width="stretch"
+        _("Keep it"), key=f"{key}_cancel", on_click=_set, args=(pending, None), width="stretch"
     )
 
 
@@ -146,7 +149,25 @@ def moment_with_zone(timestamp: float, tz: tzinfo) -> str:
     return f"{local:%Y-%m-%d %H:%M} ({name})"
 
 
-def span(seconds: float, lang: Literal["en", "zh"] = "en") -> str:
+def here() -> Lang:
+    """The language of this session, as ``span()`` and ``allowed()`` take it."""
+    return "zh" if language.current() == "zh_CN" else "en"
+
+
+STATUSES = {
+    LinkStatus.ACTIVE: N_("active"),
+    LinkStatus.EXPIRED: N_("expired"),
+    LinkStatus.REVOKED: N_("revoked"),
+    LinkStatus.USED_UP: N_("used up"),
+}
+
+
+def status(value: LinkStatus) -> str:
+    """A link's status in this session's language."""
+    return _(STATUSES[value])
+
+
+def span(seconds: float, lang: Lang = "en") -> str:
     """A duration as people say it, to its two largest units: ``1 day 2 hours``, ``10 分钟``."""
     left = max(0, int(seconds))
     parts: list[str] = []
@@ -161,7 +182,7 @@ def span(seconds: float, lang: Literal["en", "zh"] = "en") -> str:
     return " ".join(parts) or ("0 秒" if lang == "zh" else "0 seconds")
 
 
-def allowed(max_downloads: int | None, lang: Literal["en", "zh"] = "en") -> str:
+def allowed(max_downloads: int | None, lang: Lang = "en") -> str:
     """What a download limit means: ``one download only``, ``仅限下载 1 次``, ..."""
     if lang == "zh":
         return "不限下载次数" if max_downloads is None else f"仅限下载 {max_downloads} 次"

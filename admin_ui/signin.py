@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 import threading
 import time
 import unicodedata
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from admin_ui import display
+from admin_ui.language import _
 from sesame.settings import Settings
 
 log = logging.getLogger("sesame.admin")
@@ -36,9 +36,10 @@ def _digest(text: str) -> bytes:
 
 @dataclass
 class Throttle:
-    """Wrong passwords per client. After the n-th in a row, that client waits
-    ``base * 2**(n-1)`` seconds (at most ``cap``) before the next attempt is even checked;
-    a quiet ``forget_after`` seconds, or the right password, start it over."""
+    """Wrong passwords per client. The n-th in a row is answered after ``base * 2**(n-1)``
+    seconds (at most ``cap``); an attempt that comes sooner (another tab) waits its turn
+    before it is checked. A quiet ``forget_after`` seconds, or the right password, start it
+    over."""
 
     base: float = 0.5
     cap: float = 30.0
@@ -54,6 +55,18 @@ class Throttle:
         with self._lock:
             _, next_try = self._failures.get(client, (0, 0.0))
         return max(0.0, next_try - self.clock())
+
+    def claim(self, client: str) -> float:
+        """Seconds this attempt of ``client`` waits before it is checked (0 with no wrong
+        password before it). Its turn is taken: attempts in parallel wait one after another."""
+        now = self.clock()
+        with self._lock:
+            count, next_try = self._failures.get(client, (0, 0.0))
+            if not count:
+                return 0.0
+            start = max(now, next_try)
+            self._failures[client] = (count, start + self.base)
+        return start - now
 
     def fail(self, client: str) -> tuple[int, float]:
         """Counts a wrong password; returns how many in a row and the delay it earned."""
@@ -73,7 +86,7 @@ class Throttle:
             self._failures.pop(client, None)
 
     def _forget_quiet(self, now: float) -> None:
-        for client, (_, next_try) in list(self._failures.items()):
+        for client, (_count, next_try) in list(self._failures.items()):
             if now - next_try > self.forget_after:
                 del self._failures[client]
 
@@ -93,11 +106,11 @@ def gate(settings: Settings) -> bool:
     if settings.admin_password is None:
         _no_password()
         return False
-    st.caption("芝麻开门 · the owner's dashboard")
+    st.caption(_("芝麻开门 · the owner's dashboard"))
     with st.form("signin", clear_on_submit=True, border=False):
-        given = st.text_input("Password", type="password", key="signin_password")
+        given = st.text_input(_("Password"), type="password", key="signin_password")
         sent = st.form_submit_button(
-            "Sign in", key="signin_submit", type="primary", icon=":material/login:"
+            _("Sign in"), key="signin_submit", type="primary", icon=":material/login:"
         )
     if sent:
         _attempt(given, settings.admin_password.get_secret_value())
@@ -112,13 +125,13 @@ def sign_out() -> None:
 
 def _attempt(given: str, expected: str) -> None:
     if not given:
-        display.show("info", "Type the password, then sign in.")
+        display.show("info", _("Type the password, then sign in."))
         return
     client, guard = _client(), throttle()
-    wait = guard.wait(client)
+    wait = guard.claim(client)
     if wait > 0:
-        display.show("error", f"Too many wrong passwords: wait {math.ceil(wait)} s, then retry.")
-        return
+        with st.spinner(_("Checking…")):
+            guard.sleep(wait)
     if matches(given, expected):
         guard.forgive(client)
         log.info("signed in (client %s)", client)
@@ -126,8 +139,9 @@ def _attempt(given: str, expected: str) -> None:
         st.rerun()
     count, delay = guard.fail(client)
     log.warning("wrong password (client %s, %d in a row); next try in %.1f s", client, count, delay)
-    guard.sleep(delay)
-    display.show("error", "Wrong password.")
+    with st.spinner(_("Checking…")):
+        guard.sleep(delay)
+    display.show("error", _("Wrong password."))
 
 
 def _client() -> str:
@@ -137,8 +151,8 @@ def _client() -> str:
 
 
 def _no_password() -> None:
-    display.show("warning", "The dashboard is locked: no password is set.")
+    display.show("warning", _("The dashboard is locked: no password is set."))
     st.markdown(
-        "Set `SESAME_ADMIN_PASSWORD` in `.env` (or the environment) and restart, for example:"
+        _("Set `SESAME_ADMIN_PASSWORD` in `.env` (or the environment) and restart, for example:")
     )
     st.code("SESAME_ADMIN_PASSWORD='a long passphrase' make run", language="sh")

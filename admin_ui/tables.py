@@ -8,9 +8,12 @@ from datetime import datetime, tzinfo
 from typing import Literal
 
 import pandas as pd
+import streamlit as st
 from pandas.io.formats.style import Styler
 
+from admin_ui import display
 from admin_ui.display import day, moment, span
+from admin_ui.language import N_, _
 from sesame.activity import DayFile, LogRow
 from sesame.models import DownloadEvent, Link, LinkStatus, Outcome, SharedLink
 
@@ -41,6 +44,53 @@ LINK_COLUMNS = [
     "note",
     "id",
 ]
+# What fits, in pixels per column: 1280 px wide with the sidebar open (the table has about
+# 810 px; the row selector takes 35, the border a few), and a phone held upright (about 350).
+WIDE_LINK_COLUMNS = {
+    "status": 75,
+    "file": 160,
+    "recipient": 90,
+    "time left": 135,
+    "downloads": 80,
+    "aborted": 60,
+    "previews": 65,
+    "note": 95,
+}
+NARROW_LINK_COLUMNS = {"status": 64, "file": 130, "time left": 110}
+LABELS = {  # column: its heading, translated where it is shown
+    "status": N_("status"),
+    "file": N_("file"),
+    "recipient": N_("recipient"),
+    "created": N_("created"),
+    "expires": N_("expires"),
+    "time left": N_("time left"),
+    "downloads": N_("downloads"),
+    "aborted": N_("aborted"),
+    "previews": N_("previews"),
+    "note": N_("note"),
+    "id": N_("id"),
+    "time": N_("time"),
+    "link": N_("link"),
+    "client IP": N_("client IP"),
+    "user agent": N_("user agent"),
+    "bytes": N_("bytes"),
+    "outcome": N_("outcome"),
+    "counted": N_("counted"),
+}
+HELP = {
+    "downloads": N_("complete downloads / the link's limit"),
+    "aborted": N_("downloads left unfinished (given back)"),
+    "previews": N_("bots, prefetches and in-app browsers that took nothing"),
+    "counted": N_("took one download from the link's limit"),
+}
+# One table for each width; CSS shows the one that fits (Streamlit cannot see the width).
+RESPONSIVE = """<style>
+.st-key-{key}_narrow {{ display: none }}
+@media (max-width: 640px) {{
+  .st-key-{key}_wide {{ display: none }}
+  .st-key-{key}_narrow {{ display: block }}
+}}
+</style>"""
 EVENT_COLUMNS = [
     "time",
     "file",
@@ -78,12 +128,14 @@ def links(
         status = link.status(now)
         rows.append(
             {
-                "status": status.value,
+                "status": display.status(status),
                 "file": link.file,
                 "recipient": link.recipient or "",
                 "created": moment(link.created_at, tz),
                 "expires": moment(link.expires_at, tz),
-                "time left": span(link.expires_at - now) if status is LinkStatus.ACTIVE else "",
+                "time left": span(link.expires_at - now, display.here())
+                if status is LinkStatus.ACTIVE
+                else "",
                 "downloads": f"{link.downloads} / {link.max_downloads or '∞'}",
                 "aborted": outcomes.get(link.id, Counter())[Outcome.ABORTED],
                 "previews": outcomes.get(link.id, Counter())[Outcome.PREVIEW],
@@ -94,9 +146,45 @@ def links(
     return pd.DataFrame(rows, columns=LINK_COLUMNS)
 
 
+def columns(names: Iterable[str], widths: Mapping[str, int] | None = None) -> dict[str, object]:
+    """The ``column_config`` of a table: each column's heading (and help) translated, and
+    its width in pixels where ``widths`` has one."""
+    widths = widths or {}
+    return {
+        name: st.column_config.Column(
+            _(LABELS[name]),
+            help=_(HELP[name]) if name in HELP else None,
+            width=widths.get(name),
+        )
+        for name in names
+    }
+
+
+def links_table(table: pd.DataFrame, key: str) -> int | None:
+    """Shows ``table`` (from ``links()``) with the columns that fit the screen; the row the
+    owner tapped (its position), or None."""
+    st.html(RESPONSIVE.format(key=key))
+    chosen = None
+    for width, shown in (("wide", WIDE_LINK_COLUMNS), ("narrow", NARROW_LINK_COLUMNS)):
+        with st.container(key=f"{key}_{width}"):
+            event = st.dataframe(
+                colored(table),
+                hide_index=True,
+                column_order=list(shown),
+                column_config=columns(shown, shown),  # type: ignore[arg-type]
+                on_select="rerun",
+                selection_mode="single-row",
+                key=f"{key}_{width}_rows",
+            )
+        rows = event.selection.rows
+        if chosen is None and rows:
+            chosen = int(rows[0])
+    return chosen
+
+
 def colored(table: pd.DataFrame) -> Styler:
     """``table`` (from ``links()``) with each status in its colour."""
-    colors = {status.value: color for status, color in COLORS.items()}
+    colors = {display.status(status): color for status, color in COLORS.items()}
     return table.style.map(lambda value: f"color: {colors.get(value, 'inherit')}", ["status"])
 
 

@@ -15,12 +15,16 @@ def utc(timestamp: float) -> datetime:
 
 
 def human_size(size: int) -> str:
-    """``1536`` as ``1.5 KiB``: binary units, one decimal above bytes."""
-    value, units = float(size), ["B", "KiB", "MiB", "GiB", "TiB"]
-    while value >= 1024 and len(units) > 1:
+    """``15`` as ``15 B``, ``1536`` as ``1.5 KiB``: binary units after a space, one decimal
+    above bytes. The one way Sesame writes a size (dashboard, CLI, the gateway's pages)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         value /= 1024
-        units.pop(0)
-    return f"{size} B" if units[0] == "B" else f"{value:.1f} {units[0]}"
+        if round(value, 1) < 1024 or unit == "TiB":  # 1048575 B is 1.0 MiB, not 1024.0 KiB
+            break
+    return f"{value:.1f} {unit}"
 
 
 class LinkStatus(StrEnum):

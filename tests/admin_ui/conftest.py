@@ -1,7 +1,9 @@
-"""Fixtures for the dashboard's tests: its settings in tmp_path, driven through AppTest."""
+"""Fixtures for the dashboard's tests: its settings in tmp_path, driven through AppTest, and
+both Procfile processes for the browser tests."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,22 @@ from streamlit.testing.v1 import AppTest
 from admin_ui import signin
 from sesame.service import Service
 from sesame.settings import load_settings
-from tests.support import APP, FILES, KEY, PASSWORD, ZONE, write_files
+from tests.admin_ui.browsing import NAME, Stack
+from tests.support import (
+    APP,
+    BIN,
+    FILES,
+    KEY,
+    PASSWORD,
+    REPO,
+    ZONE,
+    answers,
+    free_port,
+    running_process,
+    sesame_env,
+    wait_until,
+    write_files,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +79,32 @@ def signed_in(app: AppTest) -> AppTest:
     """The dashboard after the owner signed in, on the Share page."""
     app.session_state[signin.SIGNED_IN] = True
     return app.run()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, dashboard_settings: Path) -> Iterator[Stack]:
+    """The Procfile's two processes under honcho, as `make run` starts them, on free ports,
+    sharing the files in ``dashboard_settings`` and their state in tmp_path."""
+    web, admin = free_port(), free_port()
+    env = sesame_env(
+        files_dir=str(dashboard_settings),
+        data_dir=str(tmp_path / "data"),
+        store_url=f"sqlite:///{tmp_path / 'data' / 'sesame.db'}",
+        secret_keys=KEY,
+        public_url=f"http://127.0.0.1:{web}",
+        admin_password=PASSWORD,
+        host="127.0.0.1",
+        admin_host="127.0.0.1",
+        admin_port=str(admin),
+    )
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1")
+    (dashboard_settings / NAME).unlink()  # the browser uploads it
+    no_dotenv = tmp_path / "empty.env"  # honcho's .env would override these variables
+    no_dotenv.write_text("")
+    log = tmp_path / "honcho.log"
+    command = [str(BIN / "honcho"), "start", "-f", "Procfile", "-e", str(no_dotenv), "-p", str(web)]
+    gateway, dashboard = f"http://127.0.0.1:{web}", f"http://127.0.0.1:{admin}"
+    with running_process(command, log, env=env, cwd=REPO) as honcho:
+        wait_until(lambda: answers(f"{gateway}/healthz"), honcho, log)
+        wait_until(lambda: answers(f"{dashboard}/_stcore/health"), honcho, log)
+        yield Stack(gateway, dashboard)

@@ -31,6 +31,28 @@ def test_a_rule_added_on_the_page_answers_its_keyword(signed_in: AppTest, servic
     assert at.dataframe[0].value.iloc[0]["keyword"] == "芝麻开门"
 
 
+def test_the_form_is_empty_after_a_rule_is_added(signed_in: AppTest, service: Service) -> None:
+    """Once a rule is added the form starts over, so the next rule is not refused as existing;
+    after a refusal the owner's values stay to be corrected."""
+    at = page(signed_in, "wechat.py")
+    at.text_input(key="rules_keyword").input("芝麻开门")
+    at.text_area(key="rules_template").input("{url}")
+    at.number_input(key="rules_limit").set_value(2)
+    at.button(key="rules_submit").click().run()
+    assert "now get" in texts(at)
+    assert at.text_input(key="rules_keyword").value == ""
+    assert at.text_area(key="rules_template").value == ""
+    assert at.number_input(key="rules_limit").value == 0
+    at.button(key="rules_submit").click().run()  # an empty keyword: refused, nothing kept
+    assert [rule.keyword for rule in service.rules()] == ["芝麻开门"]
+    at.text_input(key="rules_keyword").input("open sesame")
+    at.text_area(key="rules_template").input("{nonsense}")
+    at.button(key="rules_submit").click().run()
+    assert "nonsense" in texts(at) and "exists" not in texts(at)
+    assert at.text_input(key="rules_keyword").value == "open sesame"
+    assert at.text_area(key="rules_template").value == "{nonsense}"
+
+
 def test_a_bad_rule_is_refused_with_a_sentence(signed_in: AppTest, service: Service) -> None:
     """An unknown placeholder in the reply is refused on the page; no rule is kept."""
     at = page(signed_in, "wechat.py")
