@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from sesame.models import DownloadEvent
 
 UNKNOWN_FILE = "(unknown link)"  # the file of a row whose link record is gone
+EPOCH = date(1970, 1, 1)
+
+
+def iso_day(day: int) -> str:
+    """Day ``day`` since 1970-01-01 as ``YYYY-MM-DD``."""
+    return (EPOCH + timedelta(days=day)).isoformat()
 
 
 @dataclass(frozen=True)

@@ -158,19 +158,22 @@ def links(ctx: click.Context, include_all: bool, as_json: bool) -> None:
     """List links, newest first (only the active ones without --all)."""
     with _errors_to_exit_codes():
         service = _service(ctx)
-        if as_json:
-            shared = service.links(include_inactive=include_all)
-            _print_json(
-                [item.as_dict() | {"status": _status(service, item.link)} for item in shared]
-            )
-            return
-        # The lines show no URL: no token to mint for each of (perhaps) 100,000 links.
         now = service.clock()
         records = [
             link
             for link in service.link_records()
             if include_all or link.status(now) is LinkStatus.ACTIVE
         ]
+        if as_json:
+            # The list json.dumps(indent=2) would print, written a link at a time: each
+            # link's URL minted as it is printed, not 100,000 dicts held at once.
+            for n, link in enumerate(records):
+                item = service.shared(link).as_dict() | {"status": _status(service, link)}
+                text = json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+                click.echo(("[\n  " if n == 0 else ",\n  ") + text, nl=False)
+            click.echo("\n]" if records else "[]")
+            return
+        # The lines show no URL: no token to mint for each of (perhaps) 100,000 links.
     if not records:
         click.echo("No links." if include_all else "No active links (see --all).")
         return

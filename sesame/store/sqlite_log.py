@@ -6,13 +6,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager
-from datetime import date, timedelta
 from typing import Any
 
-from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals
+from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
 
-EPOCH = date(1970, 1, 1)
 # A link's status at :now, as Link.status() tells it.
 _STATUS = """CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
     WHEN max_downloads IS NOT NULL AND downloads >= max_downloads THEN 'used up'
@@ -93,7 +91,7 @@ class SQLiteLog:
                GROUP BY day, file ORDER BY day, file""",
             {**params, "offset": utc_offset},
         )
-        return [DayFile(_iso_day(day), file, n, b) for day, file, n, b in rows]
+        return [DayFile(iso_day(day), file, n, b) for day, file, n, b in rows]
 
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
@@ -152,10 +150,6 @@ class SQLiteLog:
                 db.execute(f"DELETE FROM issues WHERE link_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM links WHERE id IN ({marks})", chunk)
         return len(ids)
-
-
-def _iso_day(day: int) -> str:
-    return (EPOCH + timedelta(days=day)).isoformat()
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
