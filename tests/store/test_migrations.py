@@ -243,11 +243,14 @@ def test_a_failed_step_leaves_the_database_as_it_was(
 
 
 def test_statements_splits_a_script() -> None:
-    """statements() gives SCHEMA back statement by statement, comments kept inside."""
+    """statements() gives SCHEMA back statement by statement, comments kept inside, a
+    trigger's body (with its own semicolons) in one piece."""
     found = statements(SCHEMA)
     assert all(sqlite3.complete_statement(s) for s in found)
     assert found[0].startswith("CREATE TABLE IF NOT EXISTS links")
-    assert len(found) == SCHEMA.count(";")
+    assert " ".join(found).split() == SCHEMA.split()
+    triggers = [s for s in found if s.startswith("CREATE TRIGGER")]
+    assert len(triggers) == 2 and all(s.endswith("END;") for s in triggers)
 
 
 def test_redis_gets_a_version_key(redis_url: str) -> None:
