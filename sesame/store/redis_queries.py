@@ -210,9 +210,12 @@ class RedisQueries:
         return self._matching(query, newest_first=False)
 
     def log_totals(self, query: LogFilter) -> Totals:
-        return self._tally(query, 0).totals()
+        # Totals are the same at any day boundary: at the one the series was last asked
+        # for, the page's next question (the series of the same filter) is answered too.
+        return self._tally(query, self.__dict__.get("_last_offset", 0)).totals()
 
     def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        self.__dict__["_last_offset"] = utc_offset
         return self._tally(query, utc_offset).series()
 
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
@@ -234,6 +237,19 @@ class RedisQueries:
                     yield row
 
     def _tally(self, query: LogFilter, utc_offset: int) -> _Tally:
+        """The sums of ``query`` at ``utc_offset``'s days: those of the last call again if
+        they were for the same and the log has not changed since (its length and last
+        entry's id, which an amend, a trim or a deletion changes too)."""
+        log = self.redis.xinfo_stream(EVENTS) if self.redis.exists(EVENTS) else {}
+        state = (query, utc_offset, log.get("length"), log.get("last-generated-id"), _moment())
+        last: tuple[tuple[Any, ...], _Tally] | None = self.__dict__.get("_last_tally")
+        if query.link_id is None and last is not None and last[0] == state:
+            return last[1]
+        tally = self._tallied(query, utc_offset)
+        self.__dict__["_last_tally"] = (state, tally)
+        return tally
+
+    def _tallied(self, query: LogFilter, utc_offset: int) -> _Tally:
         tally = _Tally()
         for reply in self._scans(query, "tally", False, utc_offset):
             tally.add(reply)
@@ -267,16 +283,33 @@ class RedisQueries:
 
     def link_counts(self, now: float) -> dict[str, int]:
         counts = Counter[str]()
+        files: set[str] = set()
         for reply in self._link_scans(now, (), ()):
             flat = reply[1]
             counts.update({flat[n]: int(flat[n + 1]) for n in range(0, len(flat), 2)})
+            files.update(reply[2])
+        self.__dict__["_last_files"] = (self._links_state(), sorted(files))
         return dict(counts)
 
     def link_files(self) -> list[str]:
+        # A link's file never changes: the files the last count read, if no link came or
+        # went since (the page asks for the counts, then the files).
+        last: tuple[Any, list[str]] | None = self.__dict__.get("_last_files")
+        if last is not None and last[0] == self._links_state():
+            return last[1]
         files: set[str] = set()
         for reply in self._link_scans(time.time(), (), ()):
             files.update(reply[2])
         return sorted(files)
+
+    def _links_state(self) -> tuple[int, list[Any], int]:
+        """How many links the index holds and its newest (a link added or forgotten changes
+        them), and the moment."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(LINKS)
+            pipe.zrevrange(LINKS, 0, 0)
+            count, newest = pipe.execute()
+        return int(count), list(newest), _moment()
 
     def links_page(
         self, now: float, statuses: Collection[str], files: Collection[str], limit: int
@@ -330,6 +363,12 @@ class _Tally:
         return [
             DayFile(iso_day(day), file, *self.days[day, file]) for day, file in sorted(self.days)
         ]
+
+
+def _moment() -> int:
+    """Ten seconds of this process's time: what is remembered of an answer lasts no longer
+    (a link record Redis expired by itself changes nothing else)."""
+    return int(time.monotonic() // 10)
 
 
 def _bounds(query: LogFilter) -> tuple[str, str]:
