@@ -62,7 +62,10 @@ class SQLiteLog(SQLiteRollup):
             yield from map(_log_row, chunk)
 
     def log_totals(self, query: LogFilter) -> Totals:
-        split = self._split(query, 0)
+        with self._split(query, 0) as split:
+            return self._totals(query, split)
+
+    def _totals(self, query: LogFilter, split: Split | None) -> Totals:
         clause, params = where(query)
         joined = bool(query.files or query.needle)
         source, params = _source(split, joined, params)
@@ -100,7 +103,10 @@ class SQLiteLog(SQLiteRollup):
         return Totals(downloads, aborted, previews, sent, clients, rows)
 
     def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
-        split = self._split(query, utc_offset)
+        with self._split(query, utc_offset) as split:
+            return self._series(query, split, utc_offset)
+
+    def _series(self, query: LogFilter, split: Split | None, utc_offset: int) -> list[DayFile]:
         clause, params = where(query)
         # Summed per day and link first, then per file: one look-up of a link per day it
         # was used rather than one per row, unless the filter needs the link's columns.

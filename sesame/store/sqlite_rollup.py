@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,19 +194,27 @@ class SQLiteRollup:
                 rolled = max(rolled, count)
         return rolled
 
-    def _split(self, query: LogFilter, offset: int) -> Split | None:
-        """How ``query`` divides between the sums and the rows at ``offset``'s days; None
-        if the sums cannot answer it (a text or a link to match: rows only). An offset not
-        kept yet is kept from now on (roll_up builds its sums)."""
+    @contextmanager
+    def _split(self, query: LogFilter, offset: int) -> Iterator[Split | None]:
+        """How ``query`` divides between the sums and the rows at ``offset``'s days, None if
+        the sums cannot answer it (a text or a link to match: rows only); the statements
+        run inside see the database as it was when the cursor was read (one snapshot, so
+        a batch rolled up meanwhile is counted once). An offset not kept yet is kept from
+        now on (roll_up builds its sums)."""
         if query.needle or query.link_id is not None:
-            return None
-        found = self._db.execute(
-            "SELECT cursor FROM rollups WHERE utc_offset = ?", (offset,)
-        ).fetchone()
-        if found is None:
+            yield None
+            return
+        db = self._db
+        if db.execute("SELECT 1 FROM rollups WHERE utc_offset = ?", (offset,)).fetchone() is None:
             self._keep_offset(offset)
-            found = (0,)
-        return Split.of(query, offset, found[0])
+        db.execute("BEGIN")
+        try:
+            (cursor,) = db.execute(
+                "SELECT COALESCE(MAX(cursor), 0) FROM rollups WHERE utc_offset = ?", (offset,)
+            ).fetchone()
+            yield Split.of(query, offset, cursor)
+        finally:
+            db.execute("COMMIT")
 
     def _keep_offset(self, offset: int) -> None:
         with self._transaction() as db:

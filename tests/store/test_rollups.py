@@ -6,6 +6,7 @@ retention, and periods that begin in the middle of a day of the browser's zone."
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -180,3 +181,31 @@ def test_sums_answer_as_the_whole_log(store: Store, seed: int) -> None:
     log.rows_added(30)
     log.rolled()
     check(store, log.rng)
+
+
+def test_a_batch_rolled_up_during_a_query_is_counted_once(store: Store) -> None:
+    """Batches rolled up by another thread while the page asks (and rows arriving) never
+    count a row twice or miss one: each answer sees one moment of the log."""
+    log = Log(store, 4)
+    log.links(8)
+    log.rows_added(300)
+    query = LogFilter(since=NOW - 30 * DAY - 4321)
+    stop = threading.Event()
+
+    def roll() -> None:
+        while not stop.is_set():
+            store.roll_up(3)
+
+    roller = threading.Thread(target=roll)
+    roller.start()
+    try:
+        for _ in range(40):
+            expected = len(shown(store, query))  # rows come only from this thread
+            assert store.log_totals(query).rows == expected
+            series = store.log_series(query, 3600)
+            assert sum(item.bytes_sent for item in series) == store.log_totals(query).bytes_sent
+            log.rows_added(2)
+    finally:
+        stop.set()
+        roller.join()
+    assert store.log_totals(query).rows == len(shown(store, query))
