@@ -63,6 +63,9 @@ def run(links: int, rows: int, stores: list[str]) -> None:
                     raise SystemExit("writing the data failed")
                 service = _service(Path(tmp), url)
                 print(f"{name}: data written in {time.perf_counter() - started:.0f} s")
+                # What the gateway's housekeeping does once after the upgrade, then a
+                # minute's rows at a time: the sums the long periods read.
+                print(f"  the log's sums rolled up in {_timed(service.rollup.sweep):.1f} s")
                 _print(_pages(service))
                 print(f"  peak RSS of the pages' process so far{_peak_mb():15.0f} MB")
                 _print(_commands(service))  # each its own process in real use

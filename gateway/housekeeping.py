@@ -1,5 +1,5 @@
-"""What the gateway does beside answering requests: retention sweeps, in a thread of their
-own so that a sweep never holds up the event loop."""
+"""What the gateway does beside answering requests: retention sweeps and the log's sums
+brought up to date, each in a thread of its own so that neither holds up the event loop."""
 
 from __future__ import annotations
 
@@ -10,23 +10,28 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from sesame.retention import Retention
+from sesame.retention import Periodic
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def lifespan(inner: Lifespan | None = None) -> Lifespan:
-    """A lifespan that sweeps ``app.state.service.retention`` at startup and then once per
-    its interval until shutdown, around ``inner`` (another lifespan) if given."""
+    """A lifespan that sweeps ``app.state.service.retention`` and ``.rollup`` at startup
+    and then each once per its interval until shutdown, around ``inner`` (another lifespan)
+    if given."""
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        retention: Retention = app.state.service.retention
-        sweeper = threading.Thread(
-            target=_sweep_until, args=(retention, stop), name="sesame-retention", daemon=True
-        )
-        sweeper.start()
+        service = app.state.service
+        sweepers = [
+            threading.Thread(
+                target=_sweep_until, args=(work, stop), name=f"sesame-{work.what}", daemon=True
+            )
+            for work in (service.retention, service.rollup)
+        ]
+        for sweeper in sweepers:
+            sweeper.start()
         try:
             if inner is None:
                 yield
@@ -35,13 +40,14 @@ def lifespan(inner: Lifespan | None = None) -> Lifespan:
                     yield
         finally:
             stop.set()
-            # The sweep in course ends before the store can be closed under it.
-            await asyncio.to_thread(sweeper.join, 30)
+            # The sweeps in course end before the store can be closed under them.
+            for sweeper in sweepers:
+                await asyncio.to_thread(sweeper.join, 30)
 
     return run
 
 
-def _sweep_until(retention: Retention, stop: threading.Event) -> None:
-    retention.sweep_quietly()
-    while not stop.wait(retention.interval):
-        retention.sweep_quietly()
+def _sweep_until(work: Periodic, stop: threading.Event) -> None:
+    work.sweep_quietly()
+    while not stop.wait(work.interval):
+        work.sweep_quietly()

@@ -3,12 +3,21 @@ the answers computed by the store (in SQL, or over a bounded part of the Redis l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from sesame.models import DownloadEvent
 
 UNKNOWN_FILE = "(unknown link)"  # the file of a row whose link record is gone
+EPOCH = date(1970, 1, 1)
+
+
+@functools.lru_cache(maxsize=4096)  # a series names each day once per file
+def iso_day(day: int) -> str:
+    """Day ``day`` since 1970-01-01 as ``YYYY-MM-DD``."""
+    return (EPOCH + timedelta(days=day)).isoformat()
 
 
 @dataclass(frozen=True)

@@ -199,19 +199,21 @@ def links(ctx: click.Context, include_all: bool, as_json: bool) -> None:
     """List links."""
     with _errors_to_exit_codes():
         service = _service(ctx)
+        records = service.link_records(() if include_all else (LinkStatus.ACTIVE,))
         if as_json:
-            shared = service.links(include_inactive=include_all)
-            _print_json(
-                [item.as_dict() | {"status": _status(service, item.link)} for item in shared]
-            )
+            # The list json.dumps(indent=2) would print, written a thousand links at a
+            # time: their URLs minted as they are printed, not 100,000 dicts held at once.
+            for start in range(0, len(records), 1000):
+                items = (
+                    service.shared(link).as_dict() | {"status": _status(service, link)}
+                    for link in records[start : start + 1000]
+                )
+                text = ",\n".join(json.dumps(i, ensure_ascii=False, indent=2) for i in items)
+                text = "  " + text.replace("\n", "\n  ")  # inside the list
+                click.echo(("[\n" if start == 0 else ",\n") + text, nl=False)
+            click.echo("\n]" if records else "[]")
             return
         # The lines show no URL: no token to mint for each of (perhaps) 100,000 links.
-        now = service.clock()
-        records = [
-            link
-            for link in service.link_records()
-            if include_all or link.status(now) is LinkStatus.ACTIVE
-        ]
     if not records:
         click.echo(_("No links.") if include_all else _("No active links (see --all)."))
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,12 +75,19 @@ class _Serializer(URLSafeTimedSerializer):
     def __init__(self, keys: Sequence[bytes]) -> None:
         super().__init__(list(keys), salt=SALT, signer=_Signer, signer_kwargs=_SIGNER_KWARGS)
         self._signer = super().make_signer()
+        # Minting signs at a given time: one signer per thread, its key derived once (a new
+        # signer per token derived it again, half of a token's cost on `sesame links --json`).
+        self._minting = threading.local()
 
     def make_signer(self, salt: str | bytes | None = None) -> Signer:
         return self._signer
 
     def dumps_at(self, obj: Any, timestamp: int) -> str:
-        signer = _Signer(self.secret_keys, salt=SALT, timestamp=timestamp, **_SIGNER_KWARGS)
+        signer: _Signer | None = getattr(self._minting, "signer", None)
+        if signer is None:
+            signer = _Signer(self.secret_keys, salt=SALT, **_SIGNER_KWARGS)
+            self._minting.signer = signer
+        signer.timestamp = timestamp
         return signer.sign(self.dump_payload(obj)).decode("ascii")
 
 

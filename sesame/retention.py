@@ -20,25 +20,20 @@ INTERVAL = 3600  # seconds between two sweeps of one process
 log = logging.getLogger("sesame.retention")
 
 
-class Retention:
-    """When and what the store forgets, for one process."""
+class Periodic:
+    """Work one process does at most once per ``interval``, one thread at a time, in a
+    thread of its own if asked; ``sweep`` is the work, ``what`` names it in the log."""
 
-    def __init__(self, store: Store, keep: int, clock: Clock, interval: int = INTERVAL) -> None:
-        self.store = store
-        self.keep = keep
+    what = "periodic work"
+
+    def __init__(self, clock: Clock, interval: int) -> None:
         self.clock = clock
         self.interval = interval
         self._last: float | None = None
         self._lock = threading.Lock()
 
     def sweep(self) -> int:
-        """Forget now every link that ended more than ``keep`` seconds ago, with its log
-        rows; how many links were forgotten."""
-        before = int(self.clock()) - self.keep
-        dropped = self.store.drop_ended(before, BATCH)
-        if dropped:
-            log.info("retention: forgot %d links that ended before %d", dropped, before)
-        return dropped
+        raise NotImplementedError
 
     def due(self) -> bool:
         """Whether this process has not swept for ``interval`` seconds."""
@@ -58,7 +53,7 @@ class Retention:
         logged, and the next interval tries again."""
         if self.due():
             threading.Thread(
-                target=self.sweep_quietly, name="sesame-retention", daemon=True
+                target=self.sweep_quietly, name=f"sesame-{self.what}", daemon=True
             ).start()
 
     def sweep_quietly(self) -> None:
@@ -66,4 +61,24 @@ class Retention:
         try:
             self.sweep_if_due()
         except Exception:
-            log.warning("retention: the sweep failed; it is tried again later", exc_info=True)
+            log.warning("%s: the sweep failed; it is tried again later", self.what, exc_info=True)
+
+
+class Retention(Periodic):
+    """When and what the store forgets, for one process."""
+
+    what = "retention"
+
+    def __init__(self, store: Store, keep: int, clock: Clock, interval: int = INTERVAL) -> None:
+        super().__init__(clock, interval)
+        self.store = store
+        self.keep = keep
+
+    def sweep(self) -> int:
+        """Forget now every link that ended more than ``keep`` seconds ago, with its log
+        rows; how many links were forgotten."""
+        before = int(self.clock()) - self.keep
+        dropped = self.store.drop_ended(before, BATCH)
+        if dropped:
+            log.info("retention: forgot %d links that ended before %d", dropped, before)
+        return dropped

@@ -39,11 +39,13 @@ from sesame.models import (
     keyword_key,
 )
 from sesame.retention import Retention
+from sesame.rollup import Rollup
 from sesame.settings import Settings, signing_keys
 from sesame.store import Store, open_store
 
 MAX_TEXT = 500
 MAX_DOWNLOADS = 1_000_000_000  # a limit anyone means; (limit + 1) x size stays in 64 bits
+ALL_LINKS = 1 << 62  # a limit on links listed that is none
 MAX_RATE = 1 << 40  # bytes a second (1 TiB/s): more is no cap at all
 ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -64,10 +66,12 @@ class Service:
     clock: Clock = field(default=time.time)
     downloads: Downloads = field(init=False)  # what the gateway does for each download
     retention: Retention = field(init=False)  # what the store forgets, swept by each process
+    rollup: Rollup = field(init=False)  # the sums of the log, brought up to date by each process
 
     def __post_init__(self) -> None:
         self.downloads = Downloads(self.settings, self.store, self.signer, self.clock)
         self.retention = Retention(self.store, self.settings.retention, self.clock)
+        self.rollup = Rollup(self.store, self.clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
@@ -138,9 +142,12 @@ class Service:
             if include_inactive or link.status(now) is LinkStatus.ACTIVE
         ]
 
-    def link_records(self) -> list[Link]:
-        """Every link record, newest first, without its URL (``shared()`` makes one)."""
-        return self.store.list_links()
+    def link_records(self, statuses: Collection[LinkStatus] = ()) -> list[Link]:
+        """Every link record in ``statuses`` now (empty: all), newest first, without its URL
+        (``shared()`` makes one)."""
+        if not statuses:
+            return self.store.list_links()
+        return self.store.links_page(self.clock(), [str(s) for s in statuses], (), ALL_LINKS)
 
     def link_counts(self) -> dict[LinkStatus, int]:
         """How many links are in each status now."""
@@ -183,10 +190,12 @@ class Service:
 
     def log_totals(self, query: LogFilter) -> Totals:
         """What the log rows ``query`` selects add up to."""
+        self.rollup.sweep_in_background()  # at most once a minute, off this call
         return self.store.log_totals(query)
 
     def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
         """Downloads and bytes of the rows ``query`` selects, per local day and file."""
+        self.rollup.sweep_in_background()
         return self.store.log_series(query, utc_offset)
 
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:

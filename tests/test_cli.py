@@ -99,6 +99,16 @@ def test_links_json(service: Service) -> None:
     assert statuses == {kept["id"]: "active", gone["id"]: "revoked"}
 
 
+def test_links_json_is_written_as_one_list_would_be(service: Service) -> None:
+    """links --all --json, written a thousand links at a time, prints what json.dumps of
+    the whole list with indent=2 prints, past the first thousand too."""
+    for _ in range(1003):
+        service.share("hello.txt", recipient="小明")
+    printed = run(service, "links", "--all", "--json").stdout
+    assert printed == json.dumps(json.loads(printed), ensure_ascii=False, indent=2) + "\n"
+    assert len(json.loads(printed)) == 1003
+
+
 def test_links_json_empty(service: Service) -> None:
     """With no links, links --json prints an empty JSON list."""
     assert json.loads(run(service, "links", "--json").stdout) == []

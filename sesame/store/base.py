@@ -152,6 +152,12 @@ class Store(Protocol):
     def link_files(self) -> list[str]:
         """The files of the links kept, each once, sorted."""
 
+    def roll_up(self, batch: int) -> int:
+        """Add up to ``batch`` more log rows to the sums that serve ``log_totals`` and
+        ``log_series`` over long periods, in one short transaction (or trip); how many
+        rows were added (0: the sums are up to date). The answers are the same either way;
+        only their cost depends on how far behind the sums are."""
+
     # -- retention ----------------------------------------------------------------------
 
     def drop_ended(self, before: int, batch: int) -> int:

@@ -88,6 +88,13 @@ def _adopt_unversioned(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _rollups(db: sqlite3.Connection) -> None:
+    from sesame.store.sqlite_rollup import SCHEMA  # it imports sesame.activity, not this
+
+    for statement in statements(SCHEMA):
+        db.execute(statement)
+
+
 SQLITE_STEPS: list[SQLiteStep] = [
     _adopt_unversioned,  # 1
     # 2: the Links page counts outcomes per link from the index alone; the Activity page
@@ -114,6 +121,10 @@ SQLITE_STEPS: list[SQLiteStep] = [
     CREATE INDEX IF NOT EXISTS leases_by_until ON leases (until);
     CREATE INDEX IF NOT EXISTS leases_by_session ON leases (session);
     CREATE TABLE IF NOT EXISTS sessions (session TEXT PRIMARY KEY, until INTEGER NOT NULL);""",
+    # 4: sums of the log per day, file and outcome, and each day's client addresses, for
+    # the Activity page over long periods (sqlite_rollup.py). They start empty and
+    # roll_up fills them off the download path; triggers keep them with rows that change.
+    _rollups,
 ]
 SQLITE_VERSION = len(SQLITE_STEPS)
 

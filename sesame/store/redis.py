@@ -29,7 +29,8 @@ from sesame.models import (
 )
 from sesame.store.backup import REDIS_ADVICE
 from sesame.store.migrations import migrate_redis
-from sesame.store.redis_log import RedisLog, RedisQueries
+from sesame.store.redis_log import RedisLog
+from sesame.store.redis_queries import RedisQueries
 
 PREFIX = "sesame:"
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
@@ -311,6 +312,14 @@ class RedisStore(RedisLog, RedisQueries):
         if gone:
             self.redis.zrem(PREFIX + "links", *gone)
         return sorted(links, key=lambda link: (-link.created_at, link.id))
+
+    def _link_records(self, ids: list[str]) -> list[Link]:
+        """The records of ``ids`` still kept, in that order, in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for link_id in ids:
+                pipe.hgetall(_link_key(link_id))
+            records = pipe.execute()
+        return [link for link in map(_link, records) if link is not None]
 
     def revoke_link(self, link_id: str, at: int) -> Link | None:
         self._revoke(keys=[_link_key(link_id)], args=[at])

@@ -24,9 +24,11 @@ from sesame.store.grouping import GroupCommit
 from sesame.store.migrations import migrate_sqlite
 from sesame.store.sqlite_downloads import ADD_EVENT, EVENT_COLUMNS, SQLiteDownloads, _event_row
 from sesame.store.sqlite_log import SQLiteLog
+from sesame.store.sqlite_rollup import SCHEMA as ROLLUP_SCHEMA
 
 # What a new database gets: the latest schema (migrations.SQLITE_STEPS lead older ones here).
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS links (
     id TEXT PRIMARY KEY,
     file TEXT NOT NULL,
@@ -110,6 +112,8 @@ CREATE TABLE IF NOT EXISTS egress (
     bytes INTEGER NOT NULL
 );
 """
+    + ROLLUP_SCHEMA
+)
 
 LINK_COLUMNS = (
     "id, file, created_at, expires_at, max_downloads, recipient, note, revoked_at, downloads,"

@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterator
-from contextlib import AbstractContextManager
-from datetime import date, timedelta
 from typing import Any
 
-from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals
+from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
+from sesame.store.sqlite_rollup import (
+    CLIENTS,
+    SOURCE,
+    SUMS,
+    Split,
+    SQLiteRollup,
+    file_name,
+    where_sums,
+)
 
-EPOCH = date(1970, 1, 1)
 # A link's status at :now, as Link.status() tells it.
 _STATUS = """CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
     WHEN max_downloads IS NOT NULL AND downloads >= max_downloads THEN 'used up'
@@ -26,15 +31,8 @@ _ROWS_OF_ENDED = f"""DELETE FROM downloads WHERE id IN (
 _BATCH_OF_ENDED = f"SELECT id FROM links WHERE {_ENDED} ORDER BY id LIMIT :batch"
 
 
-class SQLiteLog:
+class SQLiteLog(SQLiteRollup):
     """The log's side of SQLiteStore; needs its ``_db`` and ``_transaction``."""
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
 
     def drop_ended(self, before: int, batch: int) -> int:
         params = {"before": before, "batch": batch}
@@ -43,6 +41,8 @@ class SQLiteLog:
         dropped = 0
         while forgotten := self._forget_links(params):
             dropped += forgotten
+        with self._transaction() as db:
+            self._tidy_sums(db)
         return dropped
 
     # -- what the pages show ------------------------------------------------------------
@@ -62,38 +62,81 @@ class SQLiteLog:
             yield from map(_log_row, chunk)
 
     def log_totals(self, query: LogFilter) -> Totals:
+        with self._split(query, 0) as split:
+            return self._totals(query, split)
+
+    def _totals(self, query: LogFilter, split: Split | None) -> Totals:
         clause, params = where(query)
-        source = _FROM if query.files or query.needle else "FROM downloads AS d"
+        joined = bool(query.files or query.needle)
+        source, params = _source(split, joined, params)
         downloads, aborted, previews, sent, rows = self._db.execute(
             f"""SELECT COALESCE(SUM(d.counted), 0), COALESCE(SUM(d.outcome = 'aborted'), 0),
                    COALESCE(SUM(d.outcome = 'preview'), 0), COALESCE(SUM(d.bytes_sent), 0),
                    COUNT(*) {source}{clause}""",
             params,
         ).fetchone()
-        # GROUP BY sorts: three times faster than COUNT(DISTINCT) over a million rows.
         known = f"{' AND' if clause else ' WHERE'} COALESCE(d.client_ip, '') != ''"
-        (clients,) = self._db.execute(
-            f"SELECT COUNT(*) FROM (SELECT d.client_ip {source}{clause}{known} GROUP BY 1)",
-            params,
-        ).fetchone()
+        # GROUP BY sorts: three times faster than COUNT(DISTINCT) over a million rows.
+        read = f"SELECT d.client_ip AS ip {source}{clause}{known} GROUP BY 1"
+        addresses = f"SELECT COUNT(*) FROM ({read})"
+        if split is not None:
+            more, more_params = where_sums(query)
+            params |= more_params
+            # Those of the days' sets, and those of the rows read that no day's set holds
+            # (a few: a UNION would sort them all again).
+            addresses = f"""SELECT
+                (SELECT COUNT(DISTINCT client_ip) FROM {CLIENTS}{more})  -- in order: no sort
+                + (SELECT COUNT(*) FROM ({read}) AS v
+                   WHERE NOT EXISTS (SELECT 1 FROM {CLIENTS}{more} AND c.client_ip = v.ip))"""
+            summed = self._db.execute(
+                f"""SELECT COALESCE(SUM(counted), 0),
+                       COALESCE(SUM(CASE WHEN outcome = 'aborted' THEN rows END), 0),
+                       COALESCE(SUM(CASE WHEN outcome = 'preview' THEN rows END), 0),
+                       COALESCE(SUM(bytes), 0), COALESCE(SUM(rows), 0) FROM {SUMS}{more}""",
+                params,
+            ).fetchone()
+            downloads, aborted, previews, sent, rows = (
+                a + b
+                for a, b in zip((downloads, aborted, previews, sent, rows), summed, strict=True)
+            )
+        (clients,) = self._db.execute(addresses, params).fetchone()
         return Totals(downloads, aborted, previews, sent, clients, rows)
 
     def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        with self._split(query, utc_offset) as split:
+            return self._series(query, split, utc_offset)
+
+    def _series(self, query: LogFilter, split: Split | None, utc_offset: int) -> list[DayFile]:
         clause, params = where(query)
         # Summed per day and link first, then per file: one look-up of a link per day it
         # was used rather than one per row, unless the filter needs the link's columns.
         joined = bool(query.files or query.needle)
-        inner = _FROM if joined else "FROM downloads AS d"
+        inner, params = _source(split, joined, params)
         rows = self._db.execute(
             f"""SELECT day, COALESCE(l.file, '{UNKNOWN_FILE}') AS file, SUM(n), SUM(b) FROM (
-                   SELECT CAST((d.at + :offset) / 86400 AS INTEGER) AS day, d.link_id AS id,
+                   SELECT CAST((d.at + :utc_offset) / 86400 AS INTEGER) AS day, d.link_id AS id,
                        SUM(d.counted) AS n, SUM(d.bytes_sent) AS b {inner}{clause}
                    GROUP BY day, d.link_id)
                LEFT JOIN links AS l USING (id)
-               GROUP BY day, file ORDER BY day, file""",
-            {**params, "offset": utc_offset},
-        )
-        return [DayFile(_iso_day(day), file, n, b) for day, file, n, b in rows]
+               GROUP BY day, file""",
+            {**params, "utc_offset": utc_offset},
+        ).fetchall()
+        if split is not None:
+            more, more_params = where_sums(query)
+            rows += [
+                (day, file_name(file), n, b)
+                for day, file, n, b in self._db.execute(
+                    f"""SELECT day, file, SUM(counted), SUM(bytes) FROM {SUMS}{more}
+                        GROUP BY day, file HAVING SUM(rows) > 0""",
+                    params | more_params,
+                )
+            ]
+        sums: dict[tuple[int, str], list[int]] = {}
+        for day, file, n, b in rows:
+            pair = sums.setdefault((day, file), [0, 0])
+            pair[0] += n
+            pair[1] += b
+        return [DayFile(iso_day(day), file, *sums[day, file]) for day, file in sorted(sums)]
 
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
@@ -154,16 +197,24 @@ class SQLiteLog:
         return len(ids)
 
 
-def _iso_day(day: int) -> str:
-    return (EPOCH + timedelta(days=day)).isoformat()
-
-
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 _FROM = "FROM downloads AS d LEFT JOIN links AS l ON l.id = d.link_id"
+
+
+def _source(
+    split: Split | None, joined: bool, params: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The FROM of the rows a query reads one by one: all of them without a Split, else
+    those it leaves to be read; with the links' columns if ``joined``."""
+    rows = "downloads" if split is None else SOURCE
+    source = f"FROM {rows} AS d" + (" LEFT JOIN links AS l ON l.id = d.link_id" if joined else "")
+    return source, params if split is None else params | split.params()
+
+
 _TEXT = " OR ".join(
     f"{column} LIKE :like ESCAPE '\\'"
     for column in ("l.recipient", "d.link_id", "d.client_ip", "d.user_agent")

@@ -11,6 +11,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
+from sesame.activity import DayFile, LogFilter, Totals, iso_day
 from sesame.errors import SchemaTooNew
 from sesame.models import ApiKey, DownloadEvent, Link, Outcome, Rule
 from sesame.service import Service
@@ -182,6 +183,12 @@ def test_every_earlier_schema_opens_with_its_records_intact(
         assert store.list_api_keys() == [key]
     if "egress" in schema.read_text():
         assert store.egress(NOW // 86400, NOW // 86400) == {NOW // 86400: 17}
+    while store.roll_up(1):  # the sums of its log, from nothing, answer as its rows do
+        pass
+    assert store.log_totals(LogFilter()) == Totals(1, 1, 0, 17, 2, 2)
+    assert store.log_series(LogFilter()) == [
+        DayFile(iso_day(int(NOW // 86400)), "hello.txt", 1, 17)
+    ]
     answer = TestClient(create_app(settings, service)).get(service.link("live0000001").url)
     assert (answer.status_code, answer.content) == (200, b"hello, sesame\n")
     assert store.get_link("live0000001").downloads == 2  # type: ignore[union-attr]
@@ -243,11 +250,14 @@ def test_a_failed_step_leaves_the_database_as_it_was(
 
 
 def test_statements_splits_a_script() -> None:
-    """statements() gives SCHEMA back statement by statement, comments kept inside."""
+    """statements() gives SCHEMA back statement by statement, comments kept inside, a
+    trigger's body (with its own semicolons) in one piece."""
     found = statements(SCHEMA)
     assert all(sqlite3.complete_statement(s) for s in found)
     assert found[0].startswith("CREATE TABLE IF NOT EXISTS links")
-    assert len(found) == SCHEMA.count(";")
+    assert " ".join(found).split() == SCHEMA.split()
+    triggers = [s for s in found if s.startswith("CREATE TRIGGER")]
+    assert len(triggers) == 2 and all(s.endswith("END;") for s in triggers)
 
 
 def test_redis_gets_a_version_key(redis_url: str) -> None:

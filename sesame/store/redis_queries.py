@@ -1,0 +1,428 @@
+"""What the Links and Activity pages ask of the Redis store, answered by the server: Lua
+scripts read the log (or the link records) a chunk at a time and send back only the rows a
+page shows, or the sums it shows. Each trip reads a bounded chunk, so a download waits a few
+milliseconds at most behind one; the time of a query still grows with the rows (or links)
+it covers, since the stream has no secondary index (see bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Collection, Iterator
+from itertools import islice
+from typing import Any, cast
+
+import redis
+
+from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
+from sesame.models import DownloadEvent, Link, Outcome
+
+PREFIX = "sesame:"
+LINKS = PREFIX + "links"  # link ids, scored by creation time
+EVENTS = PREFIX + "events"
+LOG_CHUNK = 1000  # log entries per trip
+LINK_CHUNK = 2000  # link records per trip
+
+# One chunk of the log (the stream, or one link's list), judged by a filter on the server.
+# The text is matched here only when the answer is certain (an ASCII needle found in a
+# field lowered, or no field with a byte beyond ASCII: Python's casefold is then Lua's
+# lower); any other row goes back marked "maybe", for Python to judge with str.casefold.
+#
+# KEYS: the log. ARGV: mode ('rows': return the rows chosen; 'tally': add them up;
+# 'given': add up the rows of ARGV[13], already judged), where to start (a stream id, with
+# '(' for after it, or a list index), how many entries to read, newest first (0 or 1),
+# since and until ('' for none), the files and outcomes (JSON lists, empty for any), the
+# needle (casefolded, '' for none), the days' seconds from UTC, whether the log is a list
+# (0 or 1), the far end of the stream's range, the rows given (a JSON list).
+# Returns where to go on from ('' at the end), then for 'rows' (json, file, recipient,
+# maybe) flattened, else {downloads, aborted, previews, bytes, rows}, the client
+# addresses, (day, file, downloads, bytes) flattened, and the maybe rows as for 'rows'.
+_SCAN = r"""
+local mode, start, count, newest = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local since, until_ = tonumber(ARGV[5]), tonumber(ARGV[6])
+local needle, offset, is_list = ARGV[9], tonumber(ARGV[10]), ARGV[11] == '1'
+local files, outcomes = {}, {}
+for _, f in ipairs(cjson.decode(ARGV[7])) do files[f] = true end
+for _, o in ipairs(cjson.decode(ARGV[8])) do outcomes[o] = true end
+local any_file, any_outcome = next(files) == nil, next(outcomes) == nil
+local ascii_needle = not string.find(needle, '[\128-\255]')
+
+local entries, after = {}, ''
+if mode == 'given' then
+  entries = cjson.decode(ARGV[13])
+elseif is_list then
+  local first = tonumber(start)
+  if newest then
+    entries = redis.call('LRANGE', KEYS[1], first, first + count - 1)
+  else
+    local got = redis.call('LRANGE', KEYS[1], -(first + count), -(first + 1))
+    for i = #got, 1, -1 do entries[#entries + 1] = got[i] end
+  end
+  if #entries == count then after = tostring(first + count) end
+else
+  local got
+  if newest then
+    got = redis.call('XREVRANGE', KEYS[1], start, ARGV[12], 'COUNT', count)
+  else
+    got = redis.call('XRANGE', KEYS[1], start, ARGV[12], 'COUNT', count)
+  end
+  for i, entry in ipairs(got) do entries[i] = entry[2][2] end
+  if #got == count then after = '(' .. got[#got][1] end
+end
+
+local links = {}
+local function link_of(id)
+  local known = links[id]
+  if not known then
+    local f = redis.call('HMGET', '{PREFIX}link:' .. id, 'file', 'recipient')
+    if f[1] then known = {f[1], f[2] or ''} else known = {'{UNKNOWN}', ''} end
+    links[id] = known
+  end
+  return known
+end
+local function text(value)
+  if value == nil or value == false or value == cjson.null then return '' end
+  return tostring(value)
+end
+local function matches(row, recipient)
+  local wide = false
+  for _, field in ipairs({recipient, text(row.link_id), text(row.client_ip),
+                          text(row.user_agent)}) do
+    if ascii_needle and string.find(string.lower(field), needle, 1, true) then return true end
+    if string.find(field, '[\128-\255]') then wide = true end
+  end
+  return wide and 'maybe' or false
+end
+
+local chosen, maybe = {}, {}
+local totals, clients, days = {0, 0, 0, 0, 0}, {}, {}
+local function add(row, file)
+  local counted = row.counted == true and 1 or 0
+  totals[1] = totals[1] + counted
+  totals[2] = totals[2] + (row.outcome == 'aborted' and 1 or 0)
+  totals[3] = totals[3] + (row.outcome == 'preview' and 1 or 0)
+  totals[4] = totals[4] + row.bytes_sent
+  totals[5] = totals[5] + 1
+  local ip = text(row.client_ip)
+  if ip ~= '' then clients[ip] = true end
+  local key = math.floor((row.at + offset) / 86400) .. '/' .. file
+  local sums = days[key]
+  if not sums then sums = {0, 0}; days[key] = sums end
+  sums[1] = sums[1] + counted
+  sums[2] = sums[2] + row.bytes_sent
+end
+local function keep(into, data, link, verdict)
+  into[#into + 1] = data
+  into[#into + 1] = link[1]
+  into[#into + 1] = link[2]
+  into[#into + 1] = verdict == 'maybe' and 1 or 0
+end
+
+for _, data in ipairs(entries) do
+  local row = cjson.decode(data)
+  if (not since or row.at >= since) and (not until_ or row.at < until_)
+     and (any_outcome or outcomes[row.outcome]) then
+    local link = link_of(row.link_id)
+    if any_file or files[link[1]] then
+      local verdict = true
+      if needle ~= '' and mode ~= 'given' then verdict = matches(row, link[2]) end
+      if mode == 'rows' then
+        if verdict then keep(chosen, data, link, verdict) end
+      elseif verdict == true then
+        add(row, link[1])
+      elseif verdict then
+        keep(maybe, data, link, verdict)
+      end
+    end
+  end
+end
+if mode == 'rows' then return {after, chosen} end
+local addresses, series = {}, {}
+for ip in pairs(clients) do addresses[#addresses + 1] = ip end
+for key, sums in pairs(days) do
+  local cut = string.find(key, '/', 1, true)
+  series[#series + 1] = string.sub(key, 1, cut - 1)
+  series[#series + 1] = string.sub(key, cut + 1)
+  series[#series + 1] = sums[1]
+  series[#series + 1] = sums[2]
+end
+return {after, totals, addresses, series, maybe}
+""".replace("{PREFIX}", PREFIX).replace("{UNKNOWN}", UNKNOWN_FILE)
+
+# One chunk of the link index, newest first, each record judged on the server: its status
+# at ``now`` as Link.status tells it. KEYS: the index. ARGV: the first rank, how many, now,
+# the statuses and files wanted (JSON lists, empty for any).
+# Returns where to go on from ('' at the end), the counts per status (flattened), the files
+# (each once), the ids chosen with their creation times (flattened), the last time read.
+_LINKS = r"""
+local first, count, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local statuses, files = {}, {}
+for _, s in ipairs(cjson.decode(ARGV[4])) do statuses[s] = true end
+for _, f in ipairs(cjson.decode(ARGV[5])) do files[f] = true end
+local any_status, any_file = next(statuses) == nil, next(files) == nil
+local ids = redis.call('ZREVRANGE', KEYS[1], first, first + count - 1, 'WITHSCORES')
+local counts, seen, chosen = {}, {}, {}
+for i = 1, #ids, 2 do
+  local f = redis.call('HMGET', '{PREFIX}link:' .. ids[i], 'file', 'revoked_at',
+                       'max_downloads', 'downloads', 'expires_at')
+  if f[1] then
+    local status = 'active'
+    if f[2] then status = 'revoked'
+    elseif f[3] and tonumber(f[4] or '0') >= tonumber(f[3]) then status = 'used up'
+    elseif now > tonumber(f[5]) then status = 'expired' end
+    counts[status] = (counts[status] or 0) + 1
+    seen[f[1]] = true
+    if (any_status or statuses[status]) and (any_file or files[f[1]]) then
+      chosen[#chosen + 1] = ids[i]
+      chosen[#chosen + 1] = ids[i + 1]
+    end
+  end
+end
+local flat, names = {}, {}
+for status, n in pairs(counts) do flat[#flat + 1] = status; flat[#flat + 1] = n end
+for file in pairs(seen) do names[#names + 1] = file end
+local after = #ids == 2 * count and tostring(first + count) or ''
+return {after, flat, names, chosen, #ids > 0 and ids[#ids] or ''}
+""".replace("{PREFIX}", PREFIX)
+
+
+class RedisQueries:
+    """The pages' queries of RedisStore; needs its ``redis`` and ``_link_records``."""
+
+    redis: redis.Redis
+
+    def _link_records(self, ids: list[str]) -> list[Link]:
+        raise NotImplementedError
+
+    def _script(self, name: str, source: str) -> Any:
+        scripts: dict[str, Any] = self.__dict__.setdefault("_query_scripts", {})
+        if name not in scripts:
+            scripts[name] = self.redis.register_script(source)
+        return scripts[name]
+
+    # -- the log ------------------------------------------------------------------------
+
+    def log_page(self, query: LogFilter, limit: int, offset: int = 0) -> list[LogRow]:
+        return list(islice(self._matching(query, newest_first=True), offset, offset + limit))
+
+    def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
+        return self._matching(query, newest_first=False)
+
+    def log_totals(self, query: LogFilter) -> Totals:
+        # Totals are the same at any day boundary: at the one the series was last asked
+        # for, the page's next question (the series of the same filter) is answered too.
+        return self._tally(query, self.__dict__.get("_last_offset", 0)).totals()
+
+    def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        self.__dict__["_last_offset"] = utc_offset
+        return self._tally(query, utc_offset).series()
+
+    def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        ids = list(link_ids)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for link_id in ids:
+                pipe.lrange(f"{EVENTS}:{link_id}", 0, -1)
+            logs: list[list[str]] = pipe.execute()
+        counts: dict[str, dict[str, int]] = {}
+        for link_id, rows in zip(ids, logs, strict=True):
+            if rows:
+                counts[link_id] = dict(Counter(json.loads(row)["outcome"] for row in rows))
+        return counts
+
+    def _matching(self, query: LogFilter, newest_first: bool) -> Iterator[LogRow]:
+        for reply in self._scans(query, "rows", newest_first, 0):
+            for _, row, maybe in _rows(reply[1]):
+                if not maybe or selected(query, row):
+                    yield row
+
+    def _tally(self, query: LogFilter, utc_offset: int) -> _Tally:
+        """The sums of ``query`` at ``utc_offset``'s days: those of the last call again if
+        they were for the same and the log has not changed since (its length and last
+        entry's id, which an amend, a trim or a deletion changes too)."""
+        log = self.redis.xinfo_stream(EVENTS) if self.redis.exists(EVENTS) else {}
+        state = (query, utc_offset, log.get("length"), log.get("last-generated-id"), _moment())
+        last: tuple[tuple[Any, ...], _Tally] | None = self.__dict__.get("_last_tally")
+        if query.link_id is None and last is not None and last[0] == state:
+            return last[1]
+        tally = self._tallied(query, utc_offset)
+        self.__dict__["_last_tally"] = (state, tally)
+        return tally
+
+    def _tallied(self, query: LogFilter, utc_offset: int) -> _Tally:
+        tally = _Tally()
+        for reply in self._scans(query, "tally", False, utc_offset):
+            tally.add(reply)
+            chosen = [data for data, row, _ in _rows(reply[4]) if selected(query, row)]
+            if chosen:
+                args = _args(query, "given", "", False, utc_offset)
+                args[12] = json.dumps(chosen)
+                tally.add(self._script("scan", _SCAN)(keys=[EVENTS], args=args))
+        return tally
+
+    def _scans(
+        self, query: LogFilter, mode: str, newest_first: bool, utc_offset: int
+    ) -> Iterator[list[Any]]:
+        """The script's replies over the part of the log ``query`` covers: one link's own
+        list, or the stream's part that holds its period (see _bounds)."""
+        key = EVENTS if query.link_id is None else f"{EVENTS}:{query.link_id}"
+        start = "0" if query.link_id is not None else _bounds(query)[newest_first]
+        scan = self._script("scan", _SCAN)
+        while start:
+            reply = cast(
+                list[Any],
+                scan(keys=[key], args=_args(query, mode, start, newest_first, utc_offset)),
+            )
+            yield reply
+            start = reply[0]
+
+    def roll_up(self, batch: int) -> int:
+        return 0  # the server adds up a period's rows for each query (see _SCAN)
+
+    # -- the links ----------------------------------------------------------------------
+
+    def link_counts(self, now: float) -> dict[str, int]:
+        counts = Counter[str]()
+        files: set[str] = set()
+        for reply in self._link_scans(now, (), ()):
+            flat = reply[1]
+            counts.update({flat[n]: int(flat[n + 1]) for n in range(0, len(flat), 2)})
+            files.update(reply[2])
+        self.__dict__["_last_files"] = (self._links_state(), sorted(files))
+        return dict(counts)
+
+    def link_files(self) -> list[str]:
+        # A link's file never changes: the files the last count read, if no link came or
+        # went since (the page asks for the counts, then the files).
+        last: tuple[Any, list[str]] | None = self.__dict__.get("_last_files")
+        if last is not None and last[0] == self._links_state():
+            return last[1]
+        files: set[str] = set()
+        for reply in self._link_scans(time.time(), (), ()):
+            files.update(reply[2])
+        return sorted(files)
+
+    def _links_state(self) -> tuple[int, list[Any], int]:
+        """How many links the index holds and its newest (a link added or forgotten changes
+        them), and the moment."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(LINKS)
+            pipe.zrevrange(LINKS, 0, 0)
+            count, newest = pipe.execute()
+        return int(count), list(newest), _moment()
+
+    def links_page(
+        self, now: float, statuses: Collection[str], files: Collection[str], limit: int
+    ) -> list[Link]:
+        chosen: list[tuple[int, str]] = []
+        if limit <= 0:
+            return []
+        for reply in self._link_scans(now, statuses, files):
+            flat = reply[3]
+            chosen += [(-int(flat[n + 1]), flat[n]) for n in range(0, len(flat), 2)]
+            chosen.sort()
+            # Ties in creation time go by id, as in SQLite: read on past the last one kept.
+            if len(chosen) >= limit and (not reply[4] or -int(reply[4]) > chosen[limit - 1][0]):
+                break
+        return self._link_records([link_id for _, link_id in chosen[:limit]])
+
+    def _link_scans(
+        self, now: float, statuses: Collection[str], files: Collection[str]
+    ) -> Iterator[list[Any]]:
+        script, start = self._script("links", _LINKS), "0"
+        wanted = [json.dumps(list(statuses)), json.dumps(list(files))]
+        while start:
+            reply = cast(list[Any], script(keys=[LINKS], args=[start, LINK_CHUNK, now, *wanted]))
+            yield reply
+            start = reply[0]
+
+
+class _Tally:
+    """The sums of the script's tallies, a chunk at a time."""
+
+    def __init__(self) -> None:
+        self.sums = [0, 0, 0, 0, 0]
+        self.clients: set[str] = set()
+        self.days: dict[tuple[int, str], list[int]] = {}
+
+    def add(self, reply: list[Any]) -> None:
+        _, sums, clients, series = reply[:4]
+        self.sums = [total + int(more) for total, more in zip(self.sums, sums, strict=True)]
+        self.clients.update(clients)
+        for n in range(0, len(series), 4):
+            day, file, downloads, sent = series[n : n + 4]
+            pair = self.days.setdefault((int(day), file), [0, 0])
+            pair[0] += int(downloads)
+            pair[1] += int(sent)
+
+    def totals(self) -> Totals:
+        downloads, aborted, previews, sent, rows = self.sums
+        return Totals(downloads, aborted, previews, sent, len(self.clients), rows)
+
+    def series(self) -> list[DayFile]:
+        return [
+            DayFile(iso_day(day), file, *self.days[day, file]) for day, file in sorted(self.days)
+        ]
+
+
+def _moment() -> int:
+    """Ten seconds of this process's time: what is remembered of an answer lasts no longer
+    (a link record Redis expired by itself changes nothing else)."""
+    return int(time.monotonic() // 10)
+
+
+def _bounds(query: LogFilter) -> tuple[str, str]:
+    """The stream ids (oldest, newest) that hold ``query``'s period: from an hour before
+    ``since`` (ids are the server's time of writing, a little behind or ahead of the
+    gateways') to the end (an amended row is written again, later than its time)."""
+    low = "-" if query.since is None else str(max(0, int((query.since - 3600) * 1000)))
+    return low, "+"
+
+
+def _args(
+    query: LogFilter, mode: str, start: str, newest_first: bool, utc_offset: int
+) -> list[Any]:
+    low, high = _bounds(query)
+    return [
+        mode,
+        start,
+        LOG_CHUNK,
+        int(newest_first),
+        "" if query.since is None else repr(float(query.since)),
+        "" if query.until is None else repr(float(query.until)),
+        json.dumps(list(query.files)),
+        json.dumps(list(query.outcomes)),
+        query.needle,
+        utc_offset,
+        int(query.link_id is not None),
+        low if newest_first else high,
+        "[]",
+    ]
+
+
+def _rows(flat: list[Any]) -> Iterator[tuple[str, LogRow, bool]]:
+    """The script's rows: as kept, as a LogRow, and whether the text is still to match."""
+    for n in range(0, len(flat), 4):
+        data, file, recipient, maybe = flat[n : n + 4]
+        yield data, LogRow(_event(json.loads(data)), file, recipient or None), maybe == 1
+
+
+def selected(query: LogFilter, row: LogRow) -> bool:
+    """Whether ``query`` selects ``row``: what _SCAN decides on the server, in Python."""
+    event = row.event
+    if query.since is not None and event.at < query.since:
+        return False
+    if query.until is not None and event.at >= query.until:
+        return False
+    if query.files and row.file not in query.files:
+        return False
+    if query.outcomes and str(event.outcome) not in query.outcomes:
+        return False
+    if needle := query.needle:
+        fields = (row.recipient, event.link_id, event.client_ip, event.user_agent)
+        return any(needle in (field or "").casefold() for field in fields)
+    return True
+
+
+def _event(data: dict[str, Any]) -> DownloadEvent:
+    return DownloadEvent(**{**data, "outcome": Outcome(data["outcome"])})
