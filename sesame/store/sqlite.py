@@ -159,10 +159,11 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         return conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once so that check-then-write cannot race."""
+    def _transaction(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once so that check-then-write cannot race;
+        ``wait``: how long to wait for this process's other writers (the timeout)."""
         db = self._db
-        if not self._writing.acquire(timeout=self.timeout):
+        if not self._writing.acquire(timeout=self.timeout if wait is None else wait):
             raise sqlite3.OperationalError("database is locked")  # by this process's writers
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -313,11 +314,12 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
 
     def ping(self) -> None:
         # A write lock taken and let go: a locked, read-only or damaged file fails here, a
-        # locked one after PING_WAIT rather than the store's whole timeout.
+        # locked one (by another process, or by this one's writers waiting for it) after
+        # PING_WAIT rather than the store's whole timeout.
         db = self._db
         db.execute(f"PRAGMA busy_timeout = {int(PING_WAIT * 1000)}")
         try:
-            with self._transaction():
+            with self._transaction(PING_WAIT):
                 db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         finally:
             db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
