@@ -13,6 +13,7 @@ lock: the gateway reads files, renders pages and checks tokens outside it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sqlite3
 import threading
@@ -79,12 +80,18 @@ class GroupCommit:
         """Run everything queued, holding the write lock."""
         with self._queued:
             pending, self._queue = self._queue, []
-        for _ in range(MAX_ROLLBACKS + 1):
-            if not pending:
-                return
-            pending = self._batch(db, pending)
-        for ticket in pending:
-            ticket.finish(error=sqlite3.OperationalError("the transaction was rolled back"))
+        taken = list(pending)
+        try:
+            for _ in range(MAX_ROLLBACKS + 1):
+                if not pending:
+                    return
+                pending = self._batch(db, pending)
+            _fail(pending, sqlite3.OperationalError("the transaction was rolled back"))
+        except BaseException as exc:  # a savepoint or a rollback failed: nobody waits forever
+            with contextlib.suppress(Exception):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            _fail([t for t in taken if not t.done.is_set()], exc)
 
     def _batch(self, db: sqlite3.Connection, pending: list[_Ticket]) -> list[_Ticket]:
         """One transaction of ``pending``; what must be tried again (SQLite rolled the whole
