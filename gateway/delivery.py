@@ -74,6 +74,7 @@ class Delivery:
         self.tap = tap
         self.sock = tap.sock
         self.base = 0  # what the connection carried before this response: see ``start``
+        self.started = False
         self.reset = False  # the client reset the connection: what it was sent, it dropped
 
     @classmethod
@@ -97,9 +98,12 @@ class Delivery:
     def start(self) -> None:
         """Count from here on: the response's body begins."""
         self.base = self.written()
+        self.started = True
 
     def acked(self) -> int:
         """Bytes of this response (headers included) the client acknowledged so far."""
+        if not self.started:  # the body never began: none of it can have been acknowledged
+            return 0
         return max(0, self._info()[0] - self.base)
 
     async def settle(self, written: int) -> int:
