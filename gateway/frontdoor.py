@@ -21,6 +21,7 @@ from gateway.access import AccessLog
 from gateway.download import download
 
 PREFIXES = ("/d/", "/api/get_file/")
+TOKEN = "sesame.token"  # where the front door leaves a download's token in its scope
 
 
 class Gateway(FastAPI):
@@ -39,15 +40,17 @@ class FrontDoor:
         self.downloads = AccessLog(self._download)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and _token(scope):
+        token = _token(scope) if scope["type"] == "http" else None
+        if token and scope["method"] in ("GET", "HEAD"):
             scope["app"] = self.app
+            scope[TOKEN] = token
             return await self.downloads(scope, receive, send)
         await self.rest(scope, receive, send)
 
     async def _download(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            response = await download(request, _token(scope) or "")
+            response = await download(request, scope[TOKEN])
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:

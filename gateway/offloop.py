@@ -1,13 +1,11 @@
 """Work that may wait on the store or the disk, run off the event loop on threads of the
 gateway's own.
 
-``off_loop``: a plain executor. anyio's ``to_thread`` (Starlette's ``run_in_threadpool``)
-spends tens of microseconds per call on its limiter and its bookkeeping, a good part of a
-small download's time (measured under wrk). When every thread is busy, a download waits for
-one; the event loop never does.
-
-The SQLite store groups the downloads' writes of these threads in shared transactions
-itself (sesame.store.grouping).
+A plain executor: anyio's ``to_thread`` (Starlette's ``run_in_threadpool``) spends tens of
+microseconds per call on its limiter and its bookkeeping, a good part of a small download's
+time (measured under wrk). When every thread is busy, a download waits for one; the event
+loop never does. The SQLite store groups the downloads' writes of these threads in shared
+transactions itself (sesame.store.grouping).
 """
 
 from __future__ import annotations
