@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ log = logging.getLogger("sesame.gateway")
 # 100 ms whatever the store does. Its own few threads, so busy downloads cannot starve it.
 HEALTH_WAIT = 0.06
 HEALTH_THREADS = 4
+GC_YOUNG = 20_000  # new objects between the collector's runs (Python's default: 700)
 
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """What runs beside the requests: WeChat's warm-up, nginx's download reports."""
     settings: Settings = app.state.service.settings
+    threshold = _settle_garbage_collector()
     reports = None
     if settings.offload == "nginx" and settings.offload_report:
         reports = await listen(settings.offload_report, app.state.service.downloads)
@@ -148,6 +151,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if reports is not None:
             reports.close()
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def _settle_garbage_collector() -> tuple[int, int, int]:
+    """Leave what start-up made out of the collector's sight, and collect less often.
+
+    Python's cycle collector ran every 700 new objects, each time walking the tens of
+    thousands that start-up left (the app, its routes, pydantic's schemas): about a tenth of
+    a small download's time under wrk, measured. Frozen, they are never walked again; and a
+    young generation of GC_YOUNG objects between collections costs a few MB at most.
+    Returns the thresholds before, for the end of the app's life."""
+    gc.collect()
+    gc.freeze()
+    threshold = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, *threshold[1:])
+    return threshold
 
 
 async def _download(request: Request) -> Response:

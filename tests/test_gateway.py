@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
+from gateway.app import GC_YOUNG, create_app
 from sesame.models import Outcome
 from sesame.service import Service
 from sesame.settings import Settings
@@ -302,3 +303,16 @@ def test_weird_token_after_a_good_one(client: TestClient, service: Service) -> N
     path = path_of(service)
     for suffix in ("/", "/x", "%20", "==", "!!"):
         assert client.get(path + suffix).status_code == 404
+
+
+def test_the_collector_leaves_start_up_alone_while_the_app_runs(
+    settings: Settings, service: Service
+) -> None:
+    """While the gateway runs, what start-up made is frozen and the young generation is
+    GC_YOUNG; once it stops, both are as they were."""
+    before = gc.get_threshold()
+    with TestClient(create_app(settings, service)):
+        assert gc.get_threshold()[0] == GC_YOUNG
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
