@@ -121,6 +121,28 @@ class Download:
         return f"link {self.start.link_id} {self.access}, {event.bytes_sent} bytes, {event.outcome}"
 
 
+@dataclass(frozen=True, slots=True)
+class Starting:
+    """A download about to begin: what its link's store is asked (``start``)."""
+
+    downloads: Downloads
+    link: Link
+    start: DownloadStart
+    access: Access
+
+    def begun(self, refusal: Refusal | None) -> Download:
+        """The download, once the store let it in (``refusal`` None); else its refusal:
+        LinkRevoked or LinkExhausted, BudgetSpent or TooBusy."""
+        downloads, link = self.downloads, self.link
+        if refusal is Refusal.LINK:
+            current = downloads.store.get_link(link.id) or link
+            _usable(current, may_be_used_up=not self.start.counted)
+            raise LinkExhausted(link.id, link.max_downloads or 0)
+        if refusal is not None:
+            raise downloads.bandwidth.refused(refusal, self.start)
+        return Download(downloads, link, self.start, self.access)
+
+
 class Downloads:
     """The steps of a download over one store and one signer."""
 
@@ -173,6 +195,33 @@ class Downloads:
         link (see the module's docstring): LinkRevoked or LinkExhausted, atomically with
         respect to every process.
         """
+        starting = self.starting(admitted, plan, visitor, settled, offloaded)
+        return starting.begun(self.store.begin_download(starting.start))
+
+    def begin_all(self, starting: list[Starting]) -> list[Download | BaseException]:
+        """``begin`` of each of ``starting`` (made by ``starting``) in as few trips to the
+        store as it can: each one's download, or the error ``begin`` would have raised."""
+        answers = self.store.begin_downloads([each.start for each in starting])
+        begun: list[Download | BaseException] = []
+        for each, answer in zip(starting, answers, strict=True):
+            try:
+                if isinstance(answer, BaseException):
+                    raise answer
+                begun.append(each.begun(answer))
+            except Exception as exc:
+                begun.append(exc)
+        return begun
+
+    def starting(
+        self,
+        admitted: Admitted,
+        plan: Plan,
+        visitor: Visitor,
+        settled: bool = False,
+        offloaded: bool = False,
+    ) -> Starting:
+        """What ``begin`` asks of the store, before it does (see ``begin``); raises the
+        expiry of a late link asked for the whole file."""
         link = admitted.link
         access = Access.FULL if plan.whole else Access.RESUME
         if admitted.late is not None and access is Access.FULL:
@@ -188,14 +237,7 @@ class Downloads:
         start = self.bandwidth.start(
             link.id, counted, plan.nbytes, cap, event, settled, lease, session, piece
         )
-        refusal = self.store.begin_download(start)
-        if refusal is Refusal.LINK:
-            current = self.store.get_link(link.id) or link
-            _usable(current, may_be_used_up=not counted)
-            raise LinkExhausted(link.id, link.max_downloads or 0)
-        if refusal is not None:
-            raise self.bandwidth.refused(refusal, start)
-        return Download(self, link, start, access)
+        return Starting(self, link, start, access)
 
     def report(self, slot_id: str, sent: int, completed: bool) -> bool:
         """Settle a download another server sent (nginx, in offload mode) as it reports:

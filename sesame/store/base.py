@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sesame.activity import DayFile, LogFilter, LogRow, Totals
 from sesame.models import ApiKey, DownloadEnd, DownloadEvent, DownloadStart, Link, Refusal, Rule
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Each(list[R | BaseException]):
+    """What a store gives for each of several requests at once: each one's answer, or the
+    error it alone met (store.guard maps those as it maps one raised)."""
+
+
+def each(step: Callable[[T], R], items: Iterable[T]) -> Each[R]:
+    """``step`` of every item in turn, each one's error kept in its place."""
+    answers: Each[R] = Each()
+    for item in items:
+        try:
+            answers.append(step(item))
+        except Exception as exc:
+            answers.append(exc)
+    return answers
 
 
 class Store(Protocol):
@@ -49,6 +68,11 @@ class Store(Protocol):
         ``renew_slot`` kept, the download given back if it was counted, and its row logged
         as aborted.
         """
+
+    def begin_downloads(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
+        """``begin_download`` of each of ``starts``, each atomic and with its own answer as
+        if begun alone, in as few trips as the store can (the SQLite store: one
+        transaction while no other thread's work is queued)."""
 
     def end_download(self, end: DownloadEnd) -> None:
         """Settle a download begun with ``begin_download``, in one trip: add ``extra_bytes``

@@ -52,29 +52,40 @@ class GroupCommit:
     def run(self, connection: Callable[[], sqlite3.Connection], work: Callable[..., T]) -> T:
         """``work(db)`` in a write transaction, with whatever else is queued meanwhile;
         ``connection()`` is this thread's connection, used if this thread does the work."""
-        ticket = _Ticket(work)
-        with self._queued:
-            self._queue.append(ticket)
-        deadline = time.monotonic() + self._timeout
-        while not ticket.done.is_set():
-            if self._writing.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                try:
-                    if not ticket.done.is_set():
-                        self._lead(connection())
-                finally:
-                    self._writing.release()
-                continue
-            with self._queued:
-                waiting = ticket in self._queue
-                if waiting:
-                    self._queue.remove(ticket)
-            if waiting:  # no holder took it: give up, as a lone writer would
-                raise sqlite3.OperationalError("database is locked")
-            ticket.done.wait()  # a holder is doing it: its answer comes soon
-        if ticket.error is not None:
-            raise ticket.error
-        result: T = ticket.value
+        ((value, error),) = self.run_all(connection, [work])
+        if error is not None:
+            raise error
+        result: T = value
         return result
+
+    def run_all(
+        self, connection: Callable[[], sqlite3.Connection], works: list[Work]
+    ) -> list[tuple[Any, BaseException | None]]:
+        """Each of ``works`` as ``run`` would (in one transaction when nothing else is
+        queued), and what each gave: its value and None, or None and what it raised. Work
+        that waited ``timeout`` seconds for the write lock without any holder taking it gives
+        up with "database is locked", as a lone writer would."""
+        tickets = [_Ticket(work) for work in works]
+        with self._queued:
+            self._queue.extend(tickets)
+        deadline = time.monotonic() + self._timeout
+        for ticket in tickets:
+            while not ticket.done.is_set():
+                if self._writing.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    try:
+                        if not ticket.done.is_set():
+                            self._lead(connection())
+                    finally:
+                        self._writing.release()
+                    continue
+                with self._queued:
+                    waiting = [t for t in tickets if t in self._queue]
+                    for late in waiting:
+                        self._queue.remove(late)
+                for late in waiting:  # no holder took them: give up
+                    late.finish(error=sqlite3.OperationalError("database is locked"))
+                ticket.done.wait()  # a holder is doing it: its answer comes soon
+        return [(ticket.value, ticket.error) for ticket in tickets]
 
     def _lead(self, db: sqlite3.Connection) -> None:
         """Run everything queued, holding the write lock."""

@@ -3,7 +3,8 @@ damaged SQLite file, a Redis that refuses, times out or is gone.
 
 ``guarded(cls, failures)`` is ``cls`` with each public method (and the constructor) turning
 those low-level errors into ``StoreUnavailable``, raised ``from`` the original, so that the
-gateway, the CLI and the dashboard each map one error instead of every driver's.
+gateway, the CLI and the dashboard each map one error instead of every driver's. A method
+that answers several requests at once (an ``Each``) has each request's error mapped alike.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sesame.errors import StoreUnavailable
+from sesame.store.base import Each
 
 T = TypeVar("T")
 Failures = tuple[type[BaseException], ...]
@@ -38,18 +40,33 @@ def _guard(
 ) -> Callable[..., Any]:
     operation = "open" if name == "__init__" else name
 
+    def unavailable(exc: BaseException) -> BaseException:
+        """What a guarded method raises in the place of ``exc``."""
+        if isinstance(exc, StoreUnavailable) or not isinstance(exc, failures):
+            return exc
+        if isinstance(exc, bugs):
+            return exc
+        error = StoreUnavailable(operation, _reason(exc))
+        error.__cause__ = exc
+        return error
+
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, *args, **kwargs)
-        except StoreUnavailable:  # from a guarded method this one called
-            _reconnect(self)
-            raise
-        except failures as exc:
-            if isinstance(exc, bugs):
+            answer = method(self, *args, **kwargs)
+        except Exception as exc:
+            error = unavailable(exc)
+            if isinstance(error, StoreUnavailable):
+                _reconnect(self)
+            if error is exc:
                 raise
-            _reconnect(self)
-            raise StoreUnavailable(operation, _reason(exc)) from exc
+            raise error from exc
+        if isinstance(answer, Each):  # several requests' answers: each error as if raised
+            errors = [unavailable(a) if isinstance(a, BaseException) else a for a in answer]
+            if any(isinstance(a, StoreUnavailable) for a in errors):
+                _reconnect(self)
+            return Each(errors)
+        return answer
 
     return call
 

@@ -28,6 +28,7 @@ from sesame.models import (
     Rule,
 )
 from sesame.store.backup import REDIS_ADVICE
+from sesame.store.base import Each, each
 from sesame.store.migrations import migrate_redis
 from sesame.store.redis_log import RedisLog
 from sesame.store.redis_queries import RedisQueries
@@ -324,6 +325,9 @@ class RedisStore(RedisLog, RedisQueries):
     def revoke_link(self, link_id: str, at: int) -> Link | None:
         self._revoke(keys=[_link_key(link_id)], args=[at])
         return self.get_link(link_id)
+
+    def begin_downloads(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
+        return each(self.begin_download, starts)
 
     def begin_download(self, start: DownloadStart) -> Refusal | None:
         row, oldest, keep = self._log_args(start.event)

@@ -20,6 +20,7 @@ from sesame.models import (
     Rule,
 )
 from sesame.store.backup import backup_sqlite
+from sesame.store.base import Each
 from sesame.store.grouping import GroupCommit
 from sesame.store.migrations import migrate_sqlite
 from sesame.store.sqlite_downloads import ADD_EVENT, EVENT_COLUMNS, SQLiteDownloads, _event_row
@@ -179,6 +180,11 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
     def _grouped(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(db)`` in a write transaction shared with other threads' (see grouping)."""
         return self._group.run(lambda: self._db, work)
+
+    def _grouped_all(self, works: list[Callable[[sqlite3.Connection], T]]) -> Each[T]:
+        """Each of ``works`` as by ``_grouped``, together; each one's error in its place."""
+        done = self._group.run_all(lambda: self._db, works)
+        return Each(value if error is None else error for value, error in done)
 
     def add_link(self, link: Link) -> None:
         self._insert_link(self._db, link)

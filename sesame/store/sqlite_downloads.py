@@ -3,6 +3,7 @@ session; kept apart from ``sqlite.py``, which holds the records."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 from sesame.models import DownloadEnd, DownloadEvent, DownloadStart, Outcome, Refusal
+from sesame.store.base import Each
 
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -42,8 +44,14 @@ class SQLiteDownloads:
     def _grouped(self, work: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError
 
+    def _grouped_all(self, works: list[Callable[[sqlite3.Connection], T]]) -> Each[T]:
+        raise NotImplementedError
+
     def begin_download(self, start: DownloadStart) -> Refusal | None:
         return self._grouped(lambda db: self._begin(db, start))
+
+    def begin_downloads(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
+        return self._grouped_all([functools.partial(self._begin, start=start) for start in starts])
 
     def _begin(self, db: sqlite3.Connection, start: DownloadStart) -> Refusal | None:
         self._sweep(db, start.now)

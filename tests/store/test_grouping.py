@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from sesame.downloads import Download
-from sesame.errors import LinkExhausted, StoreUnavailable
+from sesame import ranges
+from sesame.downloads import Admitted, Download
+from sesame.errors import LinkExhausted, LinkRevoked, StoreUnavailable
 from sesame.store import grouping
-from tests.support import BODY, FILE, FakeClock, make_service, take, tmpfs
+from tests.support import BODY, FILE, VISITOR, FakeClock, make_service, take, tmpfs
 
 
 def _at_once(jobs: list[Callable[[], Any]]) -> list[Any]:
@@ -122,3 +123,49 @@ def test_a_lock_held_elsewhere_fails_each_thread_on_time(tmp_path: Path) -> None
     assert elapsed < 12 * 0.5  # waited side by side, not each after the other
     assert not store._writing.locked()
     assert isinstance(take(service, link, len(BODY)), Download)
+
+
+def test_a_batch_of_downloads_begins_in_one_transaction_each_with_its_own_answer(
+    tmp_path: Path, transactions: list[int]
+) -> None:
+    service = make_service(tmp_path, FakeClock())
+    downloads = service.downloads
+    one = service.share(FILE, max_downloads=1).link
+    other = service.share(FILE, max_downloads=3).link
+    revoked = service.share(FILE).link
+    service.revoke(revoked.id)
+    starting = [
+        downloads.starting(Admitted(link), ranges.whole(len(BODY)), VISITOR, True)
+        for link in (one, one, other, revoked)
+    ]
+    answers = downloads.begin_all(starting)
+    assert isinstance(answers[0], Download)
+    assert isinstance(answers[1], LinkExhausted)  # the first took the only download
+    assert isinstance(answers[2], Download)
+    assert isinstance(answers[3], LinkRevoked)
+    assert transactions == [4]
+    counts = {link.id: service.store.get_link(link.id) for link in (one, other)}
+    assert [record.downloads for record in counts.values() if record] == [1, 1]
+    assert len(service.events(one.id)) == 1 and len(service.events(other.id)) == 1
+
+
+def test_a_failing_store_fails_each_of_a_batch_as_unavailable(tmp_path: Path) -> None:
+    """Another process holds the write lock: each download of a batch hears the store is
+    unavailable (as the guard says it of one raised), and nothing is taken."""
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.3)
+    store: Any = service.store
+    link = service.share(FILE).link
+    starting = [
+        service.downloads.starting(Admitted(link), ranges.whole(len(BODY)), VISITOR, True)
+    ] * 2
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write lock, held throughout
+    try:
+        answers = store.begin_downloads([each.start for each in starting])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert len(answers) == 2
+    assert all(isinstance(answer, StoreUnavailable) for answer in answers)
+    record = service.store.get_link(link.id)
+    assert record is not None and record.downloads == 0
