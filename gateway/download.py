@@ -4,12 +4,15 @@ with what the client acknowledged.
 
 Everything that may touch the store or the disk runs off the event loop (``_decide`` in a
 worker thread; settling and lease renewals too): a slow or locked store delays this
-download, never the others, the bodies in flight or ``/healthz``.
+download, never the bodies in flight or ``/healthz``. The requests of one turn of the event
+loop are decided together (gateway.offloop's Batches): one trip to a thread, and their
+downloads begun in one trip to the store, each with its own answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -18,14 +21,14 @@ from starlette.responses import Response
 from gateway.access import DOWNLOAD_NOTE
 from gateway.files import Files, Opened
 from gateway.offload import accel_redirect, nginx_etag
-from gateway.offloop import off_loop
+from gateway.offloop import Batches, off_loop
 from gateway.pacing import pacer
 from gateway.pages import Pages
 from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
 from gateway.ratelimit import limit_rate
 from gateway.responses import DOWNLOAD_HEADERS, DownloadResponse, head_response, not_satisfiable
 from sesame import ranges
-from sesame.downloads import Admitted, Download
+from sesame.downloads import Admitted, Download, Starting
 from sesame.errors import LinkExhausted, LinkRevoked, Unavailable
 from sesame.models import Outcome, Visitor
 from sesame.service import Service
@@ -36,11 +39,68 @@ RENEWALS_PER_LEASE = 3
 
 async def download(request: Request, token: str) -> Response:
     """``GET|HEAD /d/{token}``: the file, a preview card, or an error the app renders."""
-    return await off_loop(_decide, request, token)
+    return await _batches((request, token))
 
 
-def _decide(request: Request, token: str) -> Response:
-    """Everything before the body, in a worker thread."""
+@dataclass(frozen=True, slots=True)
+class _Starting:
+    """A download that has only its store's word to wait for (``begun``)."""
+
+    service: Service
+    request: Request
+    visitor: Visitor
+    opened: Opened
+    plan: ranges.Plan
+    starting: Starting
+
+    def begun(self, started: Download | BaseException) -> Response:
+        """The answer, once the store let the download in (or refused it: raised)."""
+        try:
+            if isinstance(started, BaseException):
+                _note_refusal(self.service, self.visitor, started, self.starting.link.id)
+                raise started
+            _note(self.request, started)
+            if self.service.settings.offload == "nginx":
+                self.opened.close()
+                return _handed_to_nginx(self.service, started, self.opened, self.plan.status == 200)
+            return _response(self.service, self.request, started, self.opened, self.plan)
+        except BaseException:
+            self.opened.close()
+            raise
+
+
+def _decide_all(requests: list[tuple[Request, str]]) -> list[Response | BaseException]:
+    """Everything before the bodies of a batch of requests, in a worker thread: each as
+    ``_decide`` alone would, the downloads of one gateway begun in one trip to its store."""
+    answers: list[Response | _Starting | BaseException] = []
+    for request, token in requests:
+        try:
+            answers.append(_decide(request, token))
+        except Exception as exc:
+            answers.append(exc)
+    starting = [answer for answer in answers if isinstance(answer, _Starting)]
+    for service in {id(each.service): each.service for each in starting}.values():
+        mine = [each for each in starting if each.service is service]
+        try:
+            begun = service.downloads.begin_all([each.starting for each in mine])
+        except Exception as exc:  # the store failed them all (each file is closed below)
+            begun = [exc] * len(mine)
+        decided: dict[int, Response | BaseException] = {}
+        for each, started in zip(mine, begun, strict=True):
+            try:
+                decided[id(each)] = each.begun(started)
+            except Exception as exc:
+                decided[id(each)] = exc
+        answers = [decided.get(id(a), a) if isinstance(a, _Starting) else a for a in answers]
+    return [answer for answer in answers if not isinstance(answer, _Starting)]
+
+
+_batches = Batches(_decide_all)
+
+
+def _decide(request: Request, token: str) -> Response | _Starting:
+    """One request, up to what only the store can say: its answer, or the download that
+    waits for the store's word."""
     limit_rate(request)
     service: Service = request.app.state.service
     visitor = Visitor(request.client.host if request.client else None, _agent(request))
@@ -62,7 +122,7 @@ def _decide(request: Request, token: str) -> Response:
 
 def _answer(
     service: Service, request: Request, admitted: Admitted, visitor: Visitor, opened: Opened
-) -> Response:
+) -> Response | _Starting:
     link = admitted.link
     offloaded = service.settings.offload == "nginx"
     if request.method == "HEAD":
@@ -91,17 +151,13 @@ def _answer(
     kept = opened.body is not None and plan.status == 200 and link.rate is None
     reported = offloaded and bool(service.settings.offload_report)
     settled = (kept and not offloaded) or (offloaded and not reported)
-    started = _refusing(
+    starting = _refusing(
         service,
         visitor,
-        lambda: service.downloads.begin(admitted, plan, visitor, settled, reported),
+        lambda: service.downloads.starting(admitted, plan, visitor, settled, reported),
         link.id,
     )
-    _note(request, started)
-    if offloaded:
-        opened.close()
-        return _handed_to_nginx(service, started, opened, plan.status == 200)
-    return _response(service, request, started, opened, plan)
+    return _Starting(service, request, visitor, opened, plan, starting)
 
 
 def _response(
@@ -162,16 +218,21 @@ def _handed_to_nginx(
 
 
 def _refusing(service: Service, visitor: Visitor, step: Callable[[], T], link_id: str = "") -> T:
-    """Run ``step``; a link found revoked or used up, or a download of ``link_id`` refused to
-    protect the bandwidth, is logged as a refused request."""
+    """Run ``step``; if it raises a refusal, log it (see ``_note_refusal``)."""
     try:
         return step()
-    except (LinkRevoked, LinkExhausted) as exc:
+    except Exception as exc:
+        _note_refusal(service, visitor, exc, link_id)
+        raise
+
+
+def _note_refusal(service: Service, visitor: Visitor, exc: BaseException, link_id: str) -> None:
+    """A link found revoked or used up, or a download of ``link_id`` refused to protect the
+    bandwidth, is logged as a refused request."""
+    if isinstance(exc, LinkRevoked | LinkExhausted):
         _record(service, exc.link_id or "", visitor, 410, Outcome.REFUSED)
-        raise
-    except Unavailable as exc:
+    elif isinstance(exc, Unavailable):
         _record(service, link_id, visitor, exc.status, Outcome.REFUSED)
-        raise
 
 
 def _note(request: Request, started: Download) -> None:
