@@ -105,6 +105,14 @@ def tap_row(page: Page, table: str, row: int) -> None:
     drawn on a canvas, its header and rows 35 px high, the selection box at the left."""
     grid = page.locator(f".st-key-{table} [data-testid=stDataFrame]")
     expect(grid).to_be_visible()
+    # The page may still move the grid (a caption or a toolbar drawn above it late): tap
+    # only once it stayed where it is for a moment, or the tap lands beside the row.
     box = grid.bounding_box()
+    for _ in range(50):
+        page.wait_for_timeout(100)
+        again = grid.bounding_box()
+        if again == box:
+            break
+        box = again
     assert box is not None
     page.mouse.click(box["x"] + 18, box["y"] + 35 * (row + 1) + 17)
