@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,17 +21,24 @@ SECRET = b"OUTSIDE-SECRET-" * 4096  # 60 KiB: kept in memory if it ever were rea
 INSIDE = {"small.bin": b"s" * 2048, "big.bin": b"b" * (2 * 1024 * 1024)}
 
 
+PAUSE = 0.0005  # seconds each of the real and the swapped state holds: a request meets both
+
+
 def swapping(target: Path, outside: Path, stop: threading.Event) -> None:
     """Replace ``target`` (a file or a folder) by a symlink to ``outside`` and back, over
-    and over, each swap an atomic rename, until ``stop``."""
+    and over, each swap an atomic rename, until ``stop``. Each state holds a moment, so
+    requests meet the real one too (with no pause it lasted one loop test, and a loaded
+    machine's 300 requests all came in the others)."""
     real = target.with_name(target.name + ".real")
     link = target.with_name(target.name + ".link")
     while not stop.is_set():
         os.rename(target, real)
         link.symlink_to(outside, target_is_directory=outside.is_dir())
         os.rename(link, target)
+        time.sleep(PAUSE)
         os.unlink(target)
         os.rename(real, target)
+        time.sleep(PAUSE)
 
 
 @pytest.fixture
