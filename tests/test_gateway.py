@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -12,7 +15,7 @@ from gateway.app import GC_YOUNG, create_app
 from sesame.models import Outcome
 from sesame.service import Service
 from sesame.settings import Settings
-from tests.support import NOW, SAMPLES, FakeClock, take
+from tests.support import KEY, NOW, REPO, SAMPLES, FakeClock, sesame_env, take
 
 JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -316,3 +319,37 @@ def test_the_collector_leaves_start_up_alone_while_the_app_runs(
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_gateway_on_sqlite_loads_no_library_it_does_not_use(tmp_path: Path) -> None:
+    """A new gateway process on the SQLite default, WeChat off, imports neither redis (nor
+    what redis imports), nor qrcode and Pillow before its first QR code, nor wechatpy: each
+    costs every gateway process megabytes it would never use. Drawing a QR code loads them."""
+    script = """
+import sys
+from gateway.app import create_app
+from starlette.testclient import TestClient
+app = create_app()
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+with TestClient(app) as client:
+    assert client.get("/livez").status_code == 200
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(tmp_path / "files"),
+        data_dir=str(tmp_path / "data"),
+        store_url=f"sqlite:///{tmp_path / 'data' / 'sesame.db'}",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    at_start, serving = (set(line.split()) for line in done.stdout.splitlines())
+    assert "fastapi" in at_start  # the listing is real
+    unused = {"redis", "cryptography", "qrcode", "PIL", "wechatpy"}
+    assert at_start & unused == set()
+    assert serving & unused == set()
+    from sesame import qr
+
+    assert qr.png("https://example.org/d/x").startswith(b"\x89PNG")
