@@ -69,8 +69,8 @@ class Tap:
 class Delivery:
     """The bytes of one response the client acknowledged, read from a tap of its socket."""
 
-    def __init__(self, transport: Any, tap: Tap) -> None:
-        self.transport = transport
+    def __init__(self, cycle: Any, tap: Tap) -> None:
+        self.cycle = cycle  # its transport, read each time: gateway.zerocopy may swap it
         self.tap = tap
         self.sock = tap.sock
         self.base = 0  # what the connection carried before this response: see ``start``
@@ -93,7 +93,7 @@ class Delivery:
         protocol = getattr(getattr(cycle, "on_response", None), "__self__", None)
         shared = getattr(protocol, "tap", None)
         tap = shared() if shared is not None else Tap.of(transport)
-        return None if tap is None else cls(transport, tap)
+        return None if tap is None else cls(cycle, tap)
 
     def start(self) -> None:
         """Count from here on: the response's body begins."""
@@ -148,7 +148,7 @@ class Delivery:
             queued = struct.unpack("i", fcntl.ioctl(self.sock, termios.TIOCOUTQ, b"\0" * 4))[0]
         except OSError:
             queued = 0
-        buffered: int = self.transport.get_write_buffer_size()
+        buffered: int = self.cycle.transport.get_write_buffer_size()
         return int(queued) + buffered
 
     def _info(self) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """The gateway's outermost layer: a download (``GET|HEAD /d/TOKEN``, or the seed's
 ``/api/get_file/TOKEN``) goes straight to its handler; every other request goes through
-FastAPI's stack to its route.
+FastAPI to its route.
 
 That stack (its error, telemetry, body-limit, exception and exit-stack middleware, then the
 router trying each route in turn) cost about as much as a small download's own work,
@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway.access import AccessLog
 from gateway.download import download
@@ -25,27 +25,22 @@ TOKEN = "sesame.token"  # where the front door leaves a download's token in its 
 
 
 class Gateway(FastAPI):
-    """FastAPI, with downloads let in at the front door (see the module's docstring)."""
+    """FastAPI, with downloads let in at the front door (see the module's docstring): before
+    FastAPI's and Starlette's own ``__call__`` too, which a download needs nothing of."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return FrontDoor(super().build_middleware_stack(), self)
-
-
-class FrontDoor:
-    """Downloads to ``gateway.download``, anything else to ``rest`` (the app's stack)."""
-
-    def __init__(self, rest: ASGIApp, app: FastAPI) -> None:
-        self.rest = rest
-        self.app = app
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.downloads = AccessLog(self._download)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = _token(scope) if scope["type"] == "http" else None
+        token = _token(scope, self.root_path) if scope["type"] == "http" else None
         if token and scope["method"] in ("GET", "HEAD"):
-            scope["app"] = self.app
+            if self.root_path:
+                scope["root_path"] = self.root_path  # as FastAPI's own __call__ would
+            scope["app"] = self
             scope[TOKEN] = token
             return await self.downloads(scope, receive, send)
-        await self.rest(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
     async def _download(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -60,14 +55,14 @@ class FrontDoor:
 
     def _handler(self, exc: Exception) -> Any:
         """The app's exception handler for ``exc`` (the nearest of its classes), if any."""
-        handlers = self.app.exception_handlers
+        handlers = self.exception_handlers
         return next((handlers[kind] for kind in type(exc).__mro__ if kind in handlers), None)
 
 
-def _token(scope: Scope) -> str | None:
+def _token(scope: Scope, root_path: str = "") -> str | None:
     """The token of a download's path (after the app's root path), or None."""
     path: str = scope["path"]
-    root: str = scope.get("root_path", "")
+    root: str = root_path or scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root) :]
     for prefix in PREFIXES:

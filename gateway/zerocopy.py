@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.utils import is_ssl
@@ -59,10 +59,22 @@ class ZeroCopyProtocol(HttpToolsProtocol):
 
 
 class _ZeroCopyCycle(RequestResponseCycle):
-    """A request-response cycle that also takes zero-copy body messages."""
+    """A request-response cycle that also takes zero-copy body messages, and writes a
+    response's head together with its body's first bytes."""
 
     async def send(self, message: Any) -> None:
-        if message["type"] != EXTENSION:
+        kind = message["type"]
+        if kind == "http.response.start" and not self.response_started:
+            return await self._gather_head(message)
+        gathered = self.transport
+        if isinstance(gathered, _Gathering):  # the head waits for this message
+            if kind == "http.response.body":
+                try:
+                    return await super().send(message)  # with the head: one write
+                finally:
+                    self.transport = gathered.release()
+            self.transport = gathered.release()
+        if kind != EXTENSION:
             return await super().send(message)
         if self.disconnected:  # uvicorn drops a response start once the client has gone
             raise ClientGone(0)
@@ -83,6 +95,17 @@ class _ZeroCopyCycle(RequestResponseCycle):
         self.expected_content_length -= sent
         await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
 
+    async def _gather_head(self, message: Any) -> None:
+        """uvicorn's handling of the response's start, its head kept for the next write
+        (a small file's whole response then leaves in one write and one TCP segment)."""
+        gathering = _Gathering(self.transport)
+        self.transport = cast(asyncio.Transport, gathering)  # what uvicorn uses of it, it has
+        try:
+            await super().send(message)
+        except BaseException:
+            self.transport = gathering.release()
+            raise
+
     async def _sendfile(self, file: IO[bytes] | int, offset: int, count: int) -> int:
         """Send ``count`` bytes of ``file`` (a file or a descriptor) from ``offset``; fewer
         if the file ends first, the connection breaks or the client stops reading."""
@@ -101,6 +124,40 @@ class _ZeroCopyCycle(RequestResponseCycle):
             return await _send_all(fd, source, offset, count)
         finally:
             os.close(fd)
+
+
+class _Gathering:
+    """A transport that keeps what is written until ``release`` (or a close), which passes
+    it all on to the real transport in one write; ``release`` gives that transport back.
+    Anything else is the real transport's; its write buffer counts what is kept."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._kept: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._kept.append(data)
+        self._size += len(data)
+
+    def close(self) -> None:  # what was written before still goes, then the connection closes
+        self._flush()
+        self.transport.close()
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() + self._size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+    def release(self) -> asyncio.Transport:
+        self._flush()
+        return self.transport
+
+    def _flush(self) -> None:
+        if self._kept and not self.transport.is_closing():
+            self.transport.write(b"".join(self._kept))
+        self._kept, self._size = [], 0
 
 
 async def _send_all(fd: int, source: int, offset: int, count: int) -> int:

@@ -311,3 +311,59 @@ def test_a_file_cut_short_while_sent_closes_the_connection(gateway: Gateway) -> 
     event = gateway.service.events(gateway.link_id(path))[0]
     assert event.outcome is Outcome.ABORTED and not event.counted
     assert "Traceback" not in gateway.log.read_text()
+
+
+class _CountedWrites:
+    """A connection's transport that counts its writes, everything else the real one's."""
+
+    def __init__(self, transport: object, writes: list[bytes]) -> None:
+        self._transport, self._writes = transport, writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._transport.write(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
+def test_a_response_head_leaves_with_its_first_body_bytes(tmp_path: Path) -> None:
+    """A small response (head, then its body) reaches the socket in one write, so it is one
+    TCP segment; a head whose app fails before any body still reaches the client before the
+    connection closes; and a zero-copy body still follows its head."""
+    writes: list[bytes] = []
+
+    class Counting(ZeroCopyProtocol):
+        def connection_made(self, transport: object) -> None:  # type: ignore[override]
+            super().connection_made(_CountedWrites(transport, writes))  # type: ignore[arg-type]
+
+    (tmp_path / "f").write_bytes(b"z" * 10)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        length = b"10" if path == "/zerocopy" else b"5"
+        headers = [(b"content-length", length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if path == "/fails":
+            raise RuntimeError("the app fails after its head")
+        if path == "/zerocopy":
+            with (tmp_path / "f").open("rb") as file:
+                await send({"type": EXTENSION, "file": file, "offset": 0, "count": 10})
+            return
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    with serving(app, Counting) as url:
+        response = httpx.get(url + "/small")
+        assert response.content == b"hello"
+        assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+        assert writes[0].endswith(b"\r\n\r\nhello")
+        writes.clear()
+        assert httpx.get(url + "/zerocopy").content == b"z" * 10  # head, then the kernel's
+        writes.clear()
+        with socket.create_connection(urlsplit(url)[1].split(":")) as sock:  # type: ignore[arg-type]
+            sock.sendall(b"GET /fails HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.settimeout(10)
+            received = b""
+            while chunk := sock.recv(65536):  # the server closes the connection
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 5" in received
