@@ -128,8 +128,9 @@ class _ZeroCopyCycle(RequestResponseCycle):
 
 class _Gathering:
     """A transport that keeps what is written until ``release`` (or a close), which passes
-    it all on to the real transport in one write; ``release`` gives that transport back.
-    Anything else is the real transport's; its write buffer counts what is kept."""
+    it all on to the real transport in one ``writelines`` (one system call under uvloop);
+    ``release`` gives that transport back. Anything else is the real transport's; its write
+    buffer counts what is kept."""
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -155,8 +156,11 @@ class _Gathering:
         return self.transport
 
     def _flush(self) -> None:
+        # writelines, not write(b"".join(...)): uvloop sends the pieces with one writev, and
+        # a body kept in memory for every download of its file is not copied per response
+        # (a copy a client reads slowly would stay in the transport's buffer).
         if self._kept and not self.transport.is_closing():
-            self.transport.write(b"".join(self._kept))
+            self.transport.writelines(self._kept)
         self._kept, self._size = [], 0
 
 

@@ -323,14 +323,19 @@ class _CountedWrites:
         self._writes.append(bytes(data))
         self._transport.write(data)  # type: ignore[attr-defined]
 
+    def writelines(self, pieces: list[bytes]) -> None:  # one writev under uvloop
+        self._writes.append(b"".join(pieces))
+        self._transport.writelines(pieces)  # type: ignore[attr-defined]
+
     def __getattr__(self, name: str) -> object:
         return getattr(self._transport, name)
 
 
 def test_a_response_head_leaves_with_its_first_body_bytes(tmp_path: Path) -> None:
-    """A small response (head, then its body) reaches the socket in one write, so it is one
-    TCP segment; a head whose app fails before any body still reaches the client before the
-    connection closes; and a zero-copy body still follows its head."""
+    """A small response (head, then its body) reaches the socket in one write (a writelines,
+    one writev under uvloop), so it is one TCP segment; a head whose app fails before any
+    body still reaches the client before the connection closes; and a zero-copy body still
+    follows its head."""
     writes: list[bytes] = []
 
     class Counting(ZeroCopyProtocol):
