@@ -374,8 +374,23 @@ def test_a_request_dropped_at_once_uses_nothing_up(gateway: Gateway) -> None:
         sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-    wait_for(lambda: gateway.service.downloads.usage().downloads == 0)
-    wait_for(lambda: gateway.record(link_id)[0] == 0)
+    # Each request that reached the gateway has a row from its start, amended once it is
+    # settled: wait until there are rows and they stay the same for two seconds (one in flight
+    # would leave the link counted, and the download below refused).
+    seen: list[list[str]] = []
+
+    def settled_and_still() -> bool:
+        outcomes = sorted(str(e.outcome) for e in gateway.service.events(link_id))
+        seen.append(outcomes)
+        recent = seen[-40:]  # wait_for looks every 0.05 s: the last two seconds
+        return bool(outcomes) and len(recent) == 40 and all(r == outcomes for r in recent)
+
+    wait_for(settled_and_still)
+    # Each was given back (aborted), or refused while another held the link's one download.
+    assert str(Outcome.ABORTED) in seen[-1], seen[-1]  # the race was run
+    assert set(seen[-1]) <= {str(Outcome.ABORTED), str(Outcome.REFUSED)}, seen[-1]
+    assert gateway.service.downloads.usage().downloads == 0
+    assert gateway.record(link_id)[0] == 0
     assert received(url, {}) == (200, SIZES["48k.bin"])
 
 
