@@ -9,6 +9,10 @@ the CPU to no one else (see bench/RESULTS.md).
 Run the gateway with ``uvicorn --http gateway.zerocopy:ZeroCopyProtocol`` (the Procfile
 does). Under any other server, and on a TLS connection (uvicorn's ``--ssl-*``: the kernel
 would send the bytes unencrypted), the extension is not offered and responses stream as usual.
+
+The same cycle keeps a response's head (uvicorn writes it as soon as the response starts)
+until the first body message, and writes both together: a small file's whole answer is one
+system call and one TCP segment rather than two, and a zero-copy body still follows its head.
 """
 
 from __future__ import annotations
