@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,20 @@ def N_(message: str) -> str:
     return message
 
 
+# The language of the command that is running, read once as it starts: a listing of 100,000
+# links asks for two messages a line, and reading the environment and ``.env`` each time was
+# most of ``sesame links --all``'s time (13 s of 15, measured).
+_chosen: ContextVar[str | None] = ContextVar("sesame_cli_language", default=None)
+
+
 def language() -> str:
     """The reader's language: SESAME_LANG from the environment or from ``.env`` (as settings
-    are read), else the terminal's locale variables."""
+    are read), else the terminal's locale variables; while a command runs, as it started."""
+    chosen = _chosen.get()
+    return _read_language() if chosen is None else chosen
+
+
+def _read_language() -> str:
     environ = dict(os.environ)
     if not environ.get("SESAME_LANG") and Path(".env").is_file():
         environ["SESAME_LANG"] = dotenv_values(".env").get("SESAME_LANG") or ""
@@ -114,8 +126,12 @@ class Group(_TranslatedHelp, click.Group):
     group_class = type  # subgroups are of this class too
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        follow_click()
-        return super().main(*args, **kwargs)
+        chosen = _chosen.set(_read_language())
+        try:
+            follow_click()
+            return super().main(*args, **kwargs)
+        finally:
+            _chosen.reset(chosen)
 
 
 # click's own words that a `sesame` user meets, in our catalog (click's texts go through the

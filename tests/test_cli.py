@@ -109,6 +109,16 @@ def test_links_json_is_written_as_one_list_would_be(service: Service) -> None:
     assert len(json.loads(printed)) == 1003
 
 
+def test_links_lines_past_the_first_thousand(service: Service) -> None:
+    """links --all, written a thousand lines at a time, prints one line per link in the
+    store's order (newest first), past the first thousand too, nothing between the chunks."""
+    made = {service.share("hello.txt").link.id for _ in range(1003)}
+    lines = run(service, "links", "--all").stdout.splitlines()
+    listed = [line.split("\t")[0] for line in lines]
+    assert listed == [link.id for link in service.link_records()]
+    assert set(listed) == made and len(listed) == 1003
+
+
 def test_links_json_empty(service: Service) -> None:
     """With no links, links --json prints an empty JSON list."""
     assert json.loads(run(service, "links", "--json").stdout) == []
