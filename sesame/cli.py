@@ -203,21 +203,21 @@ def links(ctx: click.Context, include_all: bool, as_json: bool) -> None:
         if as_json:
             # The list json.dumps(indent=2) would print, written a thousand links at a
             # time: their URLs minted as they are printed, not 100,000 dicts held at once.
-            for start in range(0, len(records), 1000):
+            for number, chunk in enumerate(_thousands(records)):
                 items = (
                     service.shared(link).as_dict() | {"status": _status(service, link)}
-                    for link in records[start : start + 1000]
+                    for link in chunk
                 )
                 text = ",\n".join(_json_item(item) for item in items)
-                click.echo(("[\n" if start == 0 else ",\n") + text, nl=False)
+                click.echo(("[\n" if number == 0 else ",\n") + text, nl=False)
             click.echo("\n]" if records else "[]")
             return
         # The lines show no URL: no token to mint for each of (perhaps) 100,000 links.
     if not records:
         click.echo(_("No links.") if include_all else _("No active links (see --all)."))
         return
-    for start in range(0, len(records), 1000):  # a write per thousand lines, not per line
-        click.echo("\n".join(_link_line(service, link) for link in records[start : start + 1000]))
+    for chunk in _thousands(records):  # a write per thousand lines, not per line
+        click.echo("\n".join(_link_line(service, link) for link in chunk))
 
 
 @cli.command(help=N_("Revoke the link ID; the gateway refuses it from the next request on."))
@@ -474,6 +474,12 @@ def _link_line(service: Service, link: Link) -> str:
     status = _(STATUS_TEXTS[link.status(service.clock())])
     fields = [link.id, status, link.file, limit, expiry, link.recipient or ""]
     return "\t".join(fields).rstrip()
+
+
+def _thousands(records: list[Link]) -> Iterator[list[Link]]:
+    """``records`` a thousand at a time: what a listing writes at once."""
+    for start in range(0, len(records), 1000):
+        yield records[start : start + 1000]
 
 
 def _json_item(item: dict[str, object]) -> str:
