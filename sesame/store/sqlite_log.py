@@ -8,11 +8,11 @@ from typing import Any
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
+from sesame.store.split import Split
 from sesame.store.sqlite_rollup import (
     CLIENTS,
     SOURCE,
     SUMS,
-    Split,
     SQLiteRollup,
     file_name,
     where_sums,

@@ -17,14 +17,13 @@ and a period's count is the size of the union of its days' sets and its own rows
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sesame.activity import UNKNOWN_FILE, LogFilter
+from sesame.store.split import Split
 
 OFFSETS_KEPT = 4  # day boundaries kept at once (UTC and the zones the pages asked for)
 # A rolled row's file, in the sums: '' for a row whose link is unknown.
@@ -114,38 +113,6 @@ def file_name(stored: str) -> str:
     return stored or UNKNOWN_FILE
 
 
-@dataclass(frozen=True)
-class Split:
-    """Where a period divides between the sums and the rows read one by one, for the day
-    boundaries of ``offset``: the sums count the rows up to ``cursor`` of the whole days
-    ``first_day`` to ``last_day``; every other row of the period is read (see ``SOURCE``)."""
-
-    offset: int
-    cursor: int
-    first_day: int
-    last_day: int
-    start: float  # where the whole days begin
-    end: float  # where they end
-    low: float  # the period's bounds
-    high: float
-
-    @classmethod
-    def of(cls, query: LogFilter, offset: int, cursor: int) -> Split:
-        far = float(_FAR * DAY)
-        first = -_FAR if query.since is None else math.ceil((query.since + offset) / DAY)
-        last = _FAR if query.until is None else math.floor((query.until + offset) / DAY) - 1
-        start = -far if query.since is None else first * DAY - offset
-        end = far if query.until is None else (last + 1) * DAY - offset
-        low = -far if query.since is None else query.since
-        high = far if query.until is None else query.until
-        return cls(offset, cursor, first, last, start, max(start, end), low, high)
-
-    def params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-
-DAY = 86400
-_FAR = 1 << 40  # days: beyond any period's bound
 # The rows a Split leaves to be read, for ``where``'s clause around it (the since and
 # until bounds are repeated inside, so that each part reads its own range of an index).
 SOURCE = """(SELECT * FROM downloads WHERE id > :cursor
