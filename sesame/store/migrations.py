@@ -198,9 +198,17 @@ SCHEMA_KEY = "sesame:schema"
 # until retention after expiry) indexed by the sorted set sesame:links; the log as the stream
 # sesame:events and a list per link sesame:events:ID; sesame:rules, sesame:issue:*,
 # sesame:apikey:*, sesame:apikeys, sesame:apikey-digest:*, sesame:slots, sesame:egress.
-# Nothing has changed layout since, so there are no steps yet.
 RedisStep = Callable[[Any], None]
-REDIS_STEPS: list[RedisStep] = []
+
+
+def _redis_sums(client: Any) -> None:
+    """2: the log's sums (sesame/store/redis_rollup.py), from nothing: roll_up fills them.
+    From here on an entry leaves the stream only by a script that takes it out of the sums
+    too (code before this version trimmed it by XADD's MINID), which is why it is a step."""
+    client.hsetnx("sesame:rollups", "0", "0-0")
+
+
+REDIS_STEPS: list[RedisStep] = [_redis_sums]
 REDIS_VERSION = 1 + len(REDIS_STEPS)
 
 

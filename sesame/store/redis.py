@@ -8,7 +8,6 @@ is one Lua script, so it is atomic on the server. A link's record and its log le
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +31,7 @@ from sesame.store.base import Each, each
 from sesame.store.migrations import migrate_redis
 from sesame.store.redis_log import RedisLog
 from sesame.store.redis_queries import RedisQueries
+from sesame.store.redis_rollup import UNROLL
 
 PREFIX = "sesame:"
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
@@ -52,11 +52,12 @@ _INT_FIELDS = {
 }
 _BOOL_FIELDS = {"landing"}
 
-# Appends a row to the log (a stream trimmed by time) and to its link's own log (a list kept
-# as long as the link's record); settles a download on its link and its day.
+# Appends a row to the log (a stream, trimmed by the retention sweep: see redis_rollup) and
+# to its link's own log (a list kept as long as the link's record); settles a download on
+# its link and its day.
 _LOG_ROW = """
-local function log_row(log, link_log, row, oldest_kept, keep)
-  redis.call('XADD', log, 'MINID', '~', oldest_kept, '*', 'e', row)
+local function log_row(log, link_log, row, keep)
+  redis.call('XADD', log, '*', 'e', row)
   redis.call('LPUSH', link_log, row)
   redis.call('EXPIRE', link_log, keep)
 end
@@ -109,7 +110,7 @@ local function forget_lease(leases, id, session)
   redis.call('DEL', '{PREFIX}lease:' .. id)
   if session and session ~= '' then redis.call('SREM', '{PREFIX}session:' .. session, id) end
 end
-local function settle_lease(leases, egress, log, id, sent, completed, oldest_kept, keep)
+local function settle_lease(leases, egress, log, id, sent, completed, keep)
   -- A lease's download settled from its own record: ``sent`` bytes (false: those last
   -- reported), completed or aborted.
   local l = redis.call('HMGET', '{PREFIX}lease:' .. id, 'link', 'counted', 'reserved', 'day',
@@ -128,15 +129,15 @@ local function settle_lease(leases, egress, log, id, sent, completed, oldest_kep
   row['bytes_sent'] = sent
   row['outcome'] = completed and 'completed' or 'aborted'
   row['counted'] = fate == 'kept'
-  log_row(log, log .. ':' .. l[1], cjson.encode(row), oldest_kept, keep)
+  log_row(log, log .. ':' .. l[1], cjson.encode(row), keep)
   forget_lease(leases, id, l[7])
   return 1
 end
-local function sweep(leases, egress, log, now, oldest_kept, keep)
+local function sweep(leases, egress, log, now, keep)
   -- Settles, as aborted, a few leases that lapsed before ``now``: their gateway died.
   local lapsed = redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. now, 'LIMIT', 0, 20)
   for _, id in ipairs(lapsed) do
-    settle_lease(leases, egress, log, id, false, false, oldest_kept, keep)
+    settle_lease(leases, egress, log, id, false, false, keep)
   end
 end
 local function counted_in_flight(leases, session, now)
@@ -154,26 +155,26 @@ end
 """.replace("{PREFIX}", PREFIX)
 
 # KEYS: the leases, the bytes per day, the log. ARGV: the lease id, bytes sent, completed
-# (0 or 1), the oldest log entry id kept, how long a link's log is kept.
+# (0 or 1), how long a link's log is kept.
 _SETTLE_LEASE = (
     _LOG_ROW
     + _LEASES
     + """
 return settle_lease(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1',
-                    ARGV[4], ARGV[5])
+                    ARGV[4])
 """
 )
 
 # KEYS: the link's record, the bytes per day, the leases, the log, the link's log, the lease.
 # ARGV: now, nbytes, counted (0 or 1), byte cap, day, budget, lease id, until, cap (-1: none),
-# the download's log row, settled (0 or 1: log the row now and take no lease), the oldest log
-# entry id kept, how long the link's log is kept, the download's session, piece (0 or 1).
+# the download's log row, settled (0 or 1: log the row now and take no lease), how long the
+# link's log is kept, the download's session, piece (0 or 1).
 # Returns nothing when the download began, else why not (models.Refusal).
 _BEGIN = (
     _LOG_ROW
     + _LEASES
     + """
-sweep(KEYS[3], KEYS[2], KEYS[4], ARGV[1], ARGV[12], ARGV[13])
+sweep(KEYS[3], KEYS[2], KEYS[4], ARGV[1], ARGV[12])
 local nbytes = tonumber(ARGV[2])
 local budget, cap = tonumber(ARGV[6]), tonumber(ARGV[9])
 if budget >= 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[5]) or '0') + nbytes > budget then
@@ -184,7 +185,7 @@ local f = redis.call('HMGET', KEYS[1], 'created_at', 'revoked_at', 'max_download
                      'downloads', 'bytes_served')
 if not f[1] or f[2] then return 'link' end
 local counted, byte_cap = tonumber(ARGV[3]), tonumber(ARGV[4])
-if counted == 1 and ARGV[15] == '1' and counted_in_flight(KEYS[3], ARGV[14], ARGV[1]) then
+if counted == 1 and ARGV[14] == '1' and counted_in_flight(KEYS[3], ARGV[13], ARGV[1]) then
   counted = 0
 end
 if counted == 1 and f[3] and tonumber(f[4]) >= tonumber(f[3]) then return 'link' end
@@ -194,16 +195,16 @@ redis.call('HINCRBY', KEYS[1], 'bytes_served', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
 if nbytes ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[5], ARGV[2]) end
 if ARGV[11] == '1' then
-  log_row(KEYS[4], KEYS[5], ARGV[10], ARGV[12], ARGV[13])
+  log_row(KEYS[4], KEYS[5], ARGV[10], ARGV[12])
 else
   redis.call('HSET', KEYS[6], 'link', string.sub(KEYS[1], string.len('{PREFIX}link:') + 1),
              'counted', counted, 'reserved', ARGV[2], 'day', ARGV[5], 'sent', 0,
-             'row', ARGV[10], 'session', ARGV[14], 'delivered', 0)
-  redis.call('EXPIRE', KEYS[6], ARGV[13])
+             'row', ARGV[10], 'session', ARGV[13], 'delivered', 0)
+  redis.call('EXPIRE', KEYS[6], ARGV[12])
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
-  if ARGV[14] ~= '' then
-    redis.call('SADD', '{PREFIX}session:' .. ARGV[14], ARGV[7])
-    redis.call('EXPIRE', '{PREFIX}session:' .. ARGV[14], ARGV[13])
+  if ARGV[13] ~= '' then
+    redis.call('SADD', '{PREFIX}session:' .. ARGV[13], ARGV[7])
+    redis.call('EXPIRE', '{PREFIX}session:' .. ARGV[13], ARGV[12])
   end
 end
 return false
@@ -211,19 +212,20 @@ return false
 )
 
 # KEYS: the link's record, the bytes per day, the leases, the log, the link's log, the lease.
-# ARGV: extra bytes, uncount (0 or 1), day, lease id, the log row ('' for none), the oldest
-# log entry id kept, how long the link's log is kept, the row it replaces ('' for none),
-# completed (0 or 1), final (0 or 1). A download with a lease counts as its lease says.
+# ARGV: extra bytes, uncount (0 or 1), day, lease id, the log row ('' for none), how long the
+# link's log is kept, the row it replaces ('' for none), completed (0 or 1), final (0 or 1).
+# A download with a lease counts as its lease says; the row replaced leaves the log's sums.
 _END = (
     _LOG_ROW
     + _LEASES
+    + UNROLL
     + """
 local uncount, row = ARGV[2] == '1', ARGV[5]
 local l = redis.call('HMGET', KEYS[6], 'counted', 'session', 'delivered')
 if l[1] then
-  local counted, completed = l[1] == '1', ARGV[9] == '1'
+  local counted, completed = l[1] == '1', ARGV[8] == '1'
   local fate = session_ends(ARGV[4], counted, l[2] or '', l[3] == '1', completed,
-                           ARGV[10] == '1')
+                           ARGV[9] == '1')
   uncount = fate == 'given back'
   if row ~= '' then
     local decoded = cjson.decode(row)
@@ -232,16 +234,17 @@ if l[1] then
   end
 end
 settle(KEYS[1], KEYS[2], tonumber(ARGV[1]), uncount, ARGV[3])
-if ARGV[8] ~= '' then
-  redis.call('LREM', KEYS[5], 1, ARGV[8])
+if ARGV[7] ~= '' then
+  redis.call('LREM', KEYS[5], 1, ARGV[7])
   for _, entry in ipairs(redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1000)) do
-    if entry[2][2] == ARGV[8] then
+    if entry[2][2] == ARGV[7] then
+      unroll(entry[1], ARGV[7], {})
       redis.call('XDEL', KEYS[4], entry[1])
       break
     end
   end
 end
-if row ~= '' then log_row(KEYS[4], KEYS[5], row, ARGV[6], ARGV[7]) end
+if row ~= '' then log_row(KEYS[4], KEYS[5], row, ARGV[6]) end
 forget_lease(KEYS[3], ARGV[4], l[2])
 return 1
 """
@@ -330,7 +333,7 @@ class RedisStore(RedisLog, RedisQueries):
         return each(self.begin_download, starts)
 
     def begin_download(self, start: DownloadStart) -> Refusal | None:
-        row, oldest, keep = self._log_args(start.event)
+        row, keep = self._log_args(start.event)
         args: list[str | int] = [
             start.now,
             start.nbytes,
@@ -343,7 +346,6 @@ class RedisStore(RedisLog, RedisQueries):
             _limit(start.cap),
             row,
             int(start.settled),
-            oldest,
             keep,
             start.session,
             int(start.piece),
@@ -375,8 +377,8 @@ class RedisStore(RedisLog, RedisQueries):
         ]
 
     def _log_args(self, event: DownloadEvent | None) -> list[str | int]:
-        """The row (empty for none), the oldest entry kept and the link log's lifetime."""
-        return [_row(event), self._oldest_kept(), self.retention]
+        """The row (empty for none) and the link log's lifetime."""
+        return [_row(event), self.retention]
 
     def renew_slot(self, slot_id: str, until: int, sent: int = 0) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
@@ -386,7 +388,7 @@ class RedisStore(RedisLog, RedisQueries):
             pipe.execute()
 
     def settle_lease(self, slot_id: str, sent: int, completed: bool) -> bool:
-        args: list[str | int] = [slot_id, sent, int(completed), self._oldest_kept(), self.retention]
+        args: list[str | int] = [slot_id, sent, int(completed), self.retention]
         return bool(self._settle_lease(keys=[SLOTS, EGRESS, EVENTS], args=args))
 
     def count_slots(self, now: int) -> int:
@@ -407,14 +409,9 @@ class RedisStore(RedisLog, RedisQueries):
     def _queue_event(self, pipe: Any, event: DownloadEvent) -> None:
         data = _row(event)
         per_link = _events_key(event.link_id)
-        pipe.xadd(EVENTS, {"e": data}, minid=self._oldest_kept(), approximate=True)
+        pipe.xadd(EVENTS, {"e": data})
         pipe.lpush(per_link, data)
         pipe.expire(per_link, self.retention)
-
-    def _oldest_kept(self) -> int:
-        """The id below which the log is trimmed: stream ids are the server's wall-clock
-        milliseconds, so trim by wall-clock time."""
-        return int((time.time() - self.retention) * 1000)
 
     def list_events(
         self, link_id: str | None = None, limit: int | None = None

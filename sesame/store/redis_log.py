@@ -2,25 +2,27 @@
 ``redis.py``, which holds the records and the download path.
 
 Redis forgets on its own too: a link's record expires SESAME_RETENTION after the link does,
-its own log list that long after its last row, and the log stream is trimmed by age on every
-write. ``drop_ended`` adds what those miss: links revoked long before they expire, the index
-of links, the rows of forgotten links in the stream, and a stream nobody writes to.
+and its own log list that long after its last row. ``drop_ended`` does the rest: links
+revoked long before they expire, the index of links, the rows of forgotten links in the
+stream, and the stream's entries written more than SESAME_RETENTION ago (exactly, and out
+of the log's sums with them: see redis_rollup).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, cast
 
 import redis
+
+from sesame.store.redis_rollup import FILES, RedisRollup
 
 PREFIX = "sesame:"
 LINKS = PREFIX + "links"  # link ids, scored by creation time
 EVENTS = PREFIX + "events"
 
 
-class RedisLog:
+class RedisLog(RedisRollup):
     """The log's side of RedisStore; needs its ``redis`` and ``retention``."""
 
     redis: redis.Redis
@@ -41,30 +43,14 @@ class RedisLog:
             self._forget(gone)
             gone_all.update(gone)
             start += len(ids) - len(gone)
-        self.redis.xtrim(EVENTS, minid=int((time.time() - self.retention) * 1000))
+        self._trim(int((time.time() - self.retention) * 1000), batch)
         if gone_all:
-            self._drop_rows(gone_all, batch)
+            self._drop_link_rows(sorted(gone_all), batch)
+            with self.redis.pipeline(transaction=False) as pipe:
+                for link_id in gone_all:
+                    pipe.hdel(FILES, link_id)
+                pipe.execute()
         return len(gone_all)
-
-    def _drop_rows(self, link_ids: set[str], batch: int) -> None:
-        """Delete the stream's rows of ``link_ids``: one pass over the stream, ``batch``
-        entries at a time (stream ids are not by link, so there is no shorter way)."""
-        after = "-"
-        while True:
-            entries = cast(
-                list[tuple[str, dict[str, str]]],
-                self.redis.xrange(EVENTS, min=after, count=batch),
-            )
-            if not entries:
-                return
-            doomed = [
-                entry_id
-                for entry_id, fields in entries
-                if json.loads(fields["e"])["link_id"] in link_ids
-            ]
-            if doomed:
-                self.redis.xdel(EVENTS, *doomed)
-            after = "(" + entries[-1][0]
 
     def _ended(self, ids: list[str], before: int) -> list[str]:
         """Those of ``ids`` that ended before ``before``, or whose record is gone."""

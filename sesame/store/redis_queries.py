@@ -1,15 +1,18 @@
 """What the Links and Activity pages ask of the Redis store, answered by the server: Lua
 scripts read the log (or the link records) a chunk at a time and send back only the rows a
 page shows, or the sums it shows. Each trip reads a bounded chunk, so a download waits a few
-milliseconds at most behind one; the time of a query still grows with the rows (or links)
-it covers, since the stream has no secondary index (see bench/RESULTS.md)."""
+milliseconds at most behind one. Totals and series add the per-day sums of redis_rollup to
+the rows those do not count; a text or one link's log is read row by row (see
+bench/RESULTS.md)."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Collection, Iterator
+from dataclasses import replace
 from itertools import islice
 from typing import Any, cast
 
@@ -17,6 +20,15 @@ import redis
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
+from sesame.store.redis_rollup import (
+    FILES,
+    IPLAST,
+    SKEW_MS,
+    RedisRollup,
+    id_key,
+    stream_id,
+)
+from sesame.store.split import Split
 
 PREFIX = "sesame:"
 LINKS = PREFIX + "links"  # link ids, scored by creation time
@@ -24,10 +36,19 @@ EVENTS = PREFIX + "events"
 LOG_CHUNK = 1000  # log entries per trip
 LINK_CHUNK = 2000  # link records per trip
 
+# The characters beyond ASCII whose casefold holds ASCII ('ß' -> 'ss', the Kelvin sign
+# -> 'k', 'ﬁ' -> 'fi', ...): the only ones through which an ASCII needle can match a field
+# that Lua's lower does not show it in: ß İ ŉ ſ ǰ ẖ ẗ ẘ ẙ ẚ ẞ K ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ, by the Unicode
+# data of Python 3.11 (tests/store/test_queries.py holds the list to it).
+_FOLDS = list(
+    "\u00df\u0130\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
+)
+
 # One chunk of the log (the stream, or one link's list), judged by a filter on the server.
 # The text is matched here only when the answer is certain (an ASCII needle found in a
-# field lowered, or no field with a byte beyond ASCII: Python's casefold is then Lua's
-# lower); any other row goes back marked "maybe", for Python to judge with str.casefold.
+# field lowered, or no field with a character of _FOLDS, or for any other needle no byte
+# beyond ASCII: Python's casefold is then Lua's lower as far as the needle can tell); any
+# other row goes back marked "maybe", for Python to judge with str.casefold.
 #
 # KEYS: the log. ARGV: mode ('rows': return the rows chosen; 'tally': add them up;
 # 'given': add up the rows of ARGV[13], already judged), where to start (a stream id, with
@@ -38,7 +59,8 @@ LINK_CHUNK = 2000  # link records per trip
 # Returns where to go on from ('' at the end), then for 'rows' (json, file, recipient,
 # maybe) flattened, else {downloads, aborted, previews, bytes, rows}, the client
 # addresses, (day, file, downloads, bytes) flattened, and the maybe rows as for 'rows'.
-_SCAN = r"""
+_SCAN = (
+    r"""
 local mode, start, count, newest = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local since, until_ = tonumber(ARGV[5]), tonumber(ARGV[6])
 local needle, offset, is_list = ARGV[9], tonumber(ARGV[10]), ARGV[11] == '1'
@@ -76,7 +98,8 @@ local function link_of(id)
   local known = links[id]
   if not known then
     local f = redis.call('HMGET', '{PREFIX}link:' .. id, 'file', 'recipient')
-    if f[1] then known = {f[1], f[2] or ''} else known = {'{UNKNOWN}', ''} end
+    if f[1] then known = {f[1], f[2] or ''}
+    else known = {redis.call('HGET', '{FILES}', id) or '{UNKNOWN}', ''} end
     links[id] = known
   end
   return known
@@ -85,12 +108,21 @@ local function text(value)
   if value == nil or value == false or value == cjson.null then return '' end
   return tostring(value)
 end
+local FOLDS = cjson.decode('{FOLDS}')
 local function matches(row, recipient)
   local wide = false
   for _, field in ipairs({recipient, text(row.link_id), text(row.client_ip),
                           text(row.user_agent)}) do
     if ascii_needle and string.find(string.lower(field), needle, 1, true) then return true end
-    if string.find(field, '[\128-\255]') then wide = true end
+    if string.find(field, '[\128-\255]') then
+      if not ascii_needle then
+        wide = true
+      else
+        for _, char in ipairs(FOLDS) do
+          if string.find(field, char, 1, true) then wide = true end
+        end
+      end
+    end
   end
   return wide and 'maybe' or false
 end
@@ -148,7 +180,11 @@ for key, sums in pairs(days) do
   series[#series + 1] = sums[2]
 end
 return {after, totals, addresses, series, maybe}
-""".replace("{PREFIX}", PREFIX).replace("{UNKNOWN}", UNKNOWN_FILE)
+""".replace("{PREFIX}", PREFIX)
+    .replace("{UNKNOWN}", UNKNOWN_FILE)
+    .replace("{FILES}", FILES)
+    .replace("{FOLDS}", json.dumps(_FOLDS, ensure_ascii=False))
+)
 
 # One chunk of the link index, newest first, each record judged on the server: its status
 # at ``now`` as Link.status tells it. KEYS: the index. ARGV: the first rank, how many, now,
@@ -187,7 +223,7 @@ return {after, flat, names, chosen, #ids > 0 and ids[#ids] or ''}
 """.replace("{PREFIX}", PREFIX)
 
 
-class RedisQueries:
+class RedisQueries(RedisRollup):
     """The pages' queries of RedisStore; needs its ``redis`` and ``_link_records``."""
 
     redis: redis.Redis
@@ -210,13 +246,10 @@ class RedisQueries:
         return self._matching(query, newest_first=False)
 
     def log_totals(self, query: LogFilter) -> Totals:
-        # Totals are the same at any day boundary: at the one the series was last asked
-        # for, the page's next question (the series of the same filter) is answered too.
-        return self._tally(query, self.__dict__.get("_last_offset", 0)).totals()
+        return self._tally(query, 0, clients=True).totals()
 
     def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
-        self.__dict__["_last_offset"] = utc_offset
-        return self._tally(query, utc_offset).series()
+        return self._tally(query, utc_offset, clients=False).series()
 
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
         ids = list(link_ids)
@@ -236,48 +269,122 @@ class RedisQueries:
                 if not maybe or selected(query, row):
                     yield row
 
-    def _tally(self, query: LogFilter, utc_offset: int) -> _Tally:
-        """The sums of ``query`` at ``utc_offset``'s days: those of the last call again if
-        they were for the same and the log has not changed since (its length and last
-        entry's id, which an amend, a trim or a deletion changes too)."""
+    def _tally(self, query: LogFilter, utc_offset: int, clients: bool) -> _Tally:
+        """The sums of ``query`` at ``utc_offset``'s days (with its distinct addresses if
+        ``clients``, at UTC's): those of the last call again if they were for the same and
+        the log has not changed since (its length and last entry's id, which an amend, a
+        trim or a deletion changes too): the page asks for the totals, then the series."""
         log = self.redis.xinfo_stream(EVENTS) if self.redis.exists(EVENTS) else {}
         state = (query, utc_offset, log.get("length"), log.get("last-generated-id"), _moment())
         last: tuple[tuple[Any, ...], _Tally] | None = self.__dict__.get("_last_tally")
-        if query.link_id is None and last is not None and last[0] == state:
+        if last is not None and last[0] == state and (last[1].counted_clients or not clients):
             return last[1]
-        tally = self._tallied(query, utc_offset)
+        if query.needle or query.link_id is not None:
+            tally = self._scanned(query, utc_offset)  # a text or a link: rows only
+        else:
+            tally = self._summed(query, 0 if clients else utc_offset, clients)
         self.__dict__["_last_tally"] = (state, tally)
         return tally
 
-    def _tallied(self, query: LogFilter, utc_offset: int) -> _Tally:
+    def _scanned(self, query: LogFilter, utc_offset: int) -> _Tally:
+        """The sums of every row ``query`` covers, read one by one."""
         tally = _Tally()
-        for reply in self._scans(query, "tally", False, utc_offset):
-            tally.add(reply)
-            chosen = [data for data, row, _ in _rows(reply[4]) if selected(query, row)]
-            if chosen:
-                args = _args(query, "given", "", False, utc_offset)
-                args[12] = json.dumps(chosen)
-                tally.add(self._script("scan", _SCAN)(keys=[EVENTS], args=args))
+        self._scan_into(tally, query, utc_offset, *self._range(query))
+        tally.counted_clients = True
         return tally
 
+    def _summed(self, query: LogFilter, offset: int, clients: bool) -> _Tally:
+        """The sums of ``query`` from those of its whole days and the rows they do not
+        count, read one by one (see redis_rollup), with roll-ups held meanwhile so that
+        no row is counted twice or missed."""
+        with self._rollups_held():
+            return self._split_tally(Split.of(query, offset, self._cursor(offset)), query, clients)
+
+    def _split_tally(self, split: Split, query: LogFilter, clients: bool) -> _Tally:
+        cursor = str(split.cursor)
+        tally = _Tally()
+        # The whole days' addresses: by their last day if the period has no end and the
+        # query no files or outcomes, else by a union of the days' sets.
+        by_last = clients and not (query.files or query.outcomes) and query.until is None
+        union = f"{PREFIX}union:{uuid.uuid4().hex}" if clients and not by_last else ""
+        try:
+            days = self._summed_days(query, split.offset, split.first_day, split.last_day, union)
+            for reply in days:
+                tally.add(reply)
+            # The rows past the cursor (from an hour before the period at the earliest).
+            first = self._range(query)[0]
+            if first == "-" or id_key(first) <= id_key(cursor):
+                first = "(" + cursor
+            self._scan_into(tally, query, split.offset, first, "+")
+            # The part-days the sums leave, from the stream an hour either side and from
+            # the entries written later than that.
+            for low, high in split.parts():
+                part = replace(query, since=low, until=high)
+                start = stream_id(low * 1000 - SKEW_MS)
+                end = min(stream_id(high * 1000 + SKEW_MS, high=True), cursor, key=id_key)
+                if id_key(start) <= id_key(end):
+                    self._scan_into(tally, part, split.offset, start, end)
+                self._given_into(tally, part, split.offset, self._late(low, high, cursor))
+            if by_last:
+                tally.count_clients_with(self.redis, IPLAST, split.first_day)
+            elif clients:
+                tally.count_clients_with(self.redis, union, float("-inf"))
+        finally:
+            if union:
+                self.redis.delete(union)
+        return tally
+
+    def _scan_into(
+        self, tally: _Tally, query: LogFilter, utc_offset: int, start: str, end: str
+    ) -> None:
+        """Adds to ``tally`` the rows of ``query`` between stream ids ``start`` and
+        ``end`` (or all of one link's list), the text judged in Python where the script
+        could not."""
+        for reply in self._scans(query, "tally", False, utc_offset, start, end):
+            tally.add(reply)
+            chosen = [data for data, row, _ in _rows(reply[4]) if selected(query, row)]
+            self._given_into(tally, query, utc_offset, chosen)
+
+    def _given_into(
+        self, tally: _Tally, query: LogFilter, utc_offset: int, rows: list[str]
+    ) -> None:
+        """Adds to ``tally`` those of ``rows`` (as kept) that ``query``'s period, files
+        and outcomes select; its text is taken as matched."""
+        for n in range(0, len(rows), LOG_CHUNK):
+            args = _args(query, "given", "", False, utc_offset, "")
+            args[12] = json.dumps(rows[n : n + LOG_CHUNK])
+            tally.add(self._script("scan", _SCAN)(keys=[EVENTS], args=args))
+
+    def _range(self, query: LogFilter) -> tuple[str, str]:
+        """Where the log of ``query`` begins and ends: one link's list whole, or the
+        stream's part that holds its period (see _bounds)."""
+        return ("0", "0") if query.link_id is not None else _bounds(query)
+
     def _scans(
-        self, query: LogFilter, mode: str, newest_first: bool, utc_offset: int
+        self,
+        query: LogFilter,
+        mode: str,
+        newest_first: bool,
+        utc_offset: int,
+        start: str | None = None,
+        end: str | None = None,
     ) -> Iterator[list[Any]]:
         """The script's replies over the part of the log ``query`` covers: one link's own
-        list, or the stream's part that holds its period (see _bounds)."""
+        list, or the stream's part that holds its period (see _bounds), or that between
+        the stream ids ``start`` and ``end``, oldest first."""
         key = EVENTS if query.link_id is None else f"{EVENTS}:{query.link_id}"
-        start = "0" if query.link_id is not None else _bounds(query)[newest_first]
+        if start is None:
+            start = self._range(query)[newest_first]
+        if end is None:
+            end = self._range(query)[not newest_first]
         scan = self._script("scan", _SCAN)
         while start:
             reply = cast(
                 list[Any],
-                scan(keys=[key], args=_args(query, mode, start, newest_first, utc_offset)),
+                scan(keys=[key], args=_args(query, mode, start, newest_first, utc_offset, end)),
             )
             yield reply
             start = reply[0]
-
-    def roll_up(self, batch: int) -> int:
-        return 0  # the server adds up a period's rows for each query (see _SCAN)
 
     # -- the links ----------------------------------------------------------------------
 
@@ -342,7 +449,9 @@ class _Tally:
 
     def __init__(self) -> None:
         self.sums = [0, 0, 0, 0, 0]
-        self.clients: set[str] = set()
+        self.clients: set[str] = set()  # the addresses of the rows read one by one
+        self.summed_clients = 0  # and how many others the days' sets hold
+        self.counted_clients = False  # whether the two say how many there are
         self.days: dict[tuple[int, str], list[int]] = {}
 
     def add(self, reply: list[Any]) -> None:
@@ -355,9 +464,22 @@ class _Tally:
             pair[0] += int(downloads)
             pair[1] += int(sent)
 
+    def count_clients_with(self, client: redis.Redis, key: str, low: float) -> None:
+        """Count the addresses with those of the sorted set ``key`` scored ``low`` or more
+        (the days' sets, or each address by its last day)."""
+        read = list(self.clients)
+        for n in range(0, len(read), LOG_CHUNK):
+            chunk = read[n : n + LOG_CHUNK]
+            scores = cast(list[Any], client.zmscore(key, chunk))
+            known = (ip for ip, s in zip(chunk, scores, strict=True) if s is not None and s >= low)
+            self.clients.difference_update(known)
+        self.summed_clients = int(client.zcount(key, low, "+inf"))
+        self.counted_clients = True
+
     def totals(self) -> Totals:
         downloads, aborted, previews, sent, rows = self.sums
-        return Totals(downloads, aborted, previews, sent, len(self.clients), rows)
+        clients = len(self.clients) + self.summed_clients
+        return Totals(downloads, aborted, previews, sent, clients, rows)
 
     def series(self) -> list[DayFile]:
         return [
@@ -380,9 +502,8 @@ def _bounds(query: LogFilter) -> tuple[str, str]:
 
 
 def _args(
-    query: LogFilter, mode: str, start: str, newest_first: bool, utc_offset: int
+    query: LogFilter, mode: str, start: str, newest_first: bool, utc_offset: int, end: str
 ) -> list[Any]:
-    low, high = _bounds(query)
     return [
         mode,
         start,
@@ -395,7 +516,7 @@ def _args(
         query.needle,
         utc_offset,
         int(query.link_id is not None),
-        low if newest_first else high,
+        end,
         "[]",
     ]
 

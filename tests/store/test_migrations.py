@@ -3,6 +3,7 @@ its records intact; a database newer than the code is refused; Redis keeps a ver
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -262,14 +263,61 @@ def test_statements_splits_a_script() -> None:
 
 def test_redis_gets_a_version_key(redis_url: str) -> None:
     """An empty Redis database gets the latest version; one with data and no key is
-    version 1, the layout since the Redis store began."""
+    version 1, the layout since the Redis store began, and is brought up to date."""
     open_store(redis_url, retention=60).close()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     assert client.get(SCHEMA_KEY) == str(REDIS_VERSION)
     client.flushall()
     client.zadd("sesame:links", {"L1": NOW})
     open_store(redis_url, retention=60).close()
-    assert client.get(SCHEMA_KEY) == "1"
+    assert client.get(SCHEMA_KEY) == str(REDIS_VERSION)
+    assert client.hgetall("sesame:rollups") == {"0": "0-0"}  # step 2: sums from nothing
+    client.close()
+
+
+def test_a_version_1_redis_opens_with_its_records_and_log_summed(
+    redis_url: str, settings: Settings, clock: FakeClock
+) -> None:
+    """A Redis database as version 1 wrote it (records, the stream with its ids in the
+    server's time, each link's list; no sums) is migrated on open: its records come back,
+    its sums roll up from nothing and answer as its rows do, and its link downloads."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    record = {"id": "live0000001", "file": "hello.txt", "created_at": NOW}
+    record |= {"expires_at": NOW + 3600, "max_downloads": 5, "downloads": 1}
+    record |= {"bytes_served": 14, "landing": 0, "recipient": "小明"}
+    client.hset("sesame:link:live0000001", mapping=record)  # type: ignore[arg-type]
+    client.zadd("sesame:links", {"live0000001": NOW})
+    rows = [
+        ("curl/8", 200, 14, "completed", True, NOW + 1.5, "10.0.0.1"),
+        ("wget", 206, 3, "aborted", False, NOW + 2.5, "10.0.0.2"),
+    ]
+    for agent, status, sent, outcome, counted, at, ip in rows:
+        data = json.dumps(
+            {"link_id": "live0000001", "at": at, "client_ip": ip, "user_agent": agent}
+            | {"status": status, "bytes_sent": sent, "outcome": outcome, "counted": counted}
+        )
+        client.xadd("sesame:events", {"e": data})
+        client.lpush("sesame:events:live0000001", data)
+    client.set(SCHEMA_KEY, 1)
+    settings = settings.model_copy(update={"store_url": redis_url})
+    service = Service.from_settings(settings, clock=clock)
+    store = service.store
+    assert client.get(SCHEMA_KEY) == str(REDIS_VERSION)
+    assert store.get_link("live0000001") == Link(
+        "live0000001", "hello.txt", NOW, NOW + 3600, 5, "小明", downloads=1, bytes_served=14
+    )
+    assert [event.outcome for event in store.list_events()] == ["aborted", "completed"]
+    while store.roll_up(1):
+        pass
+    assert store.log_totals(LogFilter()) == Totals(1, 1, 0, 17, 2, 2)
+    assert store.log_totals(LogFilter(since=NOW + 2)) == Totals(0, 1, 0, 3, 1, 1)
+    assert store.log_series(LogFilter(), 8 * 3600) == [
+        DayFile(iso_day(int((NOW + 8 * 3600) // 86400)), "hello.txt", 1, 17)
+    ]
+    answer = TestClient(create_app(settings, service)).get(service.link("live0000001").url)
+    assert (answer.status_code, answer.content) == (200, b"hello, sesame\n")
+    assert store.get_link("live0000001").downloads == 2  # type: ignore[union-attr]
+    store.close()
     client.close()
 
 

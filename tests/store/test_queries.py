@@ -4,6 +4,7 @@ computed from the whole log (admin_ui.tables), on SQLite and a real redis-server
 from __future__ import annotations
 
 import random
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +180,33 @@ def test_link_counts_and_pages_equal_the_records(store: Store) -> None:
         ]
         assert store.links_page(now, statuses, files, 5) == expected[:5]
         assert store.links_page(now, statuses, files, 100) == expected
+
+
+def test_the_redis_scan_knows_every_character_that_folds_to_ascii() -> None:
+    """The Redis log scan leaves a row to Python's casefold only if a field holds one of
+    these: every character beyond ASCII whose casefold holds ASCII, by this Python's
+    Unicode data."""
+    from sesame.store.redis_queries import _FOLDS
+
+    folding = [
+        char
+        for char in map(chr, range(128, sys.maxunicode + 1))
+        if not "\ud800" <= char <= "\udfff" and any(ord(c) < 128 for c in char.casefold())
+    ]
+    assert _FOLDS == folding
+
+
+@pytest.mark.parametrize("text", ["ss", "K", "fi", "straße"])
+def test_an_ascii_needle_finds_what_casefold_finds_on_redis(redis_url: str, text: str) -> None:
+    """A search on Redis matches through casefold, as the page did: 'ss' finds 'Straße',
+    'k' the Kelvin sign, 'fi' the ligature 'ﬁ' (the script leaves those rows to Python),
+    and nothing else. (SQLite's LIKE folds ASCII only.)"""
+    store = open_store(redis_url, retention=20 * 365 * DAY)
+    store.add_link(Link("L1", "a.txt", NOW, NOW + DAY, None, "Straße ﬁle \u212a"))
+    store.add_event(DownloadEvent("L1", NOW + 1, "10.0.0.1", "curl", 200, 5, Outcome.COMPLETED))
+    store.add_link(Link("L2", "a.txt", NOW, NOW + DAY, None, "小明"))
+    store.add_event(DownloadEvent("L2", NOW + 2, "10.0.0.2", "curl", 200, 7, Outcome.COMPLETED))
+    query = LogFilter(text=text)
+    assert [row.event.link_id for row in store.log_page(query, 10)] == ["L1"]
+    assert store.log_totals(query).bytes_sent == 5
+    store.close()

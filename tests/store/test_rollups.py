@@ -5,17 +5,19 @@ retention, and periods that begin in the middle of a day of the browser's zone."
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import redis
 
-from sesame.activity import DayFile, LogFilter
+from sesame.activity import DayFile, LogFilter, Totals
 from sesame.models import DownloadEnd, DownloadEvent, Link, Outcome
 from sesame.store import Store, open_store
 from tests.store.test_queries import AGENTS, DAY, FILES, NOW, shown
@@ -209,3 +211,38 @@ def test_a_batch_rolled_up_during_a_query_is_counted_once(store: Store) -> None:
         stop.set()
         roller.join()
     assert store.log_totals(query).rows == len(shown(store, query))
+
+
+def test_rows_trimmed_by_age_leave_the_sums_with_them(redis_url: str) -> None:
+    """Redis trims its log by age (the entries written more than SESAME_RETENTION ago)
+    exactly, as retention sweeps, and takes them out of the sums in the same script: what
+    the pages show afterwards is what the rows left add up to."""
+    store = open_store(redis_url, retention=30 * DAY)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    now = time.time()
+    for n, file in enumerate(FILES):
+        store.add_link(Link(f"L{n}", file, int(now - 90 * DAY), int(now + DAY)))
+    rng = random.Random(5)
+    for n in range(240):
+        at = now - 60 * DAY + n * DAY / 4
+        row = DownloadEvent(
+            f"L{n % len(FILES)}", at, f"10.0.0.{n % 7}", "curl", 200, n, Outcome.COMPLETED, True
+        )
+        # Written as a gateway writes it (ids in the server's time), a few late by hours.
+        written = at + (5 * 3600 if n % 9 == 0 else 1)
+        client.xadd("sesame:events", {"e": json.dumps(asdict(row))}, id=f"{int(written * 1000)}-0")
+    while store.roll_up(37):
+        pass
+    store.drop_ended(int(now - 30 * DAY), 50)
+    left = [json.loads(fields["e"]) for _, fields in client.xrange("sesame:events")]
+    assert 110 < len(left) < 130  # those written in the last 30 days
+    assert all(
+        int(entry_id.split("-")[0]) >= (now - 30 * DAY) * 1000
+        for entry_id, _ in client.xrange("sesame:events")
+    )
+    assert store.log_totals(LogFilter()) == Totals(
+        len(left), 0, 0, sum(r["bytes_sent"] for r in left), 7, len(left)
+    )
+    check(store, rng)
+    store.close()
+    client.close()
