@@ -29,14 +29,13 @@ from sesame.models import (
 from sesame.store.backup import REDIS_ADVICE
 from sesame.store.base import Each, each
 from sesame.store.migrations import migrate_redis
+from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_log import RedisLog
 from sesame.store.redis_queries import RedisQueries
 from sesame.store.redis_rollup import UNROLL
 
-PREFIX = "sesame:"
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
 EGRESS = PREFIX + "egress"  # bytes served per day (days since 1970-01-01, UTC)
-EVENTS = PREFIX + "events"  # the download log, a stream; each link's own is a list
 _LINK_FIELDS = {f.name for f in fields(Link)}
 _KEY_FIELDS = {f.name for f in fields(ApiKey)}
 _INT_FIELDS = {
@@ -306,7 +305,7 @@ class RedisStore(RedisLog, RedisQueries):
         return _link(cast(dict[str, str], self.redis.hgetall(_link_key(link_id))))
 
     def list_links(self) -> list[Link]:
-        ids = cast(list[str], self.redis.zrange(PREFIX + "links", 0, -1))
+        ids = cast(list[str], self.redis.zrange(LINKS, 0, -1))
         with self.redis.pipeline(transaction=False) as pipe:
             for link_id in ids:
                 pipe.hgetall(_link_key(link_id))
@@ -438,7 +437,7 @@ class RedisStore(RedisLog, RedisQueries):
             max(1, cooldown),
             *pairs,
         ]
-        keys = [issue_key, _link_key(link.id), PREFIX + "links"]
+        keys = [issue_key, _link_key(link.id), LINKS]
         issued = self._issue(keys=keys, args=args)
         return link if issued == link.id else (self.get_link(issued) or link)
 

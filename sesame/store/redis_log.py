@@ -15,11 +15,8 @@ from typing import Any, cast
 
 import redis
 
+from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_rollup import FILES, RedisRollup
-
-PREFIX = "sesame:"
-LINKS = PREFIX + "links"  # link ids, scored by creation time
-EVENTS = PREFIX + "events"
 
 
 class RedisLog(RedisRollup):

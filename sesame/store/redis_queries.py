@@ -20,6 +20,7 @@ import redis
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
+from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_rollup import (
     FILES,
     IPLAST,
@@ -30,9 +31,6 @@ from sesame.store.redis_rollup import (
 )
 from sesame.store.split import Split
 
-PREFIX = "sesame:"
-LINKS = PREFIX + "links"  # link ids, scored by creation time
-EVENTS = PREFIX + "events"
 LOG_CHUNK = 1000  # log entries per trip
 LINK_CHUNK = 2000  # link records per trip
 
@@ -231,12 +229,6 @@ class RedisQueries(RedisRollup):
     def _link_records(self, ids: list[str]) -> list[Link]:
         raise NotImplementedError
 
-    def _script(self, name: str, source: str) -> Any:
-        scripts: dict[str, Any] = self.__dict__.setdefault("_query_scripts", {})
-        if name not in scripts:
-            scripts[name] = self.redis.register_script(source)
-        return scripts[name]
-
     # -- the log ------------------------------------------------------------------------
 
     def log_page(self, query: LogFilter, limit: int, offset: int = 0) -> list[LogRow]:
@@ -277,8 +269,9 @@ class RedisQueries(RedisRollup):
         log = self.redis.xinfo_stream(EVENTS) if self.redis.exists(EVENTS) else {}
         state = (query, utc_offset, log.get("length"), log.get("last-generated-id"), _moment())
         last: tuple[tuple[Any, ...], _Tally] | None = self.__dict__.get("_last_tally")
-        if last is not None and last[0] == state and (last[1].counted_clients or not clients):
-            return last[1]
+        if query.link_id is None and last is not None and last[0] == state:
+            if last[1].counted_clients or not clients:
+                return last[1]
         if query.needle or query.link_id is not None:
             tally = self._scanned(query, utc_offset)  # a text or a link: rows only
         else:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,8 +46,9 @@ from typing import Any, cast
 import redis
 
 from sesame.activity import UNKNOWN_FILE, LogFilter
+from sesame.store.redis_keys import EVENTS, PREFIX
+from sesame.store.split import making_way
 
-PREFIX = "sesame:"
 ROLLUPS = PREFIX + "rollups"  # offset -> cursor
 LATE = PREFIX + "late"
 FILES = PREFIX + "files"
@@ -56,7 +56,6 @@ IPLAST = PREFIX + "iplast"  # client addresses, scored by the last UTC day they 
 HOLDS = PREFIX + "rollup-holds"  # queries under way, scored by when their hold lapses
 HOLD_S = 60  # a query that died holds the roll-ups no longer than this
 SKEW_MS = 3_600_000  # how far an entry's id may be from its row's time and not be late
-OFFSETS_KEPT = 4  # as in SQLite
 
 # Lua, for every script that adds entries to the sums or takes them out.
 UNROLL = r"""
@@ -333,8 +332,9 @@ class RedisRollup:
 
     redis: redis.Redis
 
-    def _rollup_script(self, name: str, source: str) -> Any:
-        scripts: dict[str, Any] = self.__dict__.setdefault("_rollup_scripts", {})
+    def _script(self, name: str, source: str) -> Any:
+        """The script ``source``, registered once per store as ``name``."""
+        scripts: dict[str, Any] = self.__dict__.setdefault("_scripts", {})
         if name not in scripts:
             scripts[name] = self.redis.register_script(source)
         return scripts[name]
@@ -342,21 +342,21 @@ class RedisRollup:
     def roll_up(self, batch: int) -> int:
         # At most TRIP_ROWS a script: each row is a dozen commands on the server, which
         # serves no download meanwhile.
-        roll = self._rollup_script("roll", ROLL)
-        return int(roll(keys=[PREFIX + "events"], args=[min(batch, TRIP_ROWS)]))
+        roll = self._script("roll", ROLL)
+        return int(roll(keys=[EVENTS], args=[min(batch, TRIP_ROWS)]))
 
     def _trim(self, below_ms: int, batch: int) -> None:
         """Entries written before ``below_ms``, out of the stream and its sums."""
-        trim = self._rollup_script("trim", TRIM)
-        while trim(keys=[PREFIX + "events"], args=[f"{below_ms}-0", batch]):
+        trim = self._script("trim", TRIM)
+        while trim(keys=[EVENTS], args=[f"{below_ms}-0", batch]):
             pass
 
     def _drop_link_rows(self, link_ids: list[str], batch: int) -> None:
         """The stream's entries of ``link_ids``, out of it and its sums: one pass over the
         stream, ``batch`` entries a trip (stream ids are not by link)."""
-        drop, start = self._rollup_script("drop", DROP_ROWS), "-"
+        drop, start = self._script("drop", DROP_ROWS), "-"
         while start:
-            start = drop(keys=[PREFIX + "events"], args=[start, batch, json.dumps(link_ids)])
+            start = drop(keys=[EVENTS], args=[start, batch, json.dumps(link_ids)])
 
     @contextmanager
     def _rollups_held(self) -> Iterator[None]:
@@ -364,7 +364,8 @@ class RedisRollup:
         and the rows past the cursor in several trips, and a batch rolled up between
         them would be counted twice."""
         token = uuid.uuid4().hex
-        self.redis.zadd(HOLDS, {token: int(time.time()) + HOLD_S})
+        now, _ = self.redis.time()  # the clock _ROLL lapses holds by
+        self.redis.zadd(HOLDS, {token: now + HOLD_S})
         try:
             yield
         finally:
@@ -377,7 +378,7 @@ class RedisRollup:
         if cursor is not None:
             return cursor
         kept = [int(o) for o in cast(list[str], self.redis.hkeys(ROLLUPS)) if o != "0"]
-        for old in kept[: max(0, len(kept) - OFFSETS_KEPT + 2)]:
+        for old in making_way(kept):
             self._forget_offset(old)
         self.redis.hsetnx(ROLLUPS, "0", "0-0")
         self.redis.hsetnx(ROLLUPS, str(offset), "0-0")
@@ -399,7 +400,7 @@ class RedisRollup:
         ids = [entry for entry in ids if id_key(entry) <= id_key(cursor)]
         with self.redis.pipeline(transaction=False) as pipe:
             for entry in ids:
-                pipe.xrange(PREFIX + "events", entry, entry)
+                pipe.xrange(EVENTS, entry, entry)
             found: list[list[tuple[str, dict[str, str]]]] = pipe.execute()
         return [entries[0][1]["e"] for entries in found if entries]
 
@@ -407,7 +408,7 @@ class RedisRollup:
         self, query: LogFilter, offset: int, first: int, last: int, union: str
     ) -> Iterator[list[Any]]:
         """The script's replies over the whole days ``first`` to ``last``."""
-        sums = self._rollup_script("sums", SUMS)
+        sums = self._script("sums", SUMS)
         wanted = [json.dumps(list(query.files)), json.dumps(list(query.outcomes))]
         start: str = str(first)
         while start:

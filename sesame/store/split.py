@@ -10,6 +10,7 @@ from typing import Any
 from sesame.activity import LogFilter
 
 DAY = 86400
+OFFSETS_KEPT = 4  # day boundaries a store keeps sums for (UTC and the zones pages asked for)
 _FAR = 1 << 40  # days: beyond any period's bound
 
 
@@ -48,3 +49,9 @@ class Split:
         """The part-days read one by one, as [low, high) pairs (none empty)."""
         pairs = [(self.low, min(self.start, self.high)), (max(self.end, self.low), self.high)]
         return [(low, high) for low, high in pairs if low < high]
+
+
+def making_way(kept: list[int]) -> list[int]:
+    """Of the day boundaries ``kept`` besides UTC, those to forget so that one more fits
+    in OFFSETS_KEPT (with UTC's)."""
+    return kept[: max(0, len(kept) - OFFSETS_KEPT + 2)]

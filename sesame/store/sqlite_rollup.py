@@ -23,9 +23,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sesame.activity import UNKNOWN_FILE, LogFilter
-from sesame.store.split import Split
+from sesame.store.split import Split, making_way
 
-OFFSETS_KEPT = 4  # day boundaries kept at once (UTC and the zones the pages asked for)
 # A rolled row's file, in the sums: '' for a row whose link is unknown.
 _FILE = "COALESCE((SELECT file FROM links WHERE id = {row}.link_id), '')"
 
@@ -188,7 +187,7 @@ class SQLiteRollup:
             kept = [
                 o for (o,) in db.execute("SELECT utc_offset FROM rollups WHERE utc_offset != 0")
             ]
-            for old in kept[: max(0, len(kept) - OFFSETS_KEPT + 2)]:
+            for old in making_way(kept):
                 db.execute("DELETE FROM log_days WHERE utc_offset = ?", (old,))
                 db.execute("DELETE FROM rollups WHERE utc_offset = ?", (old,))
             db.execute(
