@@ -20,6 +20,7 @@ import redis
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
+from sesame.store.casefold import FOLDS, holds
 from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_rollup import (
     FILES,
@@ -34,17 +35,9 @@ from sesame.store.split import Split
 LOG_CHUNK = 1000  # log entries per trip
 LINK_CHUNK = 2000  # link records per trip
 
-# The characters beyond ASCII whose casefold holds ASCII ('ß' -> 'ss', the Kelvin sign
-# -> 'k', 'ﬁ' -> 'fi', ...): the only ones through which an ASCII needle can match a field
-# that Lua's lower does not show it in: ß İ ŉ ſ ǰ ẖ ẗ ẘ ẙ ẚ ẞ K ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ, by the Unicode
-# data of Python 3.11 (tests/store/test_queries.py holds the list to it).
-_FOLDS = list(
-    "\u00df\u0130\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
-)
-
 # One chunk of the log (the stream, or one link's list), judged by a filter on the server.
 # The text is matched here only when the answer is certain (an ASCII needle found in a
-# field lowered, or no field with a character of _FOLDS, or for any other needle no byte
+# field lowered, or no field with a character of casefold.FOLDS, or for any other needle no byte
 # beyond ASCII: Python's casefold is then Lua's lower as far as the needle can tell); any
 # other row goes back marked "maybe", for Python to judge with str.casefold.
 #
@@ -181,7 +174,7 @@ return {after, totals, addresses, series, maybe}
 """.replace("{PREFIX}", PREFIX)
     .replace("{UNKNOWN}", UNKNOWN_FILE)
     .replace("{FILES}", FILES)
-    .replace("{FOLDS}", json.dumps(_FOLDS, ensure_ascii=False))
+    .replace("{FOLDS}", json.dumps(FOLDS, ensure_ascii=False))
 )
 
 # One chunk of the link index, newest first, each record judged on the server: its status
@@ -534,7 +527,7 @@ def selected(query: LogFilter, row: LogRow) -> bool:
         return False
     if needle := query.needle:
         fields = (row.recipient, event.link_id, event.client_ip, event.user_agent)
-        return any(needle in (field or "").casefold() for field in fields)
+        return any(holds(field, needle) for field in fields)
     return True
 
 

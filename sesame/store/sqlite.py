@@ -21,6 +21,7 @@ from sesame.models import (
 )
 from sesame.store.backup import backup_sqlite
 from sesame.store.base import Each
+from sesame.store.casefold import holds
 from sesame.store.grouping import GroupCommit
 from sesame.store.migrations import migrate_sqlite
 from sesame.store.sqlite_downloads import ADD_EVENT, EVENT_COLUMNS, SQLiteDownloads, _event_row
@@ -154,6 +155,7 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.create_function("holds", 2, holds, deterministic=True)
             self._local.conn = conn
             with self._guard:
                 self._connections.append(conn)

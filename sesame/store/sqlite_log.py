@@ -8,6 +8,7 @@ from typing import Any
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
+from sesame.store.casefold import wide_glob
 from sesame.store.split import Split
 from sesame.store.sqlite_rollup import (
     CLIENTS,
@@ -215,8 +216,11 @@ def _source(
     return source, params if split is None else params | split.params()
 
 
+# LIKE folds ASCII letters only: a field it does not match, and that may hold the needle by
+# casefold (casefold.wide_glob), goes to Python's casefold (the function holds, on each
+# connection). Such fields are rare (user agents and recipients are nearly all ASCII).
 _TEXT = " OR ".join(
-    f"{column} LIKE :like ESCAPE '\\'"
+    f"{column} LIKE :like ESCAPE '\\' OR ({column} GLOB :wide AND holds({column}, :needle))"
     for column in ("l.recipient", "d.link_id", "d.client_ip", "d.user_agent")
 )
 
@@ -256,5 +260,5 @@ def where(query: LogFilter) -> tuple[str, dict[str, Any]]:
     if query.needle:
         escaped = query.needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append(f"({_TEXT})")
-        params["like"] = f"%{escaped}%"
+        params |= {"like": f"%{escaped}%", "wide": wide_glob(query.needle), "needle": query.needle}
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -186,27 +186,48 @@ def test_the_redis_scan_knows_every_character_that_folds_to_ascii() -> None:
     """The Redis log scan leaves a row to Python's casefold only if a field holds one of
     these: every character beyond ASCII whose casefold holds ASCII, by this Python's
     Unicode data."""
-    from sesame.store.redis_queries import _FOLDS
+    from sesame.store.casefold import FOLDS
 
     folding = [
         char
         for char in map(chr, range(128, sys.maxunicode + 1))
         if not "\ud800" <= char <= "\udfff" and any(ord(c) < 128 for c in char.casefold())
     ]
-    assert _FOLDS == folding
+    assert FOLDS == folding
 
 
-@pytest.mark.parametrize("text", ["ss", "K", "fi", "straße"])
-def test_an_ascii_needle_finds_what_casefold_finds_on_redis(redis_url: str, text: str) -> None:
-    """A search on Redis matches through casefold, as the page did: 'ss' finds 'Straße',
-    'k' the Kelvin sign, 'fi' the ligature 'ﬁ' (the script leaves those rows to Python),
-    and nothing else. (SQLite's LIKE folds ASCII only.)"""
-    store = open_store(redis_url, retention=20 * 365 * DAY)
-    store.add_link(Link("L1", "a.txt", NOW, NOW + DAY, None, "Straße ﬁle \u212a"))
-    store.add_event(DownloadEvent("L1", NOW + 1, "10.0.0.1", "curl", 200, 5, Outcome.COMPLETED))
-    store.add_link(Link("L2", "a.txt", NOW, NOW + DAY, None, "小明"))
-    store.add_event(DownloadEvent("L2", NOW + 2, "10.0.0.2", "curl", 200, 7, Outcome.COMPLETED))
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("ss", ["L1"]),  # 'ß'
+        ("K", ["L1"]),  # the Kelvin sign
+        ("fi", ["L1"]),  # the ligature 'ﬁ'
+        ("STRASSE", ["L1"]),
+        ("straße", ["L1"]),
+        ("josé", ["L3"]),
+        ("É", ["L3"]),
+        ("über", ["L3"]),  # in the user agent
+        ("小明", ["L2"]),
+        ("zz", []),
+    ],
+)
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_needle_finds_what_casefold_finds(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str, text: str, found: list[str]
+) -> None:
+    """A search matches through casefold on both stores, as the page did, though SQLite's
+    LIKE and Lua's lower fold ASCII letters only: 'ss' finds 'Straße', 'k' the Kelvin sign,
+    'fi' the ligature 'ﬁ', 'É' finds 'josé'; and nothing else."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    url = request.getfixturevalue("redis_url") if kind == "redis" else url
+    store = open_store(url, retention=20 * 365 * DAY)
+    for n, (recipient, agent) in enumerate(
+        [("Straße ﬁle \u212a", "curl"), ("小明", "curl"), ("José", "Mozilla ÜBER")], 1
+    ):
+        store.add_link(Link(f"L{n}", "a.txt", NOW, NOW + DAY, None, recipient))
+        event = DownloadEvent(f"L{n}", NOW + n, "10.0.0.1", agent, 200, n, Outcome.COMPLETED)
+        store.add_event(event)
     query = LogFilter(text=text)
-    assert [row.event.link_id for row in store.log_page(query, 10)] == ["L1"]
-    assert store.log_totals(query).bytes_sent == 5
+    assert [row.event.link_id for row in store.log_page(query, 10)] == found[::-1]
+    assert store.log_totals(query).bytes_sent == sum(int(link_id[1]) for link_id in found)
     store.close()
