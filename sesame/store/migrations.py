@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sesame.errors import SchemaTooNew
+from sesame.store.redis_status import INDEX_LINKS
 
 SQLiteStep = str | Callable[[sqlite3.Connection], None]
 
@@ -198,6 +199,8 @@ SCHEMA_KEY = "sesame:schema"
 # until retention after expiry) indexed by the sorted set sesame:links; the log as the stream
 # sesame:events and a list per link sesame:events:ID; sesame:rules, sesame:issue:*,
 # sesame:apikey:*, sesame:apikeys, sesame:apikey-digest:*, sesame:slots, sesame:egress.
+# Version 2 adds the log's sums (sesame/store/redis_rollup.py); version 3 the links by status
+# and by file (sesame/store/redis_status.py).
 RedisStep = Callable[[Any], None]
 
 
@@ -208,7 +211,16 @@ def _redis_sums(client: Any) -> None:
     client.hsetnx("sesame:rollups", "0", "0-0")
 
 
-REDIS_STEPS: list[RedisStep] = [_redis_sums]
+def _redis_index(client: Any) -> None:
+    """3: the links by status and by file (sesame/store/redis_status.py), from the records,
+    500 a script."""
+    index, start = client.register_script(INDEX_LINKS), 0
+    while ids := client.zrange("sesame:links", start, start + 499):
+        index(args=ids)
+        start += len(ids)
+
+
+REDIS_STEPS: list[RedisStep] = [_redis_sums, _redis_index]
 REDIS_VERSION = 1 + len(REDIS_STEPS)
 
 

@@ -33,6 +33,7 @@ from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_log import RedisLog
 from sesame.store.redis_queries import RedisQueries
 from sesame.store.redis_rollup import UNROLL
+from sesame.store.redis_status import INDEX, INDEX_LINKS
 
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
 EGRESS = PREFIX + "egress"  # bytes served per day (days since 1970-01-01, UTC)
@@ -50,11 +51,31 @@ _INT_FIELDS = {
     "rate",
 }
 _BOOL_FIELDS = {"landing"}
+_RECORDS_CHUNK = 2000
+
+# A link record's fields in Link's order, each with how its text becomes a value and the
+# value when the field is absent (a record written before the field was).
+_LINK_ORDER = [f.name for f in fields(Link)]
+_LINK_READ = [
+    (int if f.name in _INT_FIELDS else "1".__eq__ if f.name in _BOOL_FIELDS else str, f.default)
+    for f in fields(Link)
+]
+
+# ARGV: link ids, then the fields to read. Returns each one's fields (all nil if it is gone).
+_RECORDS = """
+local records, names = {}, {unpack(ARGV, tonumber(ARGV[1]) + 2)}
+for i = 1, tonumber(ARGV[1]) do
+  records[i] = redis.call('HMGET', '{PREFIX}link:' .. ARGV[i + 1], unpack(names))
+end
+return records
+""".replace("{PREFIX}", PREFIX)
 
 # Appends a row to the log (a stream, trimmed by the retention sweep: see redis_rollup) and
 # to its link's own log (a list kept as long as the link's record); settles a download on
 # its link and its day.
-_LOG_ROW = """
+_LOG_ROW = (
+    INDEX
+    + """
 local function log_row(log, link_log, row, keep)
   redis.call('XADD', log, '*', 'e', row)
   redis.call('LPUSH', link_log, row)
@@ -65,7 +86,10 @@ local function settle(link, egress, extra, uncount, day)
     local f = redis.call('HMGET', link, 'bytes_served', 'downloads')
     if f[1] then
       redis.call('HSET', link, 'bytes_served', math.max(0, tonumber(f[1]) + extra))
-      if uncount and tonumber(f[2]) > 0 then redis.call('HINCRBY', link, 'downloads', -1) end
+      if uncount and tonumber(f[2]) > 0 then
+        redis.call('HINCRBY', link, 'downloads', -1)
+        index_link(string.sub(link, string.len('{PREFIX}link:') + 1))
+      end
     end
   end
   if extra ~= 0 then
@@ -73,7 +97,8 @@ local function settle(link, egress, extra, uncount, day)
     redis.call('HSET', egress, day, math.max(0, served + extra))
   end
 end
-"""
+""".replace("{PREFIX}", PREFIX)
+)
 
 # Leases: what settling a download needs, by lease id, and the leases of each session (the
 # pieces of one client's download, see models.DownloadStart.session). Keys are named from the
@@ -189,14 +214,16 @@ if counted == 1 and ARGV[14] == '1' and counted_in_flight(KEYS[3], ARGV[13], ARG
 end
 if counted == 1 and f[3] and tonumber(f[4]) >= tonumber(f[3]) then return 'link' end
 if byte_cap >= 0 and tonumber(f[5]) + nbytes > byte_cap then return 'link' end
+local id = string.sub(KEYS[1], string.len('{PREFIX}link:') + 1)
 redis.call('HINCRBY', KEYS[1], 'downloads', counted)
 redis.call('HINCRBY', KEYS[1], 'bytes_served', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+if counted == 1 and f[3] and tonumber(f[4]) + 1 >= tonumber(f[3]) then index_link(id) end
 if nbytes ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[5], ARGV[2]) end
 if ARGV[11] == '1' then
   log_row(KEYS[4], KEYS[5], ARGV[10], ARGV[12])
 else
-  redis.call('HSET', KEYS[6], 'link', string.sub(KEYS[1], string.len('{PREFIX}link:') + 1),
+  redis.call('HSET', KEYS[6], 'link', id,
              'counted', counted, 'reserved', ARGV[2], 'day', ARGV[5], 'sent', 0,
              'row', ARGV[10], 'session', ARGV[13], 'delivered', 0)
   redis.call('EXPIRE', KEYS[6], ARGV[12])
@@ -249,16 +276,23 @@ return 1
 """
 )
 
-_REVOKE = """
+# KEYS: the record of a link or an API key. ARGV: when, and for a link its id.
+_REVOKE = (
+    INDEX
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[1])
+if ARGV[2] then index_link(ARGV[2]) end
 return 1
 """
+)
 
 # KEYS: the issue record, the new link's record, the link index.
 # ARGV: key prefix of link records, new link id, its created_at, cool-down, its expireat,
 # how long the issue record is kept, then the new link's fields and values.
-_ISSUE = """
+_ISSUE = (
+    INDEX
+    + """
 local prev = redis.call('HMGET', KEYS[1], 'link', 'at')
 if prev[1] and tonumber(prev[2]) + tonumber(ARGV[4]) > tonumber(ARGV[3])
    and redis.call('EXISTS', ARGV[1] .. prev[1]) == 1 then
@@ -267,10 +301,12 @@ end
 redis.call('HSET', KEYS[2], unpack(ARGV, 7))
 redis.call('EXPIREAT', KEYS[2], ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+index_link(ARGV[2])
 redis.call('HSET', KEYS[1], 'link', ARGV[2], 'at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return ARGV[2]
 """
+)
 
 
 class RedisStore(RedisLog, RedisQueries):
@@ -284,6 +320,8 @@ class RedisStore(RedisLog, RedisQueries):
         self._revoke = self.redis.register_script(_REVOKE)
         self._issue = self.redis.register_script(_ISSUE)
         self._settle_lease = self.redis.register_script(_SETTLE_LEASE)
+        self._index = self.redis.register_script(INDEX_LINKS)
+        self._records = self.redis.register_script(_RECORDS)
         try:
             migrate_redis(self.redis, _where(url))
         except redis.ConnectionError:
@@ -298,34 +336,31 @@ class RedisStore(RedisLog, RedisQueries):
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=_mapping(link))  # type: ignore[arg-type]  # invariant key type
             pipe.expireat(key, link.expires_at + self.retention)
-            pipe.zadd(PREFIX + "links", {link.id: link.created_at})
+            pipe.zadd(LINKS, {link.id: link.created_at})
+            self._index(args=[link.id], client=pipe)
             pipe.execute()
 
     def get_link(self, link_id: str) -> Link | None:
-        return _link(cast(dict[str, str], self.redis.hgetall(_link_key(link_id))))
+        return _link(cast(list[str | None], self.redis.hmget(_link_key(link_id), _LINK_ORDER)))
 
     def list_links(self) -> list[Link]:
-        ids = cast(list[str], self.redis.zrange(LINKS, 0, -1))
-        with self.redis.pipeline(transaction=False) as pipe:
-            for link_id in ids:
-                pipe.hgetall(_link_key(link_id))
-            records = pipe.execute()
-        links = [link for link in map(_link, records) if link is not None]
-        gone = [link_id for link_id, record in zip(ids, records, strict=True) if not record]
-        if gone:
-            self.redis.zrem(PREFIX + "links", *gone)
+        # The ids of records gone stay in the index until drop_ended forgets them all
+        # through.
+        links = self._link_records(cast(list[str], self.redis.zrange(LINKS, 0, -1)))
         return sorted(links, key=lambda link: (-link.created_at, link.id))
 
-    def _link_records(self, ids: list[str]) -> list[Link]:
-        """The records of ``ids`` still kept, in that order, in one round trip."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for link_id in ids:
-                pipe.hgetall(_link_key(link_id))
-            records = pipe.execute()
-        return [link for link in map(_link, records) if link is not None]
+    def _link_records(self, ids: list[str], keep_gone: bool = False) -> list[Any]:
+        """The records of ``ids`` still kept, in that order (with None for those gone if
+        ``keep_gone``), read a few thousand a script (a pipeline's reply per record costs
+        redis-py more than reading it)."""
+        records: list[Link | None] = []
+        for start in range(0, len(ids), _RECORDS_CHUNK):
+            chunk = ids[start : start + _RECORDS_CHUNK]
+            records += map(_link, self._records(args=[len(chunk), *chunk, *_LINK_ORDER]))
+        return records if keep_gone else [link for link in records if link is not None]
 
     def revoke_link(self, link_id: str, at: int) -> Link | None:
-        self._revoke(keys=[_link_key(link_id)], args=[at])
+        self._revoke(keys=[_link_key(link_id)], args=[at, link_id])
         return self.get_link(link_id)
 
     def begin_downloads(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
@@ -557,10 +592,15 @@ def _values(record: dict[str, str], names: set[str]) -> dict[str, Any]:
     return values
 
 
-def _link(record: dict[str, str]) -> Link | None:
-    if not record:
+def _link(values: list[str | None]) -> Link | None:
+    """A link from its record's fields in _LINK_ORDER (None: the record is gone)."""
+    if values[0] is None:
         return None
-    return Link(**_values(record, _LINK_FIELDS))
+    read: list[Any] = [
+        default if value is None else convert(value)
+        for (convert, default), value in zip(_LINK_READ, values, strict=True)
+    ]
+    return Link(*read)
 
 
 def _event(data: dict[str, Any]) -> DownloadEvent:

@@ -17,6 +17,7 @@ import redis
 
 from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_rollup import FILES, RedisRollup
+from sesame.store.redis_status import lapse, unindex
 
 
 class RedisLog(RedisRollup):
@@ -40,6 +41,7 @@ class RedisLog(RedisRollup):
             self._forget(gone)
             gone_all.update(gone)
             start += len(ids) - len(gone)
+        lapse(self.redis, time.time() - self.retention)
         self._trim(int((time.time() - self.retention) * 1000), batch)
         if gone_all:
             self._drop_link_rows(sorted(gone_all), batch)
@@ -49,23 +51,25 @@ class RedisLog(RedisRollup):
                 pipe.execute()
         return len(gone_all)
 
-    def _ended(self, ids: list[str], before: int) -> list[str]:
-        """Those of ``ids`` that ended before ``before``, or whose record is gone."""
+    def _ended(self, ids: list[str], before: int) -> dict[str, str | None]:
+        """Those of ``ids`` that ended before ``before``, or whose record is gone, with
+        their files (None: the record is gone)."""
         with self.redis.pipeline(transaction=False) as pipe:
             for link_id in ids:
-                pipe.hmget(f"{PREFIX}link:{link_id}", "expires_at", "revoked_at")
+                pipe.hmget(f"{PREFIX}link:{link_id}", "expires_at", "revoked_at", "file")
             records: list[list[Any]] = pipe.execute()
-        return [
-            link_id
-            for link_id, (expires, revoked) in zip(ids, records, strict=True)
+        return {
+            link_id: file
+            for link_id, (expires, revoked, file) in zip(ids, records, strict=True)
             if expires is None or min(int(expires), int(revoked or expires)) < before
-        ]
+        }
 
-    def _forget(self, ids: list[str]) -> None:
-        if not ids:
+    def _forget(self, links: dict[str, str | None]) -> None:
+        if not links:
             return
         with self.redis.pipeline(transaction=True) as pipe:
-            for link_id in ids:
+            for link_id in links:
                 pipe.delete(f"{PREFIX}link:{link_id}", f"{EVENTS}:{link_id}")
-            pipe.zrem(LINKS, *ids)
+            pipe.zrem(LINKS, *links)
+            unindex(pipe, links.items())
             pipe.execute()

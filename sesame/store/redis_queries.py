@@ -19,7 +19,7 @@ from typing import Any, cast
 import redis
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
-from sesame.models import DownloadEvent, Link, Outcome
+from sesame.models import DownloadEvent, Link, LinkStatus, Outcome
 from sesame.store.casefold import FOLDS, holds
 from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_rollup import (
@@ -30,6 +30,7 @@ from sesame.store.redis_rollup import (
     id_key,
     stream_id,
 )
+from sesame.store.redis_status import indexed_files, of_files, status_counts, with_status
 from sesame.store.split import Split
 
 LOG_CHUNK = 1000  # log entries per trip
@@ -177,49 +178,14 @@ return {after, totals, addresses, series, maybe}
     .replace("{FOLDS}", json.dumps(FOLDS, ensure_ascii=False))
 )
 
-# One chunk of the link index, newest first, each record judged on the server: its status
-# at ``now`` as Link.status tells it. KEYS: the index. ARGV: the first rank, how many, now,
-# the statuses and files wanted (JSON lists, empty for any).
-# Returns where to go on from ('' at the end), the counts per status (flattened), the files
-# (each once), the ids chosen with their creation times (flattened), the last time read.
-_LINKS = r"""
-local first, count, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local statuses, files = {}, {}
-for _, s in ipairs(cjson.decode(ARGV[4])) do statuses[s] = true end
-for _, f in ipairs(cjson.decode(ARGV[5])) do files[f] = true end
-local any_status, any_file = next(statuses) == nil, next(files) == nil
-local ids = redis.call('ZREVRANGE', KEYS[1], first, first + count - 1, 'WITHSCORES')
-local counts, seen, chosen = {}, {}, {}
-for i = 1, #ids, 2 do
-  local f = redis.call('HMGET', '{PREFIX}link:' .. ids[i], 'file', 'revoked_at',
-                       'max_downloads', 'downloads', 'expires_at')
-  if f[1] then
-    local status = 'active'
-    if f[2] then status = 'revoked'
-    elseif f[3] and tonumber(f[4] or '0') >= tonumber(f[3]) then status = 'used up'
-    elseif now > tonumber(f[5]) then status = 'expired' end
-    counts[status] = (counts[status] or 0) + 1
-    seen[f[1]] = true
-    if (any_status or statuses[status]) and (any_file or files[f[1]]) then
-      chosen[#chosen + 1] = ids[i]
-      chosen[#chosen + 1] = ids[i + 1]
-    end
-  end
-end
-local flat, names = {}, {}
-for status, n in pairs(counts) do flat[#flat + 1] = status; flat[#flat + 1] = n end
-for file in pairs(seen) do names[#names + 1] = file end
-local after = #ids == 2 * count and tostring(first + count) or ''
-return {after, flat, names, chosen, #ids > 0 and ids[#ids] or ''}
-""".replace("{PREFIX}", PREFIX)
-
 
 class RedisQueries(RedisRollup):
     """The pages' queries of RedisStore; needs its ``redis`` and ``_link_records``."""
 
     redis: redis.Redis
+    retention: int
 
-    def _link_records(self, ids: list[str]) -> list[Link]:
+    def _link_records(self, ids: list[str], keep_gone: bool = False) -> list[Any]:
         raise NotImplementedError
 
     # -- the log ------------------------------------------------------------------------
@@ -375,59 +341,54 @@ class RedisQueries(RedisRollup):
     # -- the links ----------------------------------------------------------------------
 
     def link_counts(self, now: float) -> dict[str, int]:
-        counts = Counter[str]()
-        files: set[str] = set()
-        for reply in self._link_scans(now, (), ()):
-            flat = reply[1]
-            counts.update({flat[n]: int(flat[n + 1]) for n in range(0, len(flat), 2)})
-            files.update(reply[2])
-        self.__dict__["_last_files"] = (self._links_state(), sorted(files))
-        return dict(counts)
+        return status_counts(self.redis, now, now - self.retention)
 
     def link_files(self) -> list[str]:
-        # A link's file never changes: the files the last count read, if no link came or
-        # went since (the page asks for the counts, then the files).
-        last: tuple[Any, list[str]] | None = self.__dict__.get("_last_files")
-        if last is not None and last[0] == self._links_state():
-            return last[1]
-        files: set[str] = set()
-        for reply in self._link_scans(time.time(), (), ()):
-            files.update(reply[2])
-        return sorted(files)
-
-    def _links_state(self) -> tuple[int, list[Any], int]:
-        """How many links the index holds and its newest (a link added or forgotten changes
-        them), and the moment."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(LINKS)
-            pipe.zrevrange(LINKS, 0, 0)
-            count, newest = pipe.execute()
-        return int(count), list(newest), _moment()
+        return indexed_files(self.redis)
 
     def links_page(
         self, now: float, statuses: Collection[str], files: Collection[str], limit: int
     ) -> list[Link]:
-        chosen: list[tuple[int, str]] = []
         if limit <= 0:
             return []
-        for reply in self._link_scans(now, statuses, files):
-            flat = reply[3]
-            chosen += [(-int(flat[n + 1]), flat[n]) for n in range(0, len(flat), 2)]
-            chosen.sort()
-            # Ties in creation time go by id, as in SQLite: read on past the last one kept.
-            if len(chosen) >= limit and (not reply[4] or -int(reply[4]) > chosen[limit - 1][0]):
-                break
-        return self._link_records([link_id for _, link_id in chosen[:limit]])
+        if not statuses and not files:
+            return self._newest_links(limit)
+        gone_before = now - self.retention
+        ids = with_status(self.redis, now, gone_before, statuses or list(LinkStatus))
+        if files:
+            ids &= of_files(self.redis, gone_before, files)
+        chosen = sorted(self._created(sorted(ids)))[:limit]
+        return self._link_records([link_id for _, link_id in chosen])
 
-    def _link_scans(
-        self, now: float, statuses: Collection[str], files: Collection[str]
-    ) -> Iterator[list[Any]]:
-        script, start = self._script("links", _LINKS), "0"
-        wanted = [json.dumps(list(statuses)), json.dumps(list(files))]
-        while start:
-            reply = cast(list[Any], script(keys=[LINKS], args=[start, LINK_CHUNK, now, *wanted]))
-            yield reply
-            start = reply[0]
+    def _newest_links(self, limit: int) -> list[Link]:
+        """The ``limit`` newest links kept (the index holds links whose records are gone
+        until drop_ended forgets them)."""
+        kept: list[tuple[int, str, Link]] = []
+        start, chunk = 0, min(limit, LINK_CHUNK) + 1
+        while True:
+            read = cast(
+                list[tuple[str, float]],
+                self.redis.zrevrange(LINKS, start, start + chunk - 1, withscores=True),
+            )
+            records = self._link_records([link_id for link_id, _ in read], keep_gone=True)
+            kept += [
+                (-int(score), link_id, link)
+                for (link_id, score), link in zip(read, records, strict=True)
+                if link is not None
+            ]
+            start += len(read)
+            # Read newest first, so by time already; ties in creation time go by id, as in
+            # SQLite: read on past the last one kept.
+            if len(read) < chunk or (len(kept) >= limit and -read[-1][1] > kept[limit - 1][0]):
+                kept.sort(key=lambda item: item[:2])
+                return [link for _, _, link in kept[:limit]]
+
+    def _created(self, ids: list[str]) -> Iterator[tuple[int, str]]:
+        """(minus the creation time, id) of those of ``ids`` in the index."""
+        for n in range(0, len(ids), LINK_CHUNK):
+            chunk = ids[n : n + LINK_CHUNK]
+            scores = cast(list[Any], self.redis.zmscore(LINKS, chunk))
+            yield from ((-int(s), i) for i, s in zip(chunk, scores, strict=True) if s is not None)
 
 
 class _Tally:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -17,6 +19,7 @@ from sesame.store import Store, open_store
 NOW = 1_800_000_000
 DAY = 86400
 TODAY = NOW // DAY
+FILES = ["a.txt", "b.zip", "芝麻.pdf"]
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -604,3 +607,45 @@ def test_a_piece_soon_after_its_sessions_download_arrived_joins_it(store: Store)
         is Refusal.LINK
     )
     assert state(store)[0].downloads == 1  # type: ignore[union-attr]
+
+
+def test_link_counts_and_files_follow_every_change(store: Store) -> None:
+    """link_counts and link_files say what the records say after each of 400 random
+    changes of what decides a status: links added or issued, downloads that use a link
+    up, ones given back (ended unfinished, lapsed, settled from a lease unfinished),
+    revocation, time passing, and retention forgetting links."""
+    rng = random.Random(7)
+    now, made, leases = NOW, 0, []
+
+    def new_link() -> Link:
+        nonlocal made
+        made += 1
+        lifetime, limit = rng.choice([60, 600, 3600]), rng.choice([None, 1, 2])
+        return Link(f"L{made}", rng.choice(FILES), now, now + lifetime, limit, "bob")
+
+    for _ in range(400):
+        ids = [item.id for item in store.list_links()]
+        action = rng.choice(["add", "issue", "begin", "settled", "end", "settle", "revoke"])
+        if action == "add" or not ids:
+            store.add_link(new_link())
+        elif action == "issue":
+            store.issue_link("rule", rng.choice(["ann", "bob"]), new_link(), 120)
+        elif action in ("begin", "settled"):
+            link_id, slot = rng.choice(ids), secrets.token_hex(4)
+            row = event(link_id, now) if action == "settled" else None
+            if store.begin_download(start(link_id, now=now, slot=slot, row=row)) is None:
+                leases += [] if row else [(link_id, slot)]
+        elif action in ("end", "settle") and leases:
+            link_id, slot = leases.pop(rng.randrange(len(leases)))
+            if action == "end":
+                store.end_download(end(slot, 0, rng.random() < 0.5, link_id=link_id))
+            else:
+                store.settle_lease(slot, rng.choice([0, 10]), True)
+        elif action == "revoke":
+            store.revoke_link(rng.choice(ids), now)
+        now += rng.randrange(0, 90)  # leases last a minute: some lapse
+        if rng.random() < 0.05:
+            store.drop_ended(now - 300, 3)
+        records = store.list_links()
+        assert store.link_counts(now) == Counter(str(item.status(now)) for item in records)
+        assert store.link_files() == sorted({item.file for item in records})

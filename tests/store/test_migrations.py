@@ -279,14 +279,23 @@ def test_a_version_1_redis_opens_with_its_records_and_log_summed(
     redis_url: str, settings: Settings, clock: FakeClock
 ) -> None:
     """A Redis database as version 1 wrote it (records, the stream with its ids in the
-    server's time, each link's list; no sums) is migrated on open: its records come back,
-    its sums roll up from nothing and answer as its rows do, and its link downloads."""
+    server's time, each link's list; no sums, no index by status) is migrated on open: its
+    records come back, indexed by status and file, its sums roll up from nothing and
+    answer as its rows do, and its link downloads."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     record = {"id": "live0000001", "file": "hello.txt", "created_at": NOW}
     record |= {"expires_at": NOW + 3600, "max_downloads": 5, "downloads": 1}
     record |= {"bytes_served": 14, "landing": 0, "recipient": "小明"}
     client.hset("sesame:link:live0000001", mapping=record)  # type: ignore[arg-type]
     client.zadd("sesame:links", {"live0000001": NOW})
+    for link_id, file, more in [
+        ("revoked0001", "b.zip", {"revoked_at": NOW}),
+        ("usedup00001", "b.zip", {"max_downloads": 1, "downloads": 1}),
+    ]:
+        other = record | {"id": link_id, "file": file, "max_downloads": 0, "downloads": 0}
+        other = {**{k: v for k, v in other.items() if k != "max_downloads"}, **more}
+        client.hset(f"sesame:link:{link_id}", mapping=other)  # type: ignore[arg-type]
+        client.zadd("sesame:links", {link_id: NOW - 1})
     rows = [
         ("curl/8", 200, 14, "completed", True, NOW + 1.5, "10.0.0.1"),
         ("wget", 206, 3, "aborted", False, NOW + 2.5, "10.0.0.2"),
@@ -307,6 +316,10 @@ def test_a_version_1_redis_opens_with_its_records_and_log_summed(
         "live0000001", "hello.txt", NOW, NOW + 3600, 5, "小明", downloads=1, bytes_served=14
     )
     assert [event.outcome for event in store.list_events()] == ["aborted", "completed"]
+    # step 3: the links by status and by file
+    assert store.link_counts(NOW) == {"active": 1, "revoked": 1, "used up": 1}
+    assert store.link_counts(NOW + 3601) == {"expired": 1, "revoked": 1, "used up": 1}
+    assert store.link_files() == ["b.zip", "hello.txt"]
     while store.roll_up(1):
         pass
     assert store.log_totals(LogFilter()) == Totals(1, 1, 0, 17, 2, 2)

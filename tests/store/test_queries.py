@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+import redis
 
 from admin_ui import tables
 from sesame.activity import LogFilter
@@ -230,4 +232,26 @@ def test_a_needle_finds_what_casefold_finds(
     query = LogFilter(text=text)
     assert [row.event.link_id for row in store.log_page(query, 10)] == found[::-1]
     assert store.log_totals(query).bytes_sent == sum(int(link_id[1]) for link_id in found)
+    store.close()
+
+
+def test_a_link_whose_record_redis_expired_leaves_the_counts(redis_url: str) -> None:
+    """A link record Redis expires by itself (SESAME_RETENTION after the link) is out of
+    link_counts at once, and out of the index and link_files after drop_ended."""
+    store = open_store(redis_url, retention=1)
+    ended = int(time.time())  # the record is kept a second more
+    store.add_link(Link("gone", "old.txt", ended - 60, ended, None, None))
+    store.add_link(Link("kept", "new.txt", ended, ended + 3600, None, None))
+    deadline = time.monotonic() + 5
+    while store.get_link("gone") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.get_link("gone") is None
+    assert store.link_counts(time.time()) == {"active": 1}
+    assert store.link_files() == ["new.txt", "old.txt"]  # until drop_ended
+    store.drop_ended(int(time.time()) - 1, 10)
+    assert store.link_files() == ["new.txt"]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert client.zrange("sesame:status:live", 0, -1) == ["kept"]
+    assert not client.exists("sesame:file-links:old.txt")
+    client.close()
     store.close()

@@ -1,0 +1,142 @@
+"""The Redis store's index of links by status and by file: what the Links page counts and
+lists its files from without reading every link record.
+
+Each link is in one of three sorted sets, scored by its expiry: ``live`` (neither revoked nor
+used up: active until it expires, expired after), ``used`` (used up, not revoked) and
+``revoked``; and in its file's set ``file-links:FILE``, the file's name in ``link-files``.
+The scripts that change what decides a link's status file it again (INDEX below): adding or
+issuing it, revoking it, a download that uses it up, one that gives its count back.
+
+A link's record leaves Redis by itself SESAME_RETENTION after it expires (its TTL): the
+counts leave out whatever expired longer ago than that, and ``drop_ended`` clears it from
+the sets (and its file from the files, if it was the file's last) with the links it
+forgets. (A retention changed since a link was made moves the
+day its record goes, not the day it leaves the counts; drop_ended settles it.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, cast
+
+import redis
+
+from sesame.models import LinkStatus
+from sesame.store.redis_keys import PREFIX
+
+STATUS = PREFIX + "status:"  # + live, used, revoked
+STATUSES = ("live", "used", "revoked")
+FILE_LINKS = PREFIX + "file-links:"  # + a file's name: its links, scored by expiry
+LINK_FILES = PREFIX + "link-files"  # the names of the file sets
+
+# index_link(id): files the link as its record says now (false if it has none).
+INDEX = (
+    r"""
+local function index_link(id)
+  local f = redis.call('HMGET', '{PREFIX}link:' .. id, 'file', 'expires_at', 'revoked_at',
+                       'max_downloads', 'downloads')
+  if not f[1] then return false end
+  local status = 'live'
+  if f[3] then status = 'revoked'
+  elseif f[4] and tonumber(f[5] or '0') >= tonumber(f[4]) then status = 'used' end
+  for _, s in ipairs({'live', 'used', 'revoked'}) do
+    if s == status then redis.call('ZADD', '{STATUS}' .. s, f[2], id)
+    else redis.call('ZREM', '{STATUS}' .. s, id) end
+  end
+  redis.call('ZADD', '{FILE_LINKS}' .. f[1], f[2], id)
+  redis.call('SADD', '{LINK_FILES}', f[1])
+  return true
+end
+""".replace("{PREFIX}", PREFIX)
+    .replace("{STATUS}", STATUS)
+    .replace("{FILE_LINKS}", FILE_LINKS)
+    .replace("{LINK_FILES}", LINK_FILES)
+)
+
+# KEYS: none. ARGV: link ids. Files each (the migration that brings the index in).
+INDEX_LINKS = INDEX + "\nfor _, id in ipairs(ARGV) do index_link(id) end\nreturn #ARGV\n"
+
+# KEYS: none. ARGV: the expiry before which records are gone. Clears the sets of them, and
+# the names of files left with no link (in one script: a link added meanwhile keeps its).
+_LAPSE = (
+    r"""
+local cut = '(' .. ARGV[1]
+for _, s in ipairs({'live', 'used', 'revoked'}) do
+  redis.call('ZREMRANGEBYSCORE', '{STATUS}' .. s, '-inf', cut)
+end
+for _, file in ipairs(redis.call('SMEMBERS', '{LINK_FILES}')) do
+  redis.call('ZREMRANGEBYSCORE', '{FILE_LINKS}' .. file, '-inf', cut)
+  if redis.call('EXISTS', '{FILE_LINKS}' .. file) == 0 then
+    redis.call('SREM', '{LINK_FILES}', file)
+  end
+end
+return 1
+""".replace("{STATUS}", STATUS)
+    .replace("{FILE_LINKS}", FILE_LINKS)
+    .replace("{LINK_FILES}", LINK_FILES)
+)
+
+
+def status_counts(client: redis.Redis, now: float, gone_before: float) -> dict[str, int]:
+    """How many links are in each status at ``now`` (a LinkStatus value; empty ones left
+    out), of those that expired at or after ``gone_before`` (older records are gone)."""
+    cut = f"({gone_before!r}"
+    with client.pipeline(transaction=True) as pipe:
+        pipe.zcount(STATUS + "live", repr(float(now)), "+inf")
+        pipe.zcount(STATUS + "live", cut, f"({float(now)!r}")
+        pipe.zcount(STATUS + "used", cut, "+inf")
+        pipe.zcount(STATUS + "revoked", cut, "+inf")
+        counts = pipe.execute()
+    statuses = [LinkStatus.ACTIVE, LinkStatus.EXPIRED, LinkStatus.USED_UP, LinkStatus.REVOKED]
+    return {str(status): int(n) for status, n in zip(statuses, counts, strict=True) if n}
+
+
+def indexed_files(client: redis.Redis) -> list[str]:
+    """The files of the links kept, each once, sorted (with those of links whose records
+    are gone until drop_ended clears them)."""
+    return sorted(cast(set[str], client.smembers(LINK_FILES)))
+
+
+def with_status(
+    client: redis.Redis, now: float, gone_before: float, statuses: Iterable[str]
+) -> set[str]:
+    """The ids of the links in ``statuses`` (LinkStatus values) at ``now``."""
+    cut, now_ = f"({gone_before!r}", repr(float(now))
+    ranges = {
+        str(LinkStatus.ACTIVE): ("live", now_, "+inf"),
+        str(LinkStatus.EXPIRED): ("live", cut, f"({now_}"),
+        str(LinkStatus.USED_UP): ("used", cut, "+inf"),
+        str(LinkStatus.REVOKED): ("revoked", cut, "+inf"),
+    }
+    with client.pipeline(transaction=True) as pipe:
+        for status in set(statuses):
+            name, low, high = ranges[status]
+            pipe.zrangebyscore(STATUS + name, low, high)
+        return set().union(*pipe.execute())
+
+
+def of_files(client: redis.Redis, gone_before: float, files: Iterable[str]) -> set[str]:
+    """The ids of the links to ``files``."""
+    with client.pipeline(transaction=False) as pipe:
+        for file in set(files):
+            pipe.zrangebyscore(FILE_LINKS + file, f"({gone_before!r}", "+inf")
+        return set().union(*pipe.execute())
+
+
+def unindex(pipe: Any, links: Iterable[tuple[str, str | None]]) -> None:
+    """Queue on ``pipe`` the removal of ``links`` (id, file or None if unknown) from the
+    index."""
+    links = list(links)
+    if not links:
+        return
+    ids = [link_id for link_id, _ in links]
+    for status in STATUSES:
+        pipe.zrem(STATUS + status, *ids)
+    for link_id, file in links:
+        if file is not None:
+            pipe.zrem(FILE_LINKS + file, link_id)
+
+
+def lapse(client: redis.Redis, gone_before: float) -> None:
+    """Clear the index of links that expired before ``gone_before``."""
+    client.register_script(_LAPSE)(args=[repr(float(gone_before))])
