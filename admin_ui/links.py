@@ -9,9 +9,9 @@ import streamlit as st
 from admin_ui import display, linkcard, resources, tables
 from admin_ui.language import _
 from sesame.models import Link, LinkStatus, SharedLink
-from sesame.service import Service
+from sesame.service import LINKS_SHOWN, Service
 
-PAGE = 1000  # links shown at once
+PAGE = LINKS_SHOWN  # links shown at once
 
 
 def render(service: Service) -> None:

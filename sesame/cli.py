@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from sesame.errors import (
 )
 from sesame.lifetimes import format_lifetime, parse_lifetime
 from sesame.models import ApiKey, Link, LinkStatus, Rule, human_size, utc
-from sesame.service import MAX_DOWNLOADS, Service
+from sesame.service import ALL_LINKS, LINKS_SHOWN, MAX_DOWNLOADS, Service
 from sesame.settings import load_settings
 
 LANDING_HELP = N_(
@@ -193,13 +193,23 @@ def link(
 @option(
     "--all", "include_all", is_flag=True, help=N_("Include expired, revoked and used-up links.")
 )
+@option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=LINKS_SHOWN,
+    show_default=True,
+    help=N_("List at most the newest N links; 0 lists them all."),
+    metavar="N",
+)
 @option("--json", "as_json", is_flag=True, help=JSON_LIST_HELP)
 @click.pass_context
-def links(ctx: click.Context, include_all: bool, as_json: bool) -> None:
+def links(ctx: click.Context, include_all: bool, limit: int, as_json: bool) -> None:
     """List links."""
     with _errors_to_exit_codes():
         service = _service(ctx)
-        records = service.link_records(() if include_all else (LinkStatus.ACTIVE,))
+        statuses = () if include_all else (LinkStatus.ACTIVE,)
+        records = service.link_records(statuses, limit or ALL_LINKS)
+        _say_how_many_more(service, statuses, len(records), limit)
         if as_json:
             # The list json.dumps(indent=2) would print, written a thousand links at a
             # time: their URLs minted as they are printed, not 100,000 dicts held at once.
@@ -216,8 +226,9 @@ def links(ctx: click.Context, include_all: bool, as_json: bool) -> None:
     if not records:
         click.echo(_("No links.") if include_all else _("No active links (see --all)."))
         return
+    line = _link_line(int(service.clock()))
     for chunk in _thousands(records):  # a write per thousand lines, not per line
-        click.echo("\n".join(_link_line(service, link) for link in chunk))
+        click.echo("\n".join(map(line, chunk)))
 
 
 @cli.command(help=N_("Revoke the link ID; the gateway refuses it from the next request on."))
@@ -461,19 +472,37 @@ def _key_line(item: ApiKey) -> str:
     return "\t".join(fields).rstrip()
 
 
+def _say_how_many_more(
+    service: Service, statuses: Collection[LinkStatus], shown: int, limit: int
+) -> None:
+    """On stderr (the listing stays whole JSON), if ``limit`` left links out: how many."""
+    if not limit or shown < limit:
+        return
+    counts = service.link_counts()
+    total = sum(n for status, n in counts.items() if not statuses or status in statuses)
+    if total > shown:
+        note = _("The newest {shown} of {total} links; --limit 0 lists them all.")
+        click.echo(note.format(shown=f"{shown:,}", total=f"{total:,}"), err=True)
+
+
 def _status(service: Service, link: Link) -> str:
     return link.status(service.clock()).value
 
 
-def _link_line(service: Service, link: Link) -> str:
-    left = max(0, link.expires_at - int(service.clock()))
-    expiry = _("expires {time} UTC").format(time=f"{utc(link.expires_at):%Y-%m-%d %H:%M}")
-    if left:
-        expiry += " " + _("({lifetime} left)").format(lifetime=format_lifetime(left))
-    limit = f"{link.downloads}/{link.max_downloads or '∞'}"
-    status = _(STATUS_TEXTS[link.status(service.clock())])
-    fields = [link.id, status, link.file, limit, expiry, link.recipient or ""]
-    return "\t".join(fields).rstrip()
+def _link_line(now: int) -> Callable[[Link], str]:
+    """What writes a link's line at ``now`` (the texts translated once, not per line)."""
+    expires, left_text = _("expires {time} UTC"), _("({lifetime} left)")
+    statuses = {status: _(text) for status, text in STATUS_TEXTS.items()}
+
+    def line(link: Link) -> str:
+        expiry = expires.format(time=f"{utc(link.expires_at):%Y-%m-%d %H:%M}")
+        if (left := link.expires_at - now) > 0:
+            expiry += " " + left_text.format(lifetime=format_lifetime(left))
+        limit = f"{link.downloads}/{link.max_downloads or '∞'}"
+        fields = [link.id, statuses[link.status(now)], link.file, limit, expiry]
+        return "\t".join([*fields, link.recipient or ""]).rstrip()
+
+    return line
 
 
 def _thousands(records: list[Link]) -> Iterator[list[Link]]:

@@ -46,6 +46,7 @@ from sesame.store import Store, open_store
 MAX_TEXT = 500
 MAX_DOWNLOADS = 1_000_000_000  # a limit anyone means; (limit + 1) x size stays in 64 bits
 ALL_LINKS = 1 << 62  # a limit on links listed that is none
+LINKS_SHOWN = 1000  # the newest links a listing shows unless asked for more
 MAX_RATE = 1 << 40  # bytes a second (1 TiB/s): more is no cap at all
 ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -142,12 +143,12 @@ class Service:
             if include_inactive or link.status(now) is LinkStatus.ACTIVE
         ]
 
-    def link_records(self, statuses: Collection[LinkStatus] = ()) -> list[Link]:
-        """Every link record in ``statuses`` now (empty: all), newest first, without its URL
-        (``shared()`` makes one)."""
-        if not statuses:
-            return self.store.list_links()
-        return self.store.links_page(self.clock(), [str(s) for s in statuses], (), ALL_LINKS)
+    def link_records(
+        self, statuses: Collection[LinkStatus] = (), limit: int = ALL_LINKS
+    ) -> list[Link]:
+        """At most ``limit`` link records in ``statuses`` now (empty: all), newest first,
+        without their URLs (``shared()`` makes one)."""
+        return self.store.links_page(self.clock(), [str(s) for s in statuses], (), limit)
 
     def link_counts(self) -> dict[LinkStatus, int]:
         """How many links are in each status now."""

@@ -104,7 +104,7 @@ def test_links_json_is_written_as_one_list_would_be(service: Service) -> None:
     the whole list with indent=2 prints, past the first thousand too."""
     for _ in range(1003):
         service.share("hello.txt", recipient="小明")
-    printed = run(service, "links", "--all", "--json").stdout
+    printed = run(service, "links", "--all", "--json", "--limit", "0").stdout
     assert printed == json.dumps(json.loads(printed), ensure_ascii=False, indent=2) + "\n"
     assert len(json.loads(printed)) == 1003
 
@@ -113,10 +113,26 @@ def test_links_lines_past_the_first_thousand(service: Service) -> None:
     """links --all, written a thousand lines at a time, prints one line per link in the
     store's order (newest first), past the first thousand too, nothing between the chunks."""
     made = {service.share("hello.txt").link.id for _ in range(1003)}
-    lines = run(service, "links", "--all").stdout.splitlines()
+    lines = run(service, "links", "--all", "--limit", "0").stdout.splitlines()
     listed = [line.split("\t")[0] for line in lines]
     assert listed == [link.id for link in service.link_records()]
     assert set(listed) == made and len(listed) == 1003
+
+
+def test_links_lists_the_newest_thousand_and_says_how_many_more(service: Service) -> None:
+    """links lists the newest 1,000 links unless --limit says otherwise, and says on
+    stderr how many it left out (the JSON stays one list); none left out, nothing said."""
+    for _ in range(1003):
+        service.share("hello.txt")
+    made = [link.id for link in service.link_records()]  # newest first, then by id
+    result = run(service, "links")
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == made[:1000]
+    assert result.stderr == "The newest 1,000 of 1,003 links; --limit 0 lists them all.\n"
+    result = run(service, "links", "--all", "--limit", "2", "--json")
+    assert [item["id"] for item in json.loads(result.stdout)] == made[:2]
+    assert "The newest 2 of 1,003 links" in result.stderr
+    assert run(service, "links", "--limit", "1003").stderr == ""
+    assert "--limit" in run(service, "links", "--limit", "-1").stderr  # a usage error
 
 
 def test_links_json_empty(service: Service) -> None:
