@@ -19,9 +19,14 @@ def holds(field: str | None, needle: str) -> bool:
     return field is not None and needle in field.casefold()
 
 
-def wide_glob(needle: str) -> str:
-    """A GLOB pattern of the fields whose casefold may hold ``needle`` where LIKE (ASCII
-    letters folded, the rest as they are) does not find it: for an ASCII needle, those with
-    a character of FOLDS; for any other, those with any character beyond ASCII (a field all
-    ASCII casefolds to ASCII)."""
-    return f"*[{''.join(FOLDS)}]*" if needle.isascii() else "*[^\x01-\x7f]*"
+# GLOBs of the fields where LIKE (ASCII letters folded, the rest as they are) may miss what
+# casefold finds: WIDE, those with a character beyond ASCII (a field all ASCII casefolds to
+# ASCII); of those, for an ASCII needle, the ones with a character of FOLDS (folds_glob).
+# SQLite tries each character of a class at every place of the field, so WIDE goes first:
+# the class alone made a search five times slower, measured.
+WIDE_GLOB = "*[^\x01-\x7f]*"
+_FOLDS_GLOB = "*[\u00df\u0130\u0149\u017f\u01f0\u1e96-\u1e9e\u212a\ufb00-\ufb06]*"
+
+
+def folds_glob(needle: str) -> str:
+    return _FOLDS_GLOB if needle.isascii() else "*"

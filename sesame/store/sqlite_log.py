@@ -8,7 +8,7 @@ from typing import Any
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
-from sesame.store.casefold import wide_glob
+from sesame.store.casefold import WIDE_GLOB, folds_glob
 from sesame.store.split import Split
 from sesame.store.sqlite_rollup import (
     CLIENTS,
@@ -70,6 +70,20 @@ class SQLiteLog(SQLiteRollup):
         clause, params = where(query)
         joined = bool(query.files or query.needle)
         source, params = _source(split, joined, params)
+        if split is None:
+            # Every row read one by one (a text search, one link's log): in one pass, which
+            # matches the text once rather than once for the sums and again for the clients.
+            per_client = f"""SELECT COALESCE(d.client_ip, '') AS ip, SUM(d.counted) AS c,
+                    SUM(d.outcome = 'aborted') AS a, SUM(d.outcome = 'preview') AS p,
+                    SUM(d.bytes_sent) AS b, COUNT(*) AS n {source}{clause} GROUP BY 1"""
+            return Totals(
+                *self._db.execute(
+                    f"""SELECT COALESCE(SUM(c), 0), COALESCE(SUM(a), 0), COALESCE(SUM(p), 0),
+                           COALESCE(SUM(b), 0), COUNT(CASE WHEN ip != '' THEN 1 END),
+                           COALESCE(SUM(n), 0) FROM ({per_client})""",
+                    params,
+                ).fetchone()
+            )
         downloads, aborted, previews, sent, rows = self._db.execute(
             f"""SELECT COALESCE(SUM(d.counted), 0), COALESCE(SUM(d.outcome = 'aborted'), 0),
                    COALESCE(SUM(d.outcome = 'preview'), 0), COALESCE(SUM(d.bytes_sent), 0),
@@ -79,27 +93,24 @@ class SQLiteLog(SQLiteRollup):
         known = f"{' AND' if clause else ' WHERE'} COALESCE(d.client_ip, '') != ''"
         # GROUP BY sorts: three times faster than COUNT(DISTINCT) over a million rows.
         read = f"SELECT d.client_ip AS ip {source}{clause}{known} GROUP BY 1"
-        addresses = f"SELECT COUNT(*) FROM ({read})"
-        if split is not None:
-            more, more_params = where_sums(query)
-            params |= more_params
-            # Those of the days' sets, and those of the rows read that no day's set holds
-            # (a few: a UNION would sort them all again).
-            addresses = f"""SELECT
-                (SELECT COUNT(DISTINCT client_ip) FROM {CLIENTS}{more})  -- in order: no sort
-                + (SELECT COUNT(*) FROM ({read}) AS v
-                   WHERE NOT EXISTS (SELECT 1 FROM {CLIENTS}{more} AND c.client_ip = v.ip))"""
-            summed = self._db.execute(
-                f"""SELECT COALESCE(SUM(counted), 0),
-                       COALESCE(SUM(CASE WHEN outcome = 'aborted' THEN rows END), 0),
-                       COALESCE(SUM(CASE WHEN outcome = 'preview' THEN rows END), 0),
-                       COALESCE(SUM(bytes), 0), COALESCE(SUM(rows), 0) FROM {SUMS}{more}""",
-                params,
-            ).fetchone()
-            downloads, aborted, previews, sent, rows = (
-                a + b
-                for a, b in zip((downloads, aborted, previews, sent, rows), summed, strict=True)
-            )
+        more, more_params = where_sums(query)
+        params |= more_params
+        # Those of the days' sets, and those of the rows read that no day's set holds (a
+        # few: a UNION would sort them all again).
+        addresses = f"""SELECT
+            (SELECT COUNT(DISTINCT client_ip) FROM {CLIENTS}{more})  -- in order: no sort
+            + (SELECT COUNT(*) FROM ({read}) AS v
+               WHERE NOT EXISTS (SELECT 1 FROM {CLIENTS}{more} AND c.client_ip = v.ip))"""
+        summed = self._db.execute(
+            f"""SELECT COALESCE(SUM(counted), 0),
+                   COALESCE(SUM(CASE WHEN outcome = 'aborted' THEN rows END), 0),
+                   COALESCE(SUM(CASE WHEN outcome = 'preview' THEN rows END), 0),
+                   COALESCE(SUM(bytes), 0), COALESCE(SUM(rows), 0) FROM {SUMS}{more}""",
+            params,
+        ).fetchone()
+        downloads, aborted, previews, sent, rows = (
+            a + b for a, b in zip((downloads, aborted, previews, sent, rows), summed, strict=True)
+        )
         (clients,) = self._db.execute(addresses, params).fetchone()
         return Totals(downloads, aborted, previews, sent, clients, rows)
 
@@ -217,10 +228,11 @@ def _source(
 
 
 # LIKE folds ASCII letters only: a field it does not match, and that may hold the needle by
-# casefold (casefold.wide_glob), goes to Python's casefold (the function holds, on each
-# connection). Such fields are rare (user agents and recipients are nearly all ASCII).
+# casefold (casefold.WIDE_GLOB), goes to Python's casefold (the function holds, on each
+# connection).
 _TEXT = " OR ".join(
-    f"{column} LIKE :like ESCAPE '\\' OR ({column} GLOB :wide AND holds({column}, :needle))"
+    f"{column} LIKE :like ESCAPE '\\'"
+    f" OR ({column} GLOB :wide AND {column} GLOB :folds AND holds({column}, :needle))"
     for column in ("l.recipient", "d.link_id", "d.client_ip", "d.user_agent")
 )
 
@@ -260,5 +272,6 @@ def where(query: LogFilter) -> tuple[str, dict[str, Any]]:
     if query.needle:
         escaped = query.needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append(f"({_TEXT})")
-        params |= {"like": f"%{escaped}%", "wide": wide_glob(query.needle), "needle": query.needle}
+        params |= {"like": f"%{escaped}%", "wide": WIDE_GLOB, "needle": query.needle}
+        params["folds"] = folds_glob(query.needle)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
