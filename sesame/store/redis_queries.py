@@ -1,7 +1,7 @@
 """What the Links and Activity pages ask of the Redis store, answered by the server: Lua
 scripts read the log (or the link records) a chunk at a time and send back only the rows a
-page shows, or the sums it shows. Each trip reads a bounded chunk, so a download waits a few
-milliseconds at most behind one. Totals and series add the per-day sums of redis_rollup to
+page shows, or the sums it shows. Each trip reads a bounded chunk, so a download waits
+behind one at most about 15 ms (2,000 entries, on the benchmark's slow machine). Totals and series add the per-day sums of redis_rollup to
 the rows those do not count; a text or one link's log is read row by row (see
 bench/RESULTS.md)."""
 
@@ -33,7 +33,7 @@ from sesame.store.redis_rollup import (
 from sesame.store.redis_status import indexed_files, of_files, status_counts, with_status
 from sesame.store.split import Split
 
-LOG_CHUNK = 1000  # log entries per trip
+LOG_CHUNK = 2000  # log entries per trip (see the docstring)
 LINK_CHUNK = 2000  # link records per trip
 
 # One chunk of the log (the stream, or one link's list), judged by a filter on the server.
@@ -53,6 +53,8 @@ LINK_CHUNK = 2000  # link records per trip
 # addresses, (day, file, downloads, bytes) flattened, and the maybe rows as for 'rows'.
 _SCAN = (
     r"""
+local decode, floor, call = cjson.decode, math.floor, redis.call
+local find, lower = string.find, string.lower
 local mode, start, count, newest = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local since, until_ = tonumber(ARGV[5]), tonumber(ARGV[6])
 local needle, offset, is_list = ARGV[9], tonumber(ARGV[10]), ARGV[11] == '1'
@@ -85,38 +87,47 @@ else
   if #got == count then after = '(' .. got[#got][1] end
 end
 
-local links = {}
-local function link_of(id)
-  local known = links[id]
-  if not known then
-    local f = redis.call('HMGET', '{PREFIX}link:' .. id, 'file', 'recipient')
-    if f[1] then known = {f[1], f[2] or ''}
-    else known = {redis.call('HGET', '{FILES}', id) or '{UNKNOWN}', ''} end
-    links[id] = known
-  end
-  return known
-end
 local function text(value)
   if value == nil or value == false or value == cjson.null then return '' end
   return tostring(value)
 end
 local FOLDS = cjson.decode('{FOLDS}')
-local function matches(row, recipient)
+local FOLD_LEADS = '[{LEADS}]'  -- their first bytes: a field with none holds none of them
+-- The needle in ``fields``: true, 'maybe' (for Python's casefold to say), or false.
+local function judge(fields)
   local wide = false
-  for _, field in ipairs({recipient, text(row.link_id), text(row.client_ip),
-                          text(row.user_agent)}) do
-    if ascii_needle and string.find(string.lower(field), needle, 1, true) then return true end
-    if string.find(field, '[\128-\255]') then
-      if not ascii_needle then
-        wide = true
-      else
+  for _, field in ipairs(fields) do
+    if ascii_needle then
+      if find(lower(field), needle, 1, true) then return true end
+      if not wide and find(field, FOLD_LEADS) then
         for _, char in ipairs(FOLDS) do
-          if string.find(field, char, 1, true) then wide = true end
+          if find(field, char, 1, true) then wide = true; break end
         end
       end
+    elseif find(field, '[\128-\255]') then
+      wide = true
     end
   end
   return wide and 'maybe' or false
+end
+
+-- Each link's file, recipient and the needle's verdict on its own fields (id, recipient).
+local links = {}
+local function link_of(id)
+  local known = links[id]
+  if not known then
+    local f = call('HMGET', '{PREFIX}link:' .. id, 'file', 'recipient')
+    if f[1] then known = {f[1], f[2] or ''}
+    else known = {redis.call('HGET', '{FILES}', id) or '{UNKNOWN}', ''} end
+    if needle ~= '' then known[3] = judge({known[2], id}) end
+    links[id] = known
+  end
+  return known
+end
+local function matches(row, link)
+  if link[3] == true then return true end
+  local own = judge({text(row.client_ip), text(row.user_agent)})
+  return own == true or ((own or link[3]) and 'maybe')
 end
 
 local chosen, maybe = {}, {}
@@ -128,11 +139,13 @@ local function add(row, file)
   totals[3] = totals[3] + (row.outcome == 'preview' and 1 or 0)
   totals[4] = totals[4] + row.bytes_sent
   totals[5] = totals[5] + 1
-  local ip = text(row.client_ip)
-  if ip ~= '' then clients[ip] = true end
-  local key = math.floor((row.at + offset) / 86400) .. '/' .. file
-  local sums = days[key]
-  if not sums then sums = {0, 0}; days[key] = sums end
+  local ip = row.client_ip
+  if type(ip) == 'string' and ip ~= '' then clients[ip] = true end
+  local day = floor((row.at + offset) / 86400)
+  local of_day = days[day]
+  if not of_day then of_day = {}; days[day] = of_day end
+  local sums = of_day[file]
+  if not sums then sums = {0, 0}; of_day[file] = sums end
   sums[1] = sums[1] + counted
   sums[2] = sums[2] + row.bytes_sent
 end
@@ -144,13 +157,13 @@ local function keep(into, data, link, verdict)
 end
 
 for _, data in ipairs(entries) do
-  local row = cjson.decode(data)
+  local row = decode(data)
   if (not since or row.at >= since) and (not until_ or row.at < until_)
      and (any_outcome or outcomes[row.outcome]) then
     local link = link_of(row.link_id)
     if any_file or files[link[1]] then
       local verdict = true
-      if needle ~= '' and mode ~= 'given' then verdict = matches(row, link[2]) end
+      if needle ~= '' and mode ~= 'given' then verdict = matches(row, link) end
       if mode == 'rows' then
         if verdict then keep(chosen, data, link, verdict) end
       elseif verdict == true then
@@ -164,18 +177,20 @@ end
 if mode == 'rows' then return {after, chosen} end
 local addresses, series = {}, {}
 for ip in pairs(clients) do addresses[#addresses + 1] = ip end
-for key, sums in pairs(days) do
-  local cut = string.find(key, '/', 1, true)
-  series[#series + 1] = string.sub(key, 1, cut - 1)
-  series[#series + 1] = string.sub(key, cut + 1)
-  series[#series + 1] = sums[1]
-  series[#series + 1] = sums[2]
+for day, of_day in pairs(days) do
+  for file, sums in pairs(of_day) do
+    series[#series + 1] = day
+    series[#series + 1] = file
+    series[#series + 1] = sums[1]
+    series[#series + 1] = sums[2]
+  end
 end
 return {after, totals, addresses, series, maybe}
 """.replace("{PREFIX}", PREFIX)
     .replace("{UNKNOWN}", UNKNOWN_FILE)
     .replace("{FILES}", FILES)
     .replace("{FOLDS}", json.dumps(FOLDS, ensure_ascii=False))
+    .replace("{LEADS}", "".join(sorted({f"\\{char.encode()[0]}" for char in FOLDS})))
 )
 
 
