@@ -1,9 +1,9 @@
 """What the Links and Activity pages ask of the Redis store, answered by the server: Lua
-scripts read the log (or the link records) a chunk at a time and send back only the rows a
-page shows, or the sums it shows. Each trip reads a bounded chunk, so a download waits
-behind one at most about 15 ms (2,000 entries, on the benchmark's slow machine). Totals and series add the per-day sums of redis_rollup to
-the rows those do not count; a text or one link's log is read row by row (see
-bench/RESULTS.md)."""
+scripts read the log a chunk at a time and send back only the rows a page shows, or the sums
+it shows. Each trip reads a bounded chunk, so a download waits behind one at most about
+15 ms (2,000 entries, on the benchmark's slow machine). Totals and series add the per-day
+sums of redis_rollup to the rows those do not count; a text or one link's log is read row by
+row (see bench/RESULTS.md). The links come from their index (redis_status)"""
 
 from __future__ import annotations
 
