@@ -156,9 +156,25 @@ local function keep(into, data, link, verdict)
   into[#into + 1] = verdict == 'maybe' and 1 or 0
 end
 
+-- A row whose text holds none of the outcomes wanted is passed over before it is decoded:
+-- JSON writes the key and its value so (with or without the space, as Python's json or
+-- cjson did), and a quote inside a value is escaped, so a value cannot hold it.
+local marks = {}
+for o in pairs(outcomes) do
+  marks[#marks + 1] = '"outcome": "' .. o .. '"'
+  marks[#marks + 1] = '"outcome":"' .. o .. '"'
+end
+local function wanted(data)
+  if any_outcome or mode == 'given' then return true end
+  for _, mark in ipairs(marks) do
+    if find(data, mark, 1, true) then return true end
+  end
+  return false
+end
+
 for _, data in ipairs(entries) do
-  local row = decode(data)
-  if (not since or row.at >= since) and (not until_ or row.at < until_)
+  local row = wanted(data) and decode(data)
+  if row and (not since or row.at >= since) and (not until_ or row.at < until_)
      and (any_outcome or outcomes[row.outcome]) then
     local link = link_of(row.link_id)
     if any_file or files[link[1]] then

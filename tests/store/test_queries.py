@@ -17,7 +17,7 @@ import redis
 
 from admin_ui import tables
 from sesame.activity import LogFilter
-from sesame.models import DownloadEvent, Link, Outcome
+from sesame.models import DownloadEvent, DownloadStart, Link, Outcome
 from sesame.store import Store, open_store
 
 NOW = 1_700_000_000
@@ -254,4 +254,25 @@ def test_a_link_whose_record_redis_expired_leaves_the_counts(redis_url: str) -> 
     assert client.zrange("sesame:status:live", 0, -1) == ["kept"]
     assert not client.exists("sesame:file-links:old.txt")
     client.close()
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_an_outcome_filter_finds_rows_the_store_wrote_itself(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """A row the store writes as it settles a lapsed lease (on Redis, encoded by its Lua
+    scripts, not by Python) is found by an outcome filter, as the gateway's rows are."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    url = request.getfixturevalue("redis_url") if kind == "redis" else url
+    store = open_store(url, retention=20 * 365 * DAY)
+    store.add_link(Link("L1", "a.txt", NOW, NOW + DAY, None, "Bob"))
+    for slot, at in (("dead", NOW), ("next", NOW + 61)):  # the second settles the first
+        event = DownloadEvent("L1", at, "10.0.0.1", "curl/8", 200, 10, Outcome.COMPLETED, True)
+        start = DownloadStart("L1", at, 10, True, None, at // DAY, None, slot, at + 60, None, event)
+        assert store.begin_download(start) is None
+    for text in ("", "curl"):
+        query = LogFilter(outcomes=["aborted"], text=text)
+        assert [row.event.outcome for row in store.log_page(query, 10)] == [Outcome.ABORTED]
+        assert store.log_totals(query).aborted == 1
     store.close()
