@@ -195,7 +195,7 @@ def link(
 )
 @option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=ALL_LINKS),
     default=LINKS_SHOWN,
     show_default=True,
     help=N_("List at most the newest N links; 0 lists them all."),
@@ -226,7 +226,7 @@ def links(ctx: click.Context, include_all: bool, limit: int, as_json: bool) -> N
     if not records:
         click.echo(_("No links.") if include_all else _("No active links (see --all)."))
         return
-    line = _link_line(int(service.clock()))
+    line = _link_line(service.clock())
     for chunk in _thousands(records):  # a write per thousand lines, not per line
         click.echo("\n".join(map(line, chunk)))
 
@@ -489,14 +489,14 @@ def _status(service: Service, link: Link) -> str:
     return link.status(service.clock()).value
 
 
-def _link_line(now: int) -> Callable[[Link], str]:
+def _link_line(now: float) -> Callable[[Link], str]:
     """What writes a link's line at ``now`` (the texts translated once, not per line)."""
     expires, left_text = _("expires {time} UTC"), _("({lifetime} left)")
     statuses = {status: _(text) for status, text in STATUS_TEXTS.items()}
 
     def line(link: Link) -> str:
         expiry = expires.format(time=f"{utc(link.expires_at):%Y-%m-%d %H:%M}")
-        if (left := link.expires_at - now) > 0:
+        if (left := link.expires_at - int(now)) > 0:
             expiry += " " + left_text.format(lifetime=format_lifetime(left))
         limit = f"{link.downloads}/{link.max_downloads or '∞'}"
         fields = [link.id, statuses[link.status(now)], link.file, limit, expiry]

@@ -5,6 +5,8 @@ hand Python, through ``holds``, just the fields where that can differ from casef
 
 from __future__ import annotations
 
+from functools import cache
+
 # The characters beyond ASCII whose casefold holds ASCII ('ß' -> 'ss', the Kelvin sign
 # -> 'k', 'ﬁ' -> 'fi', ...): the only ones through which an ASCII needle can be in the
 # casefold of a field and not in its ASCII-lowered self: ß İ ŉ ſ ǰ ẖ ẗ ẘ ẙ ẚ ẞ K ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ
@@ -17,6 +19,30 @@ FOLDS = list(
 def holds(field: str | None, needle: str) -> bool:
     """Whether ``needle`` (casefolded) is in ``field``'s casefold."""
     return field is not None and needle in field.casefold()
+
+
+def needs_casefold(needle: str) -> bool:
+    """Whether a field may hold ``needle`` (casefolded) by casefold where folding ASCII
+    letters alone does not find it: only through a character beyond ASCII that casefold
+    changes, so only if its casefold holds one of the needle's characters (no Chinese
+    character does; of ASCII letters, only a f h i j k l n s t w y)."""
+    return not _folded().isdisjoint(needle)
+
+
+# The last character that casefold changes (ADLAM CAPITAL LETTER SHA), by the Unicode data of
+# Python 3.11 (tests/store/test_queries.py holds it to it): what _folded reads up to.
+LAST_FOLDED = 0x1E921
+
+
+@cache
+def _folded() -> frozenset[str]:
+    """Every character that the casefold of a character beyond ASCII changes it into holds
+    (about 40 ms, once per process, at its first text search)."""
+    folded: set[str] = set()
+    for char in map(chr, range(0x80, LAST_FOLDED + 1)):
+        if (fold := char.casefold()) != char:
+            folded.update(fold)
+    return frozenset(folded)
 
 
 # GLOBs of the fields where LIKE (ASCII letters folded, the rest as they are) may miss what

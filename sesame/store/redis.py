@@ -322,14 +322,15 @@ class RedisStore(RedisLog, RedisQueries):
         self._settle_lease = self.redis.register_script(_SETTLE_LEASE)
         self._index = self.redis.register_script(INDEX_LINKS)
         self._records = self.redis.register_script(_RECORDS)
+        self._where = _where(url)
         try:
-            migrate_redis(self.redis, _where(url))
+            migrate_redis(self.redis, self._where)
         except redis.ConnectionError:
             # Down as the process starts: it still starts, answers 503 until Redis is back,
-            # and recovers by itself (no Redis step has changed the layout yet, so there is
-            # nothing to bring up to date meanwhile; a newer database is found at the next
-            # start).
-            pass
+            # and recovers by itself: downloads need no step (their scripts write what every
+            # step makes), and what reads what a step makes brings the database up to date
+            # first (RedisRollup._up_to_date).
+            self._behind = True
 
     def add_link(self, link: Link) -> None:
         key = _link_key(link.id)

@@ -27,6 +27,7 @@ class RedisLog(RedisRollup):
     retention: int
 
     def drop_ended(self, before: int, batch: int) -> int:
+        self._up_to_date()
         gone_all: set[str] = set()
         start = 0
         while True:

@@ -20,7 +20,7 @@ import redis
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, LinkStatus, Outcome
-from sesame.store.casefold import FOLDS, holds
+from sesame.store.casefold import FOLDS, holds, needs_casefold
 from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_rollup import (
     FILES,
@@ -47,7 +47,8 @@ LINK_CHUNK = 2000  # link records per trip
 # '(' for after it, or a list index), how many entries to read, newest first (0 or 1),
 # since and until ('' for none), the files and outcomes (JSON lists, empty for any), the
 # needle (casefolded, '' for none), the days' seconds from UTC, whether the log is a list
-# (0 or 1), the far end of the stream's range, the rows given (a JSON list).
+# (0 or 1), the far end of the stream's range, the rows given (a JSON list), whether the
+# needle is matched exactly by lower (0 or 1: see casefold.needs_casefold).
 # Returns where to go on from ('' at the end), then for 'rows' (json, file, recipient,
 # maybe) flattened, else {downloads, aborted, previews, bytes, rows}, the client
 # addresses, (day, file, downloads, bytes) flattened, and the maybe rows as for 'rows'.
@@ -63,6 +64,7 @@ for _, f in ipairs(cjson.decode(ARGV[7])) do files[f] = true end
 for _, o in ipairs(cjson.decode(ARGV[8])) do outcomes[o] = true end
 local any_file, any_outcome = next(files) == nil, next(outcomes) == nil
 local ascii_needle = not string.find(needle, '[\128-\255]')
+local exact = ARGV[14] == '1'
 
 local entries, after = {}, ''
 if mode == 'given' then
@@ -94,12 +96,14 @@ end
 local FOLDS = cjson.decode('{FOLDS}')
 local FOLD_LEADS = '[{LEADS}]'  -- their first bytes: a field with none holds none of them
 -- The needle in ``fields``: true, 'maybe' (for Python's casefold to say), or false.
+-- With ``exact`` (casefold.needs_casefold said no), lower alone finds what casefold finds.
 local function judge(fields)
   local wide = false
   for _, field in ipairs(fields) do
-    if ascii_needle then
-      if find(lower(field), needle, 1, true) then return true end
-      if not wide and find(field, FOLD_LEADS) then
+    if (ascii_needle or exact) and find(lower(field), needle, 1, true) then return true end
+    if exact or wide then
+    elseif ascii_needle then
+      if find(field, FOLD_LEADS) then
         for _, char in ipairs(FOLDS) do
           if find(field, char, 1, true) then wide = true; break end
         end
@@ -228,9 +232,11 @@ class RedisQueries(RedisRollup):
         return self._matching(query, newest_first=False)
 
     def log_totals(self, query: LogFilter) -> Totals:
+        self._up_to_date()
         return self._tally(query, 0, clients=True).totals()
 
     def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
+        self._up_to_date()
         return self._tally(query, utc_offset, clients=False).series()
 
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
@@ -372,14 +378,17 @@ class RedisQueries(RedisRollup):
     # -- the links ----------------------------------------------------------------------
 
     def link_counts(self, now: float) -> dict[str, int]:
+        self._up_to_date()
         return status_counts(self.redis, now, now - self.retention)
 
     def link_files(self) -> list[str]:
+        self._up_to_date()
         return indexed_files(self.redis)
 
     def links_page(
         self, now: float, statuses: Collection[str], files: Collection[str], limit: int
     ) -> list[Link]:
+        self._up_to_date()
         if limit <= 0:
             return []
         if not statuses and not files:
@@ -496,6 +505,7 @@ def _args(
         int(query.link_id is not None),
         end,
         "[]",
+        int(bool(query.needle) and not needs_casefold(query.needle)),
     ]
 
 

@@ -46,6 +46,7 @@ from typing import Any, cast
 import redis
 
 from sesame.activity import UNKNOWN_FILE, LogFilter
+from sesame.store.migrations import migrate_redis
 from sesame.store.redis_keys import EVENTS, PREFIX
 from sesame.store.split import making_way
 
@@ -331,6 +332,15 @@ class RedisRollup:
     """The sums' side of RedisStore; needs its ``redis``."""
 
     redis: redis.Redis
+    _where = ""  # the database, as SchemaTooNew names it
+    _behind = False  # not brought up to date as the store opened: Redis was down
+
+    def _up_to_date(self) -> None:
+        """Bring the database up to date if it could not be as the store opened; called by
+        what reads what the steps make (the sums, the links' index) and by the sweeps."""
+        if self._behind:
+            migrate_redis(self.redis, self._where)
+            self._behind = False
 
     def _script(self, name: str, source: str) -> Any:
         """The script ``source``, registered once per store as ``name``."""
@@ -340,6 +350,7 @@ class RedisRollup:
         return scripts[name]
 
     def roll_up(self, batch: int) -> int:
+        self._up_to_date()
         # At most TRIP_ROWS a script: each row is a dozen commands on the server, which
         # serves no download meanwhile.
         roll = self._script("roll", ROLL)

@@ -10,19 +10,21 @@ issuing it, revoking it, a download that uses it up, one that gives its count ba
 A link's record leaves Redis by itself SESAME_RETENTION after it expires (its TTL): the
 counts leave out whatever expired longer ago than that, and ``drop_ended`` clears it from
 the sets (and its file from the files, if it was the file's last) with the links it
-forgets. (A retention changed since a link was made moves the
-day its record goes, not the day it leaves the counts; drop_ended settles it.)
+forgets. A record that goes sooner than that (SESAME_RETENTION raised since the link was
+made, or a Redis that evicts keys: run it with ``maxmemory-policy noeviction``) is still
+counted, as expired, until the current SESAME_RETENTION has passed since its expiry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, cast
-
-import redis
+from typing import TYPE_CHECKING, Any, cast
 
 from sesame.models import LinkStatus
 from sesame.store.redis_keys import PREFIX
+
+if TYPE_CHECKING:  # imported by the migrations of SQLite too: a gateway on SQLite loads no redis
+    import redis
 
 STATUS = PREFIX + "status:"  # + live, used, revoked
 STATUSES = ("live", "used", "revoked")
@@ -56,18 +58,21 @@ end
 # KEYS: none. ARGV: link ids. Files each (the migration that brings the index in).
 INDEX_LINKS = INDEX + "\nfor _, id in ipairs(ARGV) do index_link(id) end\nreturn #ARGV\n"
 
-# KEYS: none. ARGV: the expiry before which records are gone. Clears the sets of them, and
-# the names of files left with no link (in one script: a link added meanwhile keeps its).
+# KEYS: none. ARGV: the expiry before which records are gone, then file names. Clears the
+# status sets of those links (with no names) or the names' sets, and drops the names left
+# with no link (in one script: a link added meanwhile keeps its file).
 _LAPSE = (
     r"""
 local cut = '(' .. ARGV[1]
-for _, s in ipairs({'live', 'used', 'revoked'}) do
-  redis.call('ZREMRANGEBYSCORE', '{STATUS}' .. s, '-inf', cut)
+if #ARGV == 1 then
+  for _, s in ipairs({'live', 'used', 'revoked'}) do
+    redis.call('ZREMRANGEBYSCORE', '{STATUS}' .. s, '-inf', cut)
+  end
 end
-for _, file in ipairs(redis.call('SMEMBERS', '{LINK_FILES}')) do
-  redis.call('ZREMRANGEBYSCORE', '{FILE_LINKS}' .. file, '-inf', cut)
-  if redis.call('EXISTS', '{FILE_LINKS}' .. file) == 0 then
-    redis.call('SREM', '{LINK_FILES}', file)
+for i = 2, #ARGV do
+  redis.call('ZREMRANGEBYSCORE', '{FILE_LINKS}' .. ARGV[i], '-inf', cut)
+  if redis.call('EXISTS', '{FILE_LINKS}' .. ARGV[i]) == 0 then
+    redis.call('SREM', '{LINK_FILES}', ARGV[i])
   end
 end
 return 1
@@ -75,11 +80,12 @@ return 1
     .replace("{FILE_LINKS}", FILE_LINKS)
     .replace("{LINK_FILES}", LINK_FILES)
 )
+LAPSE_FILES = 500  # file names a script
 
 
 def status_counts(client: redis.Redis, now: float, gone_before: float) -> dict[str, int]:
     """How many links are in each status at ``now`` (a LinkStatus value; empty ones left
-    out), of those that expired at or after ``gone_before`` (older records are gone)."""
+    out), of those that expired after ``gone_before`` (older records are gone)."""
     cut = f"({gone_before!r}"
     with client.pipeline(transaction=True) as pipe:
         pipe.zcount(STATUS + "live", repr(float(now)), "+inf")
@@ -138,5 +144,10 @@ def unindex(pipe: Any, links: Iterable[tuple[str, str | None]]) -> None:
 
 
 def lapse(client: redis.Redis, gone_before: float) -> None:
-    """Clear the index of links that expired before ``gone_before``."""
-    client.register_script(_LAPSE)(args=[repr(float(gone_before))])
+    """Clear the index of links that expired before ``gone_before``: the status sets in one
+    script, the files' a few hundred a script (a site may have many)."""
+    script, cut = client.register_script(_LAPSE), repr(float(gone_before))
+    script(args=[cut])
+    names = sorted(cast(set[str], client.smembers(LINK_FILES)))
+    for start in range(0, len(names), LAPSE_FILES):
+        script(args=[cut, *names[start : start + LAPSE_FILES]])

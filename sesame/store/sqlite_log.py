@@ -8,7 +8,7 @@ from typing import Any
 
 from sesame.activity import UNKNOWN_FILE, DayFile, LogFilter, LogRow, Totals, iso_day
 from sesame.models import DownloadEvent, Link, Outcome
-from sesame.store.casefold import WIDE_GLOB, folds_glob
+from sesame.store.casefold import WIDE_GLOB, folds_glob, needs_casefold
 from sesame.store.split import Split
 from sesame.store.sqlite_rollup import (
     CLIENTS,
@@ -227,13 +227,16 @@ def _source(
     return source, params if split is None else params | split.params()
 
 
-# LIKE folds ASCII letters only: a field it does not match, and that may hold the needle by
-# casefold (casefold.WIDE_GLOB), goes to Python's casefold (the function holds, on each
+# LIKE folds ASCII letters only: where that may miss what casefold finds
+# (casefold.needs_casefold), a field it does not match, and that may hold the needle by
+# casefold (the GLOBs of casefold), goes to Python's casefold (the function holds, on each
 # connection).
-_TEXT = " OR ".join(
+_COLUMNS = ("l.recipient", "d.link_id", "d.client_ip", "d.user_agent")
+_LIKE = " OR ".join(f"{column} LIKE :like ESCAPE '\\'" for column in _COLUMNS)
+_CASEFOLD = " OR ".join(
     f"{column} LIKE :like ESCAPE '\\'"
     f" OR ({column} GLOB :wide AND {column} GLOB :folds AND holds({column}, :needle))"
-    for column in ("l.recipient", "d.link_id", "d.client_ip", "d.user_agent")
+    for column in _COLUMNS
 )
 
 
@@ -271,7 +274,7 @@ def where(query: LogFilter) -> tuple[str, dict[str, Any]]:
             params.update({mark[1:]: value for mark, value in zip(marks, values, strict=True)})
     if query.needle:
         escaped = query.needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(f"({_TEXT})")
+        clauses.append(f"({_CASEFOLD if needs_casefold(query.needle) else _LIKE})")
         params |= {"like": f"%{escaped}%", "wide": WIDE_GLOB, "needle": query.needle}
         params["folds"] = folds_glob(query.needle)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -334,6 +334,32 @@ def test_a_version_1_redis_opens_with_its_records_and_log_summed(
     client.close()
 
 
+def test_a_redis_down_as_the_store_opens_is_brought_up_to_date_later(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store opened while Redis is down still opens; the first page query or sweep once
+    Redis answers brings the database up to date (here from version 2: the links' index
+    is made from the records), and answers from it."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    record = {"id": "live0000001", "file": "hello.txt", "created_at": NOW}
+    record |= {"expires_at": NOW + 3600, "downloads": 0, "bytes_served": 0, "landing": 0}
+    client.hset("sesame:link:live0000001", mapping=record)  # type: ignore[arg-type]
+    client.zadd("sesame:links", {"live0000001": NOW})
+    client.set(SCHEMA_KEY, 2)
+
+    def down(*args: object) -> None:
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr("sesame.store.redis.migrate_redis", down)
+    store = open_store(redis_url, retention=20 * 365 * 86400)
+    assert client.get(SCHEMA_KEY) == "2"
+    assert store.link_counts(NOW) == {"active": 1}
+    assert client.get(SCHEMA_KEY) == str(REDIS_VERSION)
+    assert store.link_files() == ["hello.txt"]
+    store.close()
+    client.close()
+
+
 def test_a_newer_redis_is_refused(redis_url: str) -> None:
     """A Redis database whose version is past the code's is refused with SchemaTooNew."""
     client = redis.Redis.from_url(redis_url)

@@ -198,6 +198,15 @@ def test_the_redis_scan_knows_every_character_that_folds_to_ascii() -> None:
     assert FOLDS == folding
 
 
+def test_no_character_past_the_last_folded_one_changes_under_casefold() -> None:
+    """casefold.needs_casefold reads the characters up to LAST_FOLDED: none after it
+    changes under casefold, by this Python's Unicode data."""
+    from sesame.store.casefold import LAST_FOLDED
+
+    assert chr(LAST_FOLDED).casefold() != chr(LAST_FOLDED)
+    assert all(chr(n).casefold() == chr(n) for n in range(LAST_FOLDED + 1, sys.maxunicode + 1))
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [
