@@ -15,6 +15,13 @@ from sesame.service import Service
 from tests.support import ZONE, texts
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def each_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard and the test's own Service on SQLite, then on a real redis-server."""
+    if request.param == "redis":
+        monkeypatch.setenv("SESAME_STORE_URL", request.getfixturevalue("redis_url"))
+
+
 @pytest.fixture
 def seeded(service: Service) -> dict[str, Link]:
     """Four links, one in each state, by state."""
@@ -44,7 +51,9 @@ def choose(at: AppTest, link_id: str) -> AppTest:
     return at.run()
 
 
-def test_every_link_with_its_state(signed_in: AppTest, seeded: dict[str, Link]) -> None:
+def test_every_link_with_its_state(
+    each_store: None, signed_in: AppTest, seeded: dict[str, Link]
+) -> None:
     """Each link shows file, recipient, times in local time, downloads / limit and status."""
     links_page(signed_in)
     table = {row["id"]: row for row in rows(signed_in)}
@@ -62,7 +71,9 @@ def test_every_link_with_its_state(signed_in: AppTest, seeded: dict[str, Link]) 
     assert table[seeded["expired"].id]["time left"] == ""
 
 
-def test_filter_by_status_and_file(signed_in: AppTest, seeded: dict[str, Link]) -> None:
+def test_filter_by_status_and_file(
+    each_store: None, signed_in: AppTest, seeded: dict[str, Link]
+) -> None:
     """The status and file filters narrow the table; none chosen means all."""
     links_page(signed_in)
     signed_in.pills(key="links_status").set_value([LinkStatus.EXPIRED, LinkStatus.USED_UP]).run()
@@ -75,7 +86,9 @@ def test_filter_by_status_and_file(signed_in: AppTest, seeded: dict[str, Link]) 
     assert [row["id"] for row in rows(signed_in)] == [seeded["active"].id]
 
 
-def test_status_filter_shows_counts(signed_in: AppTest, seeded: dict[str, Link]) -> None:
+def test_status_filter_shows_counts(
+    each_store: None, signed_in: AppTest, seeded: dict[str, Link]
+) -> None:
     """Each status option says how many links are in it."""
     links_page(signed_in)
     labels = signed_in.pills(key="links_status").options
