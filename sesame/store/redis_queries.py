@@ -128,10 +128,21 @@ local function link_of(id)
   end
   return known
 end
+-- A row's own fields (an address, a user agent) repeat from row to row: judged once a trip.
+local verdicts = {}
+local function judged(field)
+  local verdict = verdicts[field]
+  if verdict == nil then
+    verdict = judge({field})
+    verdicts[field] = verdict
+  end
+  return verdict
+end
 local function matches(row, link)
   if link[3] == true then return true end
-  local own = judge({text(row.client_ip), text(row.user_agent)})
-  return own == true or ((own or link[3]) and 'maybe')
+  local ip, agent = judged(text(row.client_ip)), judged(text(row.user_agent))
+  if ip == true or agent == true then return true end
+  return (ip or agent or link[3]) and 'maybe'
 end
 
 local chosen, maybe = {}, {}
