@@ -51,7 +51,21 @@ def _folded() -> frozenset[str]:
 # SQLite tries each character of a class at every place of the field, so WIDE goes first:
 # the class alone made a search five times slower, measured.
 WIDE_GLOB = "*[^\x01-\x7f]*"
-_FOLDS_GLOB = "*[\u00df\u0130\u0149\u017f\u01f0\u1e96-\u1e9e\u212a\ufb00-\ufb06]*"
+
+
+def _class(chars: list[str]) -> str:
+    """A GLOB class of ``chars`` (in order), runs of consecutive characters as ranges:
+    fewer items for SQLite to try at every place."""
+    runs: list[list[str]] = []
+    for char in chars:
+        if runs and ord(char) == ord(runs[-1][-1]) + 1:
+            runs[-1].append(char)
+        else:
+            runs.append([char])
+    return "".join(run[0] if len(run) < 3 else f"{run[0]}-{run[-1]}" for run in runs)
+
+
+_FOLDS_GLOB = f"*[{_class(FOLDS)}]*"
 
 
 def folds_glob(needle: str) -> str:

@@ -31,13 +31,12 @@ from sesame.store.base import Each, each
 from sesame.store.migrations import migrate_redis
 from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_log import RedisLog
-from sesame.store.redis_queries import RedisQueries
+from sesame.store.redis_queries import LINK_CHUNK, RedisQueries
 from sesame.store.redis_rollup import UNROLL
 from sesame.store.redis_status import INDEX, INDEX_LINKS
 
 SLOTS = PREFIX + "slots"  # downloads in flight, scored by when their lease lapses
 EGRESS = PREFIX + "egress"  # bytes served per day (days since 1970-01-01, UTC)
-_LINK_FIELDS = {f.name for f in fields(Link)}
 _KEY_FIELDS = {f.name for f in fields(ApiKey)}
 _INT_FIELDS = {
     "created_at",
@@ -51,7 +50,6 @@ _INT_FIELDS = {
     "rate",
 }
 _BOOL_FIELDS = {"landing"}
-_RECORDS_CHUNK = 2000
 
 # A link record's fields in Link's order, each with how its text becomes a value and the
 # value when the field is absent (a record written before the field was).
@@ -355,8 +353,8 @@ class RedisStore(RedisLog, RedisQueries):
         ``keep_gone``), read a few thousand a script (a pipeline's reply per record costs
         redis-py more than reading it)."""
         records: list[Link | None] = []
-        for start in range(0, len(ids), _RECORDS_CHUNK):
-            chunk = ids[start : start + _RECORDS_CHUNK]
+        for start in range(0, len(ids), LINK_CHUNK):
+            chunk = ids[start : start + LINK_CHUNK]
             records += map(_link, self._records(args=[len(chunk), *chunk, *_LINK_ORDER]))
         return records if keep_gone else [link for link in records if link is not None]
 

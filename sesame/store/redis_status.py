@@ -86,15 +86,12 @@ LAPSE_FILES = 500  # file names a script
 def status_counts(client: redis.Redis, now: float, gone_before: float) -> dict[str, int]:
     """How many links are in each status at ``now`` (a LinkStatus value; empty ones left
     out), of those that expired after ``gone_before`` (older records are gone)."""
-    cut = f"({gone_before!r}"
+    ranges = _ranges(now, gone_before)
     with client.pipeline(transaction=True) as pipe:
-        pipe.zcount(STATUS + "live", repr(float(now)), "+inf")
-        pipe.zcount(STATUS + "live", cut, f"({float(now)!r}")
-        pipe.zcount(STATUS + "used", cut, "+inf")
-        pipe.zcount(STATUS + "revoked", cut, "+inf")
+        for name, low, high in ranges.values():
+            pipe.zcount(STATUS + name, low, high)
         counts = pipe.execute()
-    statuses = [LinkStatus.ACTIVE, LinkStatus.EXPIRED, LinkStatus.USED_UP, LinkStatus.REVOKED]
-    return {str(status): int(n) for status, n in zip(statuses, counts, strict=True) if n}
+    return {status: int(n) for status, n in zip(ranges, counts, strict=True) if n}
 
 
 def indexed_files(client: redis.Redis) -> list[str]:
@@ -107,18 +104,25 @@ def with_status(
     client: redis.Redis, now: float, gone_before: float, statuses: Iterable[str]
 ) -> set[str]:
     """The ids of the links in ``statuses`` (LinkStatus values) at ``now``."""
-    cut, now_ = f"({gone_before!r}", repr(float(now))
-    ranges = {
-        str(LinkStatus.ACTIVE): ("live", now_, "+inf"),
-        str(LinkStatus.EXPIRED): ("live", cut, f"({now_}"),
-        str(LinkStatus.USED_UP): ("used", cut, "+inf"),
-        str(LinkStatus.REVOKED): ("revoked", cut, "+inf"),
-    }
+    ranges = _ranges(now, gone_before)
     with client.pipeline(transaction=True) as pipe:
         for status in set(statuses):
             name, low, high = ranges[status]
             pipe.zrangebyscore(STATUS + name, low, high)
         return set().union(*pipe.execute())
+
+
+def _ranges(now: float, gone_before: float) -> dict[str, tuple[str, str, str]]:
+    """Each status (a LinkStatus value) at ``now``: its set and range of expiry, of the
+    links that expired after ``gone_before``. Active until its expiry, expired after it, as
+    Link.status says."""
+    cut, at = f"({gone_before!r}", repr(float(now))
+    return {
+        str(LinkStatus.ACTIVE): ("live", at, "+inf"),
+        str(LinkStatus.EXPIRED): ("live", cut, f"({at}"),
+        str(LinkStatus.USED_UP): ("used", cut, "+inf"),
+        str(LinkStatus.REVOKED): ("revoked", cut, "+inf"),
+    }
 
 
 def of_files(client: redis.Redis, gone_before: float, files: Iterable[str]) -> set[str]:

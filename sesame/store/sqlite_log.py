@@ -233,8 +233,7 @@ def _source(
 # connection).
 _COLUMNS = ("l.recipient", "d.link_id", "d.client_ip", "d.user_agent")
 _LIKE = " OR ".join(f"{column} LIKE :like ESCAPE '\\'" for column in _COLUMNS)
-_CASEFOLD = " OR ".join(
-    f"{column} LIKE :like ESCAPE '\\'"
+_CASEFOLD = _LIKE + "".join(
     f" OR ({column} GLOB :wide AND {column} GLOB :folds AND holds({column}, :needle))"
     for column in _COLUMNS
 )
