@@ -4,14 +4,21 @@ the answers computed by the store (in SQL, or over a bounded part of the Redis l
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sesame.models import DownloadEvent
+from sesame.models import MAX_USER_AGENT, DownloadEvent
 
 UNKNOWN_FILE = "(unknown link)"  # the file of a row whose link record is gone
 EPOCH = date(1970, 1, 1)
+
+
+# Longer than any field a search reads, even casefolded (which makes a character three at
+# most): a longer needle finds nothing either, and SQLite refuses a LIKE pattern past 50,000
+# bytes. (A recipient is at most 500 characters, an address 64, a user agent MAX_USER_AGENT.)
+MAX_NEEDLE = 3 * MAX_USER_AGENT + 1
 
 
 @functools.lru_cache(maxsize=4096)  # a series names each day once per file
@@ -36,7 +43,10 @@ class LogFilter:
 
     @property
     def needle(self) -> str:
-        return self.text.strip().casefold()
+        """``text`` as the stores match it: casefolded, without control characters (no field
+        holds one, and SQLite's LIKE would end the pattern at a NUL), cut to MAX_NEEDLE."""
+        text = "".join(ch for ch in self.text if unicodedata.category(ch) != "Cc")
+        return text.strip().casefold()[:MAX_NEEDLE]
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,25 @@ def test_a_needle_finds_what_casefold_finds(
     store.close()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_search_with_a_nul_or_past_any_field_finds_what_casefold_finds(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """A NUL in the search text does not cut the pattern short on SQLite ('a\\0b' found
+    every field ending in 'a'), and a text longer than any field (pasted into the page)
+    finds nothing on either store, as casefold does, rather than failing on SQLite."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    url = request.getfixturevalue("redis_url") if kind == "redis" else url
+    store = open_store(url, retention=20 * 365 * DAY)
+    store.add_link(Link("L1", "a.txt", NOW, NOW + DAY, None, "Ana"))
+    store.add_event(DownloadEvent("L1", NOW, "10.0.0.1", "ab", 200, 5, Outcome.COMPLETED))
+    for text, found in (("a\x00b", 1), ("n\x00a", 1), ("ana" * 20_000, 0), ("x\x00", 0)):
+        query = LogFilter(text=text)
+        assert len(store.log_page(query, 10)) == found, repr(text[:8])
+        assert store.log_totals(query).rows == found
+    store.close()
+
+
 def test_a_link_whose_record_redis_expired_leaves_the_counts(redis_url: str) -> None:
     """A link record Redis expires by itself (SESAME_RETENTION after the link) is out of
     link_counts at once, and out of the index and link_files after drop_ended."""
