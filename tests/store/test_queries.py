@@ -184,6 +184,25 @@ def test_link_counts_and_pages_equal_the_records(store: Store) -> None:
         assert store.links_page(now, statuses, files, 100) == expected
 
 
+def test_redis_reads_a_status_or_file_a_few_members_a_trip(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page filtered by status or file reads the sets a chunk at a time, past runs of
+    links that share an expiry longer than a chunk, and finds each link once."""
+    from sesame.store import redis_status
+
+    monkeypatch.setattr(redis_status, "MEMBERS_READ", 3)
+    store = open_store(redis_url, retention=20 * 365 * DAY)
+    expiries = [NOW + DAY] * 7 + [NOW + 2 * DAY] * 2 + [NOW + 3 * DAY] * 5
+    for n, expires in enumerate(expiries):
+        store.add_link(Link(f"L{n:02d}", FILES[n % 2], NOW + n, expires, None, None))
+    records = store.list_links()
+    for statuses, files in [(("active",), ()), ((), ("a.txt",)), (("active",), ("b.zip",))]:
+        expected = [link for link in records if not files or link.file in files]
+        assert store.links_page(NOW, statuses, files, 100) == expected
+    store.close()
+
+
 def test_the_redis_scan_knows_every_character_that_folds_to_ascii() -> None:
     """The Redis log scan leaves a row to Python's casefold only if a field holds one of
     these: every character beyond ASCII whose casefold holds ASCII, by this Python's
