@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from gateway import zerocopy
 from gateway.files import Files
 from gateway.responses import DownloadResponse
 from gateway.zerocopy import EXTENSION, ZeroCopyProtocol
@@ -133,6 +134,37 @@ def test_the_protocol_sends_the_slices_it_is_given(tmp_path: Path) -> None:
     with serving(app, "httptools") as url:
         assert httpx.get(url).status_code == 200
     assert offered == [True, False]
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
+def test_a_zero_copy_message_is_corked_while_it_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each zero-copy message is sent with the socket corked (full segments only, as
+    nginx's tcp_nopush) and uncorked after it, so that its last short segment goes at once,
+    before the next message or a pause of the pacer."""
+    (tmp_path / "f").write_bytes(os.urandom(100_000))
+    states: list[tuple[bool, int]] = []
+    cork = zerocopy._cork
+
+    def spying(sock: socket.socket, on: bool) -> None:
+        cork(sock, on)
+        states.append((on, sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)))
+
+    monkeypatch.setattr(zerocopy, "_cork", spying)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", b"100000")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        with (tmp_path / "f").open("rb") as file:
+            for offset in (0, 60_000):
+                message = {"type": EXTENSION, "file": file, "offset": offset}
+                count = 60_000 if offset == 0 else 40_000
+                await send({**message, "count": count, "more_body": offset == 0})
+
+    with serving(app, ZeroCopyProtocol) as url:
+        assert httpx.get(url).content == (tmp_path / "f").read_bytes()
+    assert states == [(True, 1), (False, 0), (True, 1), (False, 0)]
 
 
 def test_no_zero_copy_over_tls(tmp_path: Path) -> None:
