@@ -4,7 +4,6 @@ the answers computed by the store (in SQL, or over a bounded part of the Redis l
 from __future__ import annotations
 
 import functools
-import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -43,10 +42,8 @@ class LogFilter:
 
     @property
     def needle(self) -> str:
-        """``text`` as the stores match it: casefolded, without control characters (no field
-        holds one, and SQLite's LIKE would end the pattern at a NUL), cut to MAX_NEEDLE."""
-        text = "".join(ch for ch in self.text if unicodedata.category(ch) != "Cc")
-        return text.strip().casefold()[:MAX_NEEDLE]
+        """``text`` as the stores match it: casefolded, cut to MAX_NEEDLE."""
+        return self.text.strip().casefold()[:MAX_NEEDLE]
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,17 @@ def _log_row(row: tuple[Any, ...]) -> LogRow:
     return LogRow(event, file or UNKNOWN_FILE, recipient)
 
 
+# A NUL would end LIKE's and GLOB's patterns early ('a\0b' finding whatever holds 'a'):
+# such a needle is matched by Python's casefold alone, row by row.
+_BY_PYTHON = " OR ".join(f"holds({column}, :needle)" for column in _COLUMNS)
+
+
+def _clause(needle: str) -> str:
+    if "\0" in needle:
+        return _BY_PYTHON
+    return _CASEFOLD if needs_casefold(needle) else _LIKE
+
+
 def where(query: LogFilter) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of ``query`` over ``_FROM``, and its parameters."""
     clauses: list[str] = []
@@ -273,7 +284,7 @@ def where(query: LogFilter) -> tuple[str, dict[str, Any]]:
             params.update({mark[1:]: value for mark, value in zip(marks, values, strict=True)})
     if query.needle:
         escaped = query.needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(f"({_CASEFOLD if needs_casefold(query.needle) else _LIKE})")
+        clauses.append(f"({_clause(query.needle)})")
         params |= {"like": f"%{escaped}%", "wide": WIDE_GLOB, "needle": query.needle}
         params["folds"] = folds_glob(query.needle)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -268,17 +268,23 @@ def test_a_search_with_a_nul_or_past_any_field_finds_what_casefold_finds(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str
 ) -> None:
     """A NUL in the search text does not cut the pattern short on SQLite ('a\\0b' found
-    every field ending in 'a'), and a text longer than any field (pasted into the page)
-    finds nothing on either store, as casefold does, rather than failing on SQLite."""
+    every field holding 'a'), a tab or a C1 control (a UTF-8 agent read as Latin-1) is
+    searched for as it is, and a text longer than any field (pasted into the page) finds
+    nothing on either store, as casefold does, rather than failing on SQLite."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     url = request.getfixturevalue("redis_url") if kind == "redis" else url
     store = open_store(url, retention=20 * 365 * DAY)
     store.add_link(Link("L1", "a.txt", NOW, NOW + DAY, None, "Ana"))
-    store.add_event(DownloadEvent("L1", NOW, "10.0.0.1", "ab", 200, 5, Outcome.COMPLETED))
-    for text, found in (("a\x00b", 1), ("n\x00a", 1), ("ana" * 20_000, 0), ("x\x00", 0)):
+    for n, agent in enumerate(["ab", "a\x00b", "Foo\tBar/1", "FooBar/2", "CafÃ\x80\x99s/1"]):
+        event = DownloadEvent("L1", NOW + n, "10.0.0.1", agent, 200, 5, Outcome.COMPLETED)
+        store.add_event(event)
+    cases = {"a\x00b": ["a\x00b"], "a\x00": ["a\x00b"], "x\x00": [], "ana" * 20_000: []}
+    cases |= {"foo\tbar": ["Foo\tBar/1"], "Ã\x80\x99s": ["CafÃ\x80\x99s/1"], "ab": ["ab"]}
+    for text, agents in cases.items():
         query = LogFilter(text=text)
-        assert len(store.log_page(query, 10)) == found, repr(text[:8])
-        assert store.log_totals(query).rows == found
+        found = [row.event.user_agent for row in store.log_page(query, 10)]
+        assert found == agents, repr(text[:8])
+        assert store.log_totals(query).rows == len(agents)
     store.close()
 
 
