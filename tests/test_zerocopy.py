@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -147,9 +148,11 @@ def test_a_zero_copy_message_is_corked_while_it_is_sent(
     states: list[tuple[bool, int]] = []
     cork = zerocopy._cork
 
-    def spying(sock: socket.socket, on: bool) -> None:
-        cork(sock, on)
+    def spying(fd: int, on: bool) -> None:
+        cork(fd, on)
+        sock = socket.socket(fileno=fd)
         states.append((on, sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)))
+        sock.detach()
 
     monkeypatch.setattr(zerocopy, "_cork", spying)
 
@@ -165,6 +168,46 @@ def test_a_zero_copy_message_is_corked_while_it_is_sent(
     with serving(app, ZeroCopyProtocol) as url:
         assert httpx.get(url).content == (tmp_path / "f").read_bytes()
     assert states == [(True, 1), (False, 0), (True, 1), (False, 0)]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_client_that_resets_mid_body_is_gone_and_costs_no_descriptor(tmp_path: Path) -> None:
+    """A client that resets the connection during a zero-copy body makes the send raise
+    ClientGone (an OSError, as the ASGI spec asks), after the socket's cork is released
+    through the send's own descriptor, which is closed: none is left open, whatever the
+    transport's socket became meanwhile."""
+    (tmp_path / "f").write_bytes(os.urandom(8 * 1024 * 1024))
+    raised: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", str(8 * 1024 * 1024).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        with (tmp_path / "f").open("rb") as file:
+            message = {"type": EXTENSION, "file": file, "offset": 0, "count": 8 * 1024 * 1024}
+            try:
+                await send(message)
+            except BaseException as exc:
+                raised.append(exc)
+                raise
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    with serving(app, ZeroCopyProtocol) as url:
+        port = int(url.rsplit(":", 1)[1])
+        before = open_descriptors()
+        for _ in range(3):
+            client = socket.socket()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.connect(("127.0.0.1", port))
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.recv(1000)
+            time.sleep(0.2)  # the server's sendfile now waits for room
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # a reset
+        wait_for(lambda: len(raised) == 3)
+        wait_for(lambda: open_descriptors() <= before)
+    assert all(isinstance(exc, zerocopy.ClientGone) for exc in raised), raised
 
 
 def test_no_zero_copy_over_tls(tmp_path: Path) -> None:
