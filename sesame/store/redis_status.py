@@ -134,21 +134,41 @@ def of_files(client: redis.Redis, gone_before: float, files: Iterable[str]) -> s
 def _members(client: redis.Redis, key: str, low: str, high: str) -> Iterator[str]:
     """The members of the sorted set ``key`` scored from ``low`` to ``high`` (as
     ZRANGEBYSCORE reads them), MEMBERS_READ a trip: a set of a million links blocks Redis
-    no longer than one of a few thousand. Each trip goes on from the last score read, past
-    the members it already gave of that score."""
-    at, skip = low, 0
+    no longer than one of a few thousand. Each trip goes on from the last member read, by
+    its rank now (ZRANK), so that members leaving the set meanwhile move nothing that is
+    still to be read; if that member itself left, from the rest of its score."""
+    read = _by_score(client, key, low, high)
+    last: float | None = None
+    tied: set[str] = set()  # the members of score ``last`` given so far
     while True:
-        read = cast(
-            list[tuple[str, float]],
-            client.zrangebyscore(key, at, high, start=skip, num=MEMBERS_READ, withscores=True),
-        )
-        yield from (member for member, _ in read)
-        if len(read) < MEMBERS_READ:
+        for member, score in read:
+            if score != last:
+                last, tied = score, set()
+            tied.add(member)
+            yield member
+        if len(read) < MEMBERS_READ or last is None:
             return
-        last = read[-1][1]
-        tied = sum(1 for _, score in read if score == last)
-        skip = skip + tied if at == repr(last) else tied
-        at = repr(last)
+        rank = cast(int | None, client.zrank(key, read[-1][0]))
+        if rank is not None:
+            following = cast(
+                list[tuple[str, float]],
+                client.zrange(key, rank + 1, rank + MEMBERS_READ, withscores=True),
+            )
+            read = [(m, score) for m, score in following if _at_most(score, high)]
+            continue
+        rest = cast(list[str], client.zrangebyscore(key, last, last))  # its ties only
+        yield from (member for member in rest if member not in tied)
+        read, last, tied = _by_score(client, key, f"({last!r}", high), None, set()
+
+
+def _by_score(client: redis.Redis, key: str, low: str, high: str) -> list[tuple[str, float]]:
+    read = client.zrangebyscore(key, low, high, start=0, num=MEMBERS_READ, withscores=True)
+    return cast(list[tuple[str, float]], read)
+
+
+def _at_most(score: float, high: str) -> bool:
+    """Whether ``score`` is within ZRANGEBYSCORE's upper bound ``high``."""
+    return score < float(high[1:]) if high.startswith("(") else score <= float(high)
 
 
 def unindex(pipe: Any, links: Iterable[tuple[str, str | None]]) -> None:

@@ -203,6 +203,33 @@ def test_redis_reads_a_status_or_file_a_few_members_a_trip(
     store.close()
 
 
+@pytest.mark.parametrize("gone", ["one read before", "the last one read", "one still to read"])
+def test_redis_reads_on_past_members_that_leave_meanwhile(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, gone: str
+) -> None:
+    """A set read a few members a trip gives every member that stays, once, though others
+    leave it between the trips (a link revoked or used up meanwhile): the one read last,
+    ties of its score, or one not read yet."""
+    from itertools import islice
+
+    from sesame.store import redis_status
+
+    monkeypatch.setattr(redis_status, "MEMBERS_READ", 3)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    scores = {f"m{n}": float(1 + n // 4) for n in range(10)}  # runs of four ties
+    client.zadd("test:set", scores)
+    members = redis_status._members(client, "test:set", "-inf", "(3")
+    read = list(islice(members, 3))
+    leaving = {"one read before": "m0", "the last one read": "m2", "one still to read": "m5"}
+    client.zrem("test:set", leaving[gone])
+    read += list(members)
+    expected = [m for m, score in scores.items() if score < 3]
+    assert read == [m for m in expected if m in read] and len(read) == len(set(read))
+    assert set(read) == set(expected) - ({"m5"} if gone == "one still to read" else set())
+    client.delete("test:set")
+    client.close()
+
+
 def test_the_redis_scan_knows_every_character_that_folds_to_ascii() -> None:
     """The Redis log scan leaves a row to Python's casefold only if a field holds one of
     these: every character beyond ASCII whose casefold holds ASCII, by this Python's
