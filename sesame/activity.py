@@ -16,7 +16,8 @@ EPOCH = date(1970, 1, 1)
 
 # Longer than any field a search reads, even casefolded (which makes a character three at
 # most): a longer needle finds nothing either, and SQLite refuses a LIKE pattern past 50,000
-# bytes. (A recipient is at most 500 characters, an address 64, a user agent MAX_USER_AGENT.)
+# bytes. (A recipient is at most 500 characters, an address 64, a user agent MAX_USER_AGENT;
+# an agent logged before Sesame clipped them may be longer, and is found by the cut text.)
 MAX_NEEDLE = 3 * MAX_USER_AGENT + 1
 
 
