@@ -30,11 +30,12 @@ from gateway.responses import DOWNLOAD_HEADERS, DownloadResponse, head_response,
 from sesame import ranges
 from sesame.downloads import Admitted, Download, Starting
 from sesame.errors import LinkExhausted, LinkRevoked, Unavailable
-from sesame.models import Outcome, Visitor
+from sesame.models import Link, Outcome, Visitor
 from sesame.service import Service
 
 T = TypeVar("T")
 RENEWALS_PER_LEASE = 3
+_Known = dict[int, dict[str, Link | None]]  # by id() of their service, link records by id
 
 
 async def download(request: Request, token: str) -> Response:
@@ -73,9 +74,10 @@ def _decide_all(requests: list[tuple[Request, str]]) -> list[Response | BaseExce
     """Everything before the bodies of a batch of requests, in a worker thread: each as
     ``_decide`` alone would, the downloads of one gateway begun in one trip to its store."""
     answers: list[Response | _Starting | BaseException] = []
+    known: _Known = {}  # link records, each read once for the whole batch
     for request, token in requests:
         try:
-            answers.append(_decide(request, token))
+            answers.append(_decide(request, token, known))
         except Exception as exc:
             answers.append(exc)
     starting = [answer for answer in answers if isinstance(answer, _Starting)]
@@ -98,21 +100,22 @@ def _decide_all(requests: list[tuple[Request, str]]) -> list[Response | BaseExce
 _batches = Batches(_decide_all)
 
 
-def _decide(request: Request, token: str) -> Response | _Starting:
+def _decide(request: Request, token: str, known: _Known | None = None) -> Response | _Starting:
     """One request, up to what only the store can say: its answer, or the download that
-    waits for the store's word."""
+    waits for the store's word. ``known``: link records read for the same batch."""
     limit_rate(request)
     service: Service = request.app.state.service
     visitor = Visitor(request.client.host if request.client else None, _agent(request))
     headers = request.headers
     ranged = request.method == "GET" and "range" in headers
-    admitted = _refusing(service, visitor, lambda: service.downloads.admit(token, ranged))
+    records = None if known is None else known.setdefault(id(service), {})
+    admitted = _refusing(service, visitor, lambda: service.downloads.admit(token, ranged, records))
     looks = request.method == "GET" and is_preview(headers)
     if looks or (request.method == "GET" and "range" not in headers and wants_landing(request)):
         if looks or admitted.link.landing:
             return _page(service, request, admitted, visitor, looks)
     files: Files = request.app.state.files
-    opened = files.open(admitted.link.file)
+    opened = files.open(admitted.link.file, whole=not ranged and admitted.link.rate is None)
     try:
         return _answer(service, request, admitted, visitor, opened)
     except BaseException:

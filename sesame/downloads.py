@@ -153,7 +153,9 @@ class Downloads:
         self.clock = clock
         self.bandwidth = Bandwidth(settings, store, clock)
 
-    def admit(self, token: str, ranged: bool = False) -> Admitted:
+    def admit(
+        self, token: str, ranged: bool = False, known: dict[str, Link | None] | None = None
+    ) -> Admitted:
         """The link a token opens, if it may still be used.
 
         Signature and lifetime are checked before any store access: LinkInvalid,
@@ -161,6 +163,8 @@ class Downloads:
         download began before it expired stays admitted, late, for ``resume_grace`` after
         expiry. Then the record: LinkInvalid if it is gone,
         LinkRevoked. Whether it is used up is for ``begin`` (or ``check_open``) to say.
+        ``known``: the records already read for requests that came together, by id; a
+        record read here is added.
         """
         try:
             claims, late = self.signer.verify(token), None
@@ -168,7 +172,12 @@ class Downloads:
             if not ranged or not self._in_grace(exc):
                 raise
             claims, late = self.signer.read(token), exc
-        link = self.store.get_link(claims.link_id)
+        if known is None or claims.link_id not in known:
+            link = self.store.get_link(claims.link_id)
+            if known is not None:
+                known[claims.link_id] = link
+        else:
+            link = known[claims.link_id]
         # A record made at another time is another link that happens to share the id.
         if link is None or link.created_at != claims.signed_at:
             raise LinkInvalid()
