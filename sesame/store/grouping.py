@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -27,16 +27,12 @@ Work = Callable[[sqlite3.Connection], Any]
 MAX_ROLLBACKS = 2  # times a batch is tried again without the work SQLite rolled it back for
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Ticket:
     work: Work
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
     value: Any = None
     error: BaseException | None = None
-
-    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
-        self.value, self.error = value, error
-        self.done.set()
 
 
 class GroupCommit:
@@ -48,6 +44,9 @@ class GroupCommit:
         self._timeout = timeout
         self._queue: list[_Ticket] = []
         self._queued = threading.Lock()
+        # Tickets are finished under it, and a thread whose work another holder took waits
+        # on it: no thread waits (nor pays for an Event) when it does its own work.
+        self._finished = threading.Condition(threading.Lock())
 
     def run(self, connection: Callable[[], sqlite3.Connection], work: Callable[..., T]) -> T:
         """``work(db)`` in a write transaction, with whatever else is queued meanwhile;
@@ -70,10 +69,10 @@ class GroupCommit:
             self._queue.extend(tickets)
         deadline = time.monotonic() + self._timeout
         for ticket in tickets:
-            while not ticket.done.is_set():
+            while not ticket.done:
                 if self._writing.acquire(timeout=max(0.0, deadline - time.monotonic())):
                     try:
-                        if not ticket.done.is_set():
+                        if not ticket.done:
                             self._lead(connection())
                     finally:
                         self._writing.release()
@@ -82,10 +81,26 @@ class GroupCommit:
                     waiting = [t for t in tickets if t in self._queue]
                     for late in waiting:
                         self._queue.remove(late)
-                for late in waiting:  # no holder took them: give up
-                    late.finish(error=sqlite3.OperationalError("database is locked"))
-                ticket.done.wait()  # a holder is doing it: its answer comes soon
+                # no holder took them: give up
+                self._finish(
+                    [
+                        (late, None, sqlite3.OperationalError("database is locked"))
+                        for late in waiting
+                    ]
+                )
+                with self._finished:  # a holder is doing it: its answer comes soon
+                    while not ticket.done:
+                        self._finished.wait()
         return [(ticket.value, ticket.error) for ticket in tickets]
+
+    def _finish(self, answers: list[tuple[_Ticket, Any, BaseException | None]]) -> None:
+        """Give each ticket its value or error, and wake whoever waits for one."""
+        if not answers:
+            return
+        with self._finished:
+            for ticket, value, error in answers:
+                ticket.value, ticket.error, ticket.done = value, error, True
+            self._finished.notify_all()
 
     def _lead(self, db: sqlite3.Connection) -> None:
         """Run everything queued, holding the write lock."""
@@ -97,12 +112,12 @@ class GroupCommit:
                 if not pending:
                     return
                 pending = self._batch(db, pending)
-            _fail(pending, sqlite3.OperationalError("the transaction was rolled back"))
+            self._fail(pending, sqlite3.OperationalError("the transaction was rolled back"))
         except BaseException as exc:  # a savepoint or a rollback failed: nobody waits forever
             with contextlib.suppress(Exception):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-            _fail([t for t in taken if not t.done.is_set()], exc)
+            self._fail([t for t in taken if not t.done], exc)
 
     def _batch(self, db: sqlite3.Connection, pending: list[_Ticket]) -> list[_Ticket]:
         """One transaction of ``pending``; what must be tried again (SQLite rolled the whole
@@ -110,7 +125,7 @@ class GroupCommit:
         try:
             db.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
-            return _fail(pending, exc)
+            return self._fail(pending, exc)
         results: list[tuple[Any, BaseException | None]] = []
         for number, ticket in enumerate(pending):
             db.execute("SAVEPOINT work")
@@ -118,7 +133,7 @@ class GroupCommit:
                 results.append((ticket.work(db), None))
             except BaseException as exc:
                 if not db.in_transaction:  # a full disk, an I/O error: all of it undone
-                    ticket.finish(error=exc)
+                    self._finish([(ticket, None, exc)])
                     return pending[:number] + pending[number + 1 :]
                 db.execute("ROLLBACK TO work")
                 results.append((None, exc))
@@ -128,13 +143,10 @@ class GroupCommit:
         except BaseException as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            return _fail(pending, exc)
-        for ticket, (value, error) in zip(pending, results, strict=True):
-            ticket.finish(value, error)
+            return self._fail(pending, exc)
+        self._finish([(t, v, e) for t, (v, e) in zip(pending, results, strict=True)])
         return []
 
-
-def _fail(tickets: list[_Ticket], exc: BaseException) -> list[_Ticket]:
-    for ticket in tickets:
-        ticket.finish(error=copy.copy(exc))  # each thread raises its own
-    return []
+    def _fail(self, tickets: list[_Ticket], exc: BaseException) -> list[_Ticket]:
+        self._finish([(ticket, None, copy.copy(exc)) for ticket in tickets])  # each its own
+        return []
