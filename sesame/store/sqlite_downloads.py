@@ -17,7 +17,7 @@ from sesame.store.base import Each
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 T = TypeVar("T")
-SWEEP_BATCH = 20  # lapsed leases settled per download begun
+SWEEP_BATCH = 20  # lapsed leases settled per download begun (by the first of a batch)
 SESSION_WINDOW = 60  # seconds after a session's download arrived that its pieces still join it
 LEASE_COLUMNS = "id, link_id, counted, reserved, day, sent, row"
 # A download's row logged when it began, replaced by the row of how it really went.
@@ -51,10 +51,19 @@ class SQLiteDownloads:
         return self._grouped(lambda db: self._begin(db, start))
 
     def begin_downloads(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
-        return self._grouped_all([functools.partial(self._begin, start=start) for start in starts])
+        sweep = SWEEP_BATCH * len(starts)  # the first sweeps for all
+        return self._grouped_all(
+            [
+                functools.partial(self._begin, start=start, sweep=0 if number else sweep)
+                for number, start in enumerate(starts)
+            ]
+        )
 
-    def _begin(self, db: sqlite3.Connection, start: DownloadStart) -> Refusal | None:
-        self._sweep(db, start.now)
+    def _begin(
+        self, db: sqlite3.Connection, start: DownloadStart, sweep: int = SWEEP_BATCH
+    ) -> Refusal | None:
+        if sweep:
+            self._sweep(db, start.now, sweep)
         joined = (
             start.counted and start.piece and self._counted_in_flight(db, start.session, start.now)
         )
@@ -95,12 +104,12 @@ class SQLiteDownloads:
         ).fetchone()
         return row is not None
 
-    def _sweep(self, db: sqlite3.Connection, now: int) -> None:
-        """Settle, as aborted with the bytes last reported, a few leases lapsed before
-        ``now``: downloads whose gateway died."""
+    def _sweep(self, db: sqlite3.Connection, now: int, most: int) -> None:
+        """Settle, as aborted with the bytes last reported, up to ``most`` leases lapsed
+        before ``now``: downloads whose gateway died."""
         lapsed = db.execute(
             f"SELECT {LEASE_COLUMNS} FROM leases WHERE until < ? ORDER BY until LIMIT ?",
-            (now, SWEEP_BATCH),
+            (now, most),
         ).fetchall()
         for lease in lapsed:
             self._settle_lease(db, lease, None, False)
