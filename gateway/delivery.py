@@ -73,7 +73,8 @@ class Delivery:
         self.cycle = cycle  # its transport, read each time: gateway.zerocopy may swap it
         self.tap = tap
         self.sock = tap.sock
-        self.base = 0  # what the connection carried before this response: see ``start``
+        # What the connection carried before this response's body: see ``start``.
+        self.base: int | None = 0
         self.started = False
         self.reset = False  # the client reset the connection: what it was sent, it dropped
 
@@ -95,15 +96,19 @@ class Delivery:
         tap = shared() if shared is not None else Tap.of(transport)
         return None if tap is None else cls(cycle, tap)
 
-    def start(self) -> None:
-        """Count from here on: the response's body begins."""
-        self.base = self.written()
+    def start(self, at_once: bool = False) -> None:
+        """Count from here on: the response's body begins. ``at_once``: the whole body goes
+        in the one write that follows (and nothing else is written to the connection before
+        ``settle``), so what it carried before is measured there, from what the connection
+        still holds: two system calls fewer."""
+        self.base = None if at_once else self.written()
         self.started = True
 
     def acked(self) -> int:
-        """Bytes of this response (headers included) the client acknowledged so far."""
-        if not self.started:  # the body never began: none of it can have been acknowledged
-            return 0
+        """Bytes of this response's body the client acknowledged so far (0 before ``settle``
+        for a body sent ``at_once``)."""
+        if not self.started or self.base is None:
+            return 0  # the body never began: none of it can have been acknowledged
         return max(0, self._info()[0] - self.base)
 
     async def settle(self, written: int) -> int:
@@ -115,6 +120,10 @@ class Delivery:
         polls, last, idle = iter(_POLLS), -1, 0.0
         while True:
             acked, state = self._info()
+            queued = None
+            if self.base is None:  # a body sent at once: everything since is this body
+                queued = self._queued()
+                self.base = max(0, acked + queued - written)
             acked = max(0, acked - self.base)
             # A reset (TCP_CLOSE: this tap keeps the socket open, so no close of the
             # server's own gets it there) says the client's program closed the connection
@@ -122,7 +131,8 @@ class Delivery:
             self.reset = self.reset or state == _RESET
             if acked >= written or state not in _ACKING_STATES or idle >= STALL:
                 return min(acked, written)
-            if not self._queued():  # look again: the last ack may have come meanwhile
+            if not (self._queued() if queued is None else queued):
+                # look again: the last ack may have come meanwhile
                 return min(max(0, self._info()[0] - self.base), written)
             if acked != last:
                 last, idle = acked, 0.0

@@ -55,6 +55,8 @@ class DownloadResponse(Response):
         self.opened, self.plan = opened, plan
         self.finish, self.renew, self.renew_every = finish, renew, renew_every
         self.pacer = pacer
+        # The body kept in memory, sent whole in one write (with the head).
+        self.kept = opened.body is not None and plan.status == 200 and pacer is None
         self.delivery: Delivery | None = None
         self.boundary = secrets.token_hex(12) if len(plan.spans) > 1 else ""
         self.raw_headers = _headers(opened, plan, self.boundary)
@@ -67,7 +69,7 @@ class DownloadResponse(Response):
             start = {"type": "http.response.start", "status": self.plan.status}
             await send({**start, "headers": self.raw_headers})
             if delivery is not None:
-                delivery.start()  # count the body's bytes only
+                delivery.start(at_once=self.kept)  # count the body's bytes only
             await self._body(scope, send)
             # uvicorn drops what is sent once the client has gone, without a word: with a
             # delivery, settling sees those bytes were never acknowledged; without one, ask.
@@ -109,7 +111,8 @@ class DownloadResponse(Response):
     async def _body(self, scope: Scope, send: Send) -> None:
         """Send the plan's spans, counting the body's bytes handed over in ``progress``.
         Raises OSError if the connection breaks or the file comes up short."""
-        if self.opened.body is not None and self.plan.status == 200 and self.pacer is None:
+        if self.kept:
+            assert self.opened.body is not None
             return await self._send_bytes(send, self.opened.body, more=False)
         zerocopied = zerocopy.EXTENSION in scope.get("extensions", {})
         sender = self._send_zerocopy if zerocopied else self._send_streamed
