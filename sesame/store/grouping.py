@@ -3,12 +3,14 @@ transaction.
 
 A thread that has a download to begin or settle queues the work and takes the process's
 write lock; whoever holds it runs every piece of work queued so far in one write
-transaction, each in a savepoint of its own, commits once, and hands each thread its
-answer. A thread whose work a previous holder already did finds it done and goes on. So a
-busy gateway pays one transaction (its locks and its WAL write) for many downloads, while
-every download's check-then-write stays atomic with respect to every thread and process,
-and no thread learns its outcome before it is committed. Only store work runs under the
-lock: the gateway reads files, renders pages and checks tokens outside it.
+transaction, commits once, and hands each thread its answer. Should one piece fail, the
+transaction is rolled back and run again with each piece in a savepoint of its own, so that
+only the failing one is undone. A thread whose work a previous holder already did finds it
+done and goes on. So a busy gateway pays one transaction (its locks and its WAL write) for
+many downloads, while every download's check-then-write stays atomic with respect to every
+thread and process, and no thread learns its outcome before it is committed. Only store
+work runs under the lock: the gateway reads files, renders pages and checks tokens outside
+it.
 """
 
 from __future__ import annotations
@@ -126,6 +128,12 @@ class GroupCommit:
             db.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             return self._fail(pending, exc)
+        if self._at_once(db, pending):
+            return []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            return self._fail(pending, exc)
         results: list[tuple[Any, BaseException | None]] = []
         for number, ticket in enumerate(pending):
             db.execute("SAVEPOINT work")
@@ -138,14 +146,37 @@ class GroupCommit:
                 db.execute("ROLLBACK TO work")
                 results.append((None, exc))
             db.execute("RELEASE work")
+        self._commit(db, pending, results)
+        return []
+
+    def _at_once(self, db: sqlite3.Connection, pending: list[_Ticket]) -> bool:
+        """Run ``pending`` in the transaction just begun, with no savepoint each (two
+        statements fewer a download), and commit: True. If one raises, roll it all back and
+        say False, for ``_batch`` to run them again a savepoint each, where only the failing
+        one is undone. Work fails only when the store does, or by a mistake: rarely."""
+        try:
+            values = [ticket.work(db) for ticket in pending]
+        except Exception:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return False
+        self._commit(db, pending, [(value, None) for value in values])
+        return True
+
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        pending: list[_Ticket],
+        results: list[tuple[Any, BaseException | None]],
+    ) -> None:
         try:
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            return self._fail(pending, exc)
+            self._fail(pending, exc)
+            return
         self._finish([(t, v, e) for t, (v, e) in zip(pending, results, strict=True)])
-        return []
 
     def _fail(self, tickets: list[_Ticket], exc: BaseException) -> list[_Ticket]:
         self._finish([(ticket, None, copy.copy(exc)) for ticket in tickets])  # each its own
