@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 
 from starlette.concurrency import run_in_threadpool
@@ -59,7 +59,10 @@ class DownloadResponse(Response):
         self.kept = opened.body is not None and plan.status == 200 and pacer is None
         self.delivery: Delivery | None = None
         self.boundary = secrets.token_hex(12) if len(plan.spans) > 1 else ""
-        self.raw_headers = _headers(opened, plan, self.boundary)
+        # Sent as they are (a kept file's are a zerocopy.Head, written out once); a copy
+        # for Starlette's ``headers``.
+        self.head = _headers(opened, plan, self.boundary)
+        self.raw_headers = list(self.head)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.delivery = delivery = Delivery.of(receive)
@@ -67,7 +70,7 @@ class DownloadResponse(Response):
         self.progress, sent, delivered = 0, False, 0
         try:
             start = {"type": "http.response.start", "status": self.plan.status}
-            await send({**start, "headers": self.raw_headers})
+            await send({**start, "headers": self.head})
             if delivery is not None:
                 delivery.start(at_once=self.kept)  # count the body's bytes only
             await self._body(scope, send)
@@ -170,7 +173,7 @@ class DownloadResponse(Response):
 def head_response(opened: Opened, plan: Plan) -> Response:
     """The headers a GET would get, without its body."""
     response = Response()
-    response.raw_headers = _headers(opened, plan, "")
+    response.raw_headers = list(_headers(opened, plan, ""))
     return response
 
 
@@ -199,15 +202,15 @@ def _length(name: str, plan: Plan, boundary: str) -> int:
     return plan.nbytes + heads + len(f"\r\n--{boundary}--\r\n")
 
 
-def _headers(opened: Opened, plan: Plan, boundary: str) -> list[tuple[bytes, bytes]]:
+def _headers(opened: Opened, plan: Plan, boundary: str) -> Sequence[tuple[bytes, bytes]]:
     if boundary:  # a new boundary every time: nothing to keep
         return _build(opened.name, opened.version, plan, boundary)
     return _kept_headers(opened.name, opened.version, plan)
 
 
 @lru_cache(maxsize=1024)
-def _kept_headers(name: str, version: Version, plan: Plan) -> list[tuple[bytes, bytes]]:
-    return _build(name, version, plan, "")
+def _kept_headers(name: str, version: Version, plan: Plan) -> zerocopy.Head:
+    return zerocopy.Head(_build(name, version, plan, ""))
 
 
 def _build(name: str, version: Version, plan: Plan, boundary: str) -> list[tuple[bytes, bytes]]:

@@ -4,6 +4,7 @@ arrive byte for byte, ranges included, and a download cut short is known to be c
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 import struct
@@ -84,7 +85,10 @@ def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:
 
 @contextmanager
 def serving(
-    app: Callable[[Scope, Receive, Send], object], http: str | type, **tls: str
+    app: Callable[[Scope, Receive, Send], object],
+    http: str | type,
+    access_log: bool = True,
+    **tls: str,
 ) -> Iterator[str]:
     """``app`` under an in-process uvicorn with the ``http`` protocol (and ``ssl_keyfile``
     and ``ssl_certfile`` if given); yields its URL."""
@@ -96,6 +100,7 @@ def serving(
         http=http,  # type: ignore[arg-type]
         loop="uvloop",
         lifespan="off",
+        access_log=access_log,
         **tls,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
@@ -447,3 +452,47 @@ def test_a_response_head_leaves_with_its_first_body_bytes(tmp_path: Path) -> Non
             while chunk := sock.recv(65536):  # the server closes the connection
                 received += chunk
         assert received.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 5" in received
+
+
+def _raw(url: str, request: bytes) -> bytes:
+    """Everything the server sends for ``request`` on a connection of its own, up to its
+    close (each request asks for one)."""
+    with socket.create_connection(urlsplit(url)[1].split(":")) as sock:  # type: ignore[arg-type]
+        sock.sendall(request)
+        sock.settimeout(10)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return re.sub(rb"date: [^\r]*\r\n", b"", received)
+
+
+def test_headers_written_out_once_leave_as_uvicorn_writes_them() -> None:
+    """A response whose headers are a Head (written out once) leaves byte for byte as the
+    same headers in a list, which uvicorn writes itself: with the server's defaults, names
+    lowercased, and Connection: close when the client asked for it; with uvicorn's own
+    access log on too. A Head refuses headers uvicorn would refuse or act on."""
+    headers = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"5"), (b"ETag", b'"x"')]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        given = zerocopy.Head(headers) if scope["path"] == "/head" else list(headers)
+        await send({"type": "http.response.start", "status": 206, "headers": given})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    close = b"Host: x\r\nConnection: close\r\n\r\n"
+    for access_log in (False, True):
+        with serving(app, ZeroCopyProtocol, access_log=access_log) as url:  # type: ignore[arg-type]
+            head = _raw(url, b"GET /head HTTP/1.1\r\n" + close)
+            assert head == _raw(url, b"GET /list HTTP/1.1\r\n" + close)
+            assert head.startswith(b"HTTP/1.1 206 Partial Content\r\nserver: uvicorn\r\n")
+            assert b"\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n" in head
+            assert head.endswith(b'etag: "x"\r\nconnection: close\r\n\r\nhello')
+            # HTTP/1.0 without keep-alive: closed by uvicorn's rule, said as uvicorn says it.
+            old = _raw(url, b"GET /head HTTP/1.0\r\n\r\n")
+            assert old == _raw(url, b"GET /list HTTP/1.0\r\n\r\n")
+    for bad in (
+        [(b"x", b"a\nb"), (b"content-length", b"1")],
+        [(b"content-length", b"1"), (b"Connection", b"close")],
+        [(b"content-type", b"text/plain")],
+    ):
+        with pytest.raises(ValueError):
+            zerocopy.Head(bad)
