@@ -91,7 +91,7 @@ class Bandwidth:
             byte_cap=byte_cap,
             day=now // DAY,
             budget=self.budget,
-            slot_id=secrets.token_urlsafe(12),
+            slot_id="" if settled else secrets.token_urlsafe(12),  # a settled one takes none
             until=now + (lease or self.lease),
             cap=self.cap,
             event=event,

@@ -205,7 +205,7 @@ class DownloadStart:
     byte_cap: int | None
     day: int  # days since 1970-01-01 (UTC) that the bytes count on
     budget: int | None
-    slot_id: str
+    slot_id: str  # the lease's id; "" for a download settled as it begins (it takes none)
     until: int
     cap: int | None
     event: DownloadEvent | None = None
