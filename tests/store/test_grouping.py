@@ -133,20 +133,24 @@ def test_a_batch_of_downloads_begins_in_one_transaction_each_with_its_own_answer
     one = service.share(FILE, max_downloads=1).link
     other = service.share(FILE, max_downloads=3).link
     revoked = service.share(FILE).link
+    free = service.share(FILE).link  # no limit: its downloads are taken at once
     service.revoke(revoked.id)
     starting = [
         downloads.starting(Admitted(link), ranges.whole(len(BODY)), VISITOR, True)
-        for link in (one, one, other, revoked)
+        for link in (one, free, one, other, revoked, free)
     ]
     answers = downloads.begin_all(starting)
     assert isinstance(answers[0], Download)
-    assert isinstance(answers[1], LinkExhausted)  # the first took the only download
-    assert isinstance(answers[2], Download)
-    assert isinstance(answers[3], LinkRevoked)
-    assert transactions == [4]
-    counts = {link.id: service.store.get_link(link.id) for link in (one, other)}
-    assert [record.downloads for record in counts.values() if record] == [1, 1]
-    assert len(service.events(one.id)) == 1 and len(service.events(other.id)) == 1
+    assert isinstance(answers[1], Download)
+    assert isinstance(answers[2], LinkExhausted)  # the first took the only download
+    assert isinstance(answers[3], Download)
+    assert isinstance(answers[4], LinkRevoked)
+    assert isinstance(answers[5], Download)
+    assert len(transactions) == 1  # one transaction for the batch
+    counts = {link.id: service.store.get_link(link.id) for link in (one, other, free, revoked)}
+    assert [record.downloads for record in counts.values() if record] == [1, 1, 2, 0]
+    assert [len(service.events(link.id)) for link in (one, other, free, revoked)] == [1, 1, 2, 0]
+    assert service.downloads.usage().today == 4 * len(BODY)  # the day's bytes, once each
 
 
 def test_a_failing_store_fails_each_of_a_batch_as_unavailable(tmp_path: Path) -> None:
