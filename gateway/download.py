@@ -104,17 +104,18 @@ def _decide(request: Request, token: str, known: _Known | None = None) -> Respon
     """One request, up to what only the store can say: its answer, or the download that
     waits for the store's word. ``known``: link records read for the same batch."""
     limit_rate(request)
-    service: Service = request.app.state.service
-    visitor = Visitor(request.client.host if request.client else None, _agent(request))
+    state = request.app.state
+    service: Service = state.service
     headers = request.headers
-    ranged = request.method == "GET" and "range" in headers
+    visitor = Visitor(request.client.host if request.client else None, headers.get("user-agent"))
+    get = request.method == "GET"
+    ranged = get and "range" in headers
     records = None if known is None else known.setdefault(id(service), {})
     admitted = _refusing(service, visitor, lambda: service.downloads.admit(token, ranged, records))
-    looks = request.method == "GET" and is_preview(headers)
-    if looks or (request.method == "GET" and "range" not in headers and wants_landing(request)):
-        if looks or admitted.link.landing:
-            return _page(service, request, admitted, visitor, looks)
-    files: Files = request.app.state.files
+    looks = get and is_preview(headers)
+    if looks or (admitted.link.landing and not ranged and wants_landing(request)):
+        return _page(service, request, admitted, visitor, looks)
+    files: Files = state.files
     opened = files.open(admitted.link.file, whole=not ranged and admitted.link.rate is None)
     try:
         return _answer(service, request, admitted, visitor, opened)
@@ -248,7 +249,3 @@ def _record(
 ) -> None:
     downloads = service.downloads
     downloads.record(downloads.event(link_id, visitor, status, 0, outcome))
-
-
-def _agent(request: Request) -> str | None:
-    return request.headers.get("user-agent")

@@ -6,6 +6,7 @@ into a chat survives the chat's preview.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from starlette.datastructures import Headers
@@ -59,19 +60,27 @@ PREVIEW_AGENTS = (
     "Trend Micro",
 )
 _AGENTS = re.compile("|".join(re.escape(agent) for agent in PREVIEW_AGENTS), re.IGNORECASE)
-_PURPOSES = frozenset({"sec-purpose", "purpose", "x-purpose", "x-moz"})
+_PURPOSES = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"})  # names as sent
 
 
 def is_preview(headers: Headers) -> bool:
     """True for a prefetch (``Sec-Purpose``, ``Purpose``, ``X-Purpose``, ``X-Moz``), a
     known preview bot or link scanner, or an in-app browser that cannot save files."""
-    agent = headers.get("user-agent", "")
-    if _IN_APP.search(agent):
+    if _looks(headers.get("user-agent", "")):
         return True
-    purposes = " ".join(value for name, value in headers.items() if name in _PURPOSES).lower()
-    if "prefetch" in purposes or "preview" in purposes or "prerender" in purposes:
-        return True
-    return bool(_AGENTS.search(agent))
+    for name, value in headers.raw:
+        if name in _PURPOSES:
+            words = value.lower()
+            if b"prefetch" in words or b"preview" in words or b"prerender" in words:
+                return True
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _looks(agent: str) -> bool:
+    """Whether a program that says it is ``agent`` only looks (cached: a few programs make
+    most requests, and the patterns are long)."""
+    return bool(_IN_APP.search(agent) or _AGENTS.search(agent))
 
 
 _IN_APP = re.compile(r"MicroMessenger|\bQQ/", re.IGNORECASE)

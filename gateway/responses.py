@@ -51,7 +51,8 @@ class DownloadResponse(Response):
         renew_every: float = 10.0,
         pacer: Pacer | None = None,
     ) -> None:
-        super().__init__()
+        # Not Response.__init__: its headers and body are made here, or are none.
+        self.status_code, self.background, self.body = plan.status, None, b""
         self.opened, self.plan = opened, plan
         self.finish, self.renew, self.renew_every = finish, renew, renew_every
         self.pacer = pacer
