@@ -12,7 +12,9 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger("sesame.access")
+from sesame.logs import Lines
+
+lines = Lines("sesame.access")
 
 # Where a download leaves its outcome for the line (the request's state).
 DOWNLOAD_NOTE = "sesame.download"
@@ -80,7 +82,7 @@ class AccessLog:
         try:
             await self.app(scope, receive, noting_send)
         finally:
-            log.info('%s - "%s" %d%s', _client(scope), _request_line(scope), status, _note(scope))
+            lines.info(f'{_client(scope)} - "{_request_line(scope)}" {status}{_note(scope)}')
 
 
 class RedactTokens(logging.Filter):

@@ -1,0 +1,105 @@
+"""sesame.logs.Lines: a message written straight to configure_logging's handler reads as
+logging would write it, and anything else on the way (a handler, a filter, a level, a
+format of the operator's) gets it through logging."""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from sesame import logs
+
+
+@pytest.fixture
+def family() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger set up as configure_logging sets up ``sesame`` (its handler on a stream of
+    the test's, level INFO), apart from the root so that nothing else sees its records."""
+    top = logging.getLogger(f"test-{uuid.uuid4().hex}")
+    stream = io.StringIO()
+    handler = logs._Handler(stream)
+    handler.setFormatter(logging.Formatter(logs.FORMAT))
+    top.addHandler(handler)
+    top.setLevel(logging.INFO)
+    top.propagate = False
+    yield top, stream
+    top.removeHandler(handler)
+
+
+def only_ours(top: logging.Logger) -> None:
+    """Take pytest's capturing handlers off ``top`` (it adds them, as a test begins, to a
+    logger that does not propagate): with one there, every message rightly goes through
+    logging."""
+    for handler in [h for h in top.handlers if not isinstance(h, logs._Handler)]:
+        top.removeHandler(handler)
+
+
+def test_a_message_reads_as_logging_writes_it(
+    family: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Straight to the stream (logging is not asked), and the same line."""
+    top, stream = family
+    only_ours(top)
+    child = top.getChild("access")
+    child.info("%s", 'GET /d/abc… "x" 200 - ünïcode')
+    through_logging = stream.getvalue()
+    stream.truncate(0)
+    stream.seek(0)
+
+    def not_asked(*args: object, **kwargs: object) -> None:
+        raise AssertionError("logging was asked")
+
+    monkeypatch.setattr(logging.Logger, "_log", not_asked)
+    logs.Lines(child.name).info('GET /d/abc… "x" 200 - ünïcode')
+    monkeypatch.undo()
+    assert stream.getvalue() == through_logging == 'INFO:     GET /d/abc… "x" 200 - ünïcode\n'
+
+
+def test_anything_else_on_the_way_gets_it_through_logging(
+    family: tuple[logging.Logger, io.StringIO],
+) -> None:
+    top, stream = family
+    only_ours(top)
+    child = top.getChild("access")
+    lines = logs.Lines(child.name)
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    other = Keep()
+    top.addHandler(other)  # a handler of the operator's beside it: it sees the record
+    lines.info("one")
+    top.removeHandler(other)
+    assert seen == ["one"] and stream.getvalue() == "INFO:     one\n"
+
+    child.addFilter(lambda record: record.getMessage() != "two")  # a filter is asked
+    lines.info("two")
+    assert stream.getvalue() == "INFO:     one\n"
+    child.filters.clear()
+
+    child.setLevel(logging.WARNING)  # a level that drops INFO: nothing written
+    lines.info("three")
+    child.setLevel(logging.NOTSET)
+    assert stream.getvalue() == "INFO:     one\n"
+
+    handler = top.handlers[0]
+    handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))  # another format
+    lines.info("four")
+    assert stream.getvalue().endswith(f"[{child.name}] four\n")
+
+
+def test_a_failing_stream_is_reported_as_logging_reports_it(
+    family: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    top, stream = family
+    only_ours(top)
+    stream.close()  # writing to it fails
+    reported: list[logging.LogRecord] = []
+    monkeypatch.setattr(top.handlers[0], "handleError", reported.append)
+    logs.Lines(top.getChild("access").name).info("lost")
+    assert [record.getMessage() for record in reported] == ["lost"]
