@@ -116,7 +116,7 @@ def _decide(request: Request, token: str, known: _Known | None = None) -> Respon
     if looks or (admitted.link.landing and not ranged and wants_landing(request)):
         return _page(service, request, admitted, visitor, looks)
     files: Files = state.files
-    opened = files.open(admitted.link.file, whole=not ranged and admitted.link.rate is None)
+    opened = files.open(admitted.link.file)
     try:
         return _answer(service, request, admitted, visitor, opened)
     except BaseException:

@@ -3,18 +3,13 @@ without following links (Catalog.open), and sent from that descriptor: a file or
 swapped for a symlink at any moment never sends a byte from outside the folder.
 
 A small file's bytes are kept per version (device, inode, size, times), so a burst of
-downloads reads it once. A request that can only be answered with the whole file is sent
-the kept bytes without opening it again when the name still leads to that very version:
-one ``lstat``, not an open, a stat and two closes. A symlink in its place is not followed
-and is no regular file; a path through a folder swapped for a symlink may reach another
-file, but only the one kept (the same device and inode) passes, and its bytes were read
-from inside the folder. Anything else is opened as above.
+downloads reads it once; a request still opens and checks the file, and is sent the kept
+bytes only if the file it opened is that version.
 """
 
 from __future__ import annotations
 
 import os
-import stat as stat_kind
 from dataclasses import dataclass
 from email.utils import formatdate
 
@@ -27,9 +22,8 @@ Version = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """One request's open file: its descriptor (the request closes it; -1 for a kept body
-    sent without opening the file), its stat, its validators, and its bytes if they are
-    kept."""
+    """One request's open file: its descriptor (the request closes it), its stat, its
+    validators, and its bytes if they are kept."""
 
     name: str
     fd: int
@@ -53,8 +47,7 @@ class Opened:
         return last_modified(self.version)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
+        os.close(self.fd)
 
 
 class Files:
@@ -63,36 +56,17 @@ class Files:
     def __init__(self, catalog: Catalog, max_body: int) -> None:
         self.catalog = catalog
         self.max_body = max_body
-        self._bodies: dict[str, tuple[Version, bytes, str]] = {}
+        self._bodies: dict[str, tuple[Version, bytes]] = {}
         self._body_bytes = 0
 
-    def open(self, name: str, whole: bool = False) -> Opened:
-        """The file ``name`` of the catalog, open. Raises FileMissing (see Catalog.open).
-        ``whole``: only the whole body will be sent; a kept body of the version the name
-        still leads to then comes without a descriptor (see the module's docstring)."""
-        if whole and (kept := self._kept(name)) is not None:
-            return kept
+    def open(self, name: str) -> Opened:
+        """The file ``name`` of the catalog, open. Raises FileMissing (see Catalog.open)."""
         fd, stat = self.catalog.open(name)
         try:
             return Opened(name, fd, stat, self._body(name, fd, stat))
         except BaseException:
             os.close(fd)
             raise
-
-    def _kept(self, name: str) -> Opened | None:
-        """The kept body of ``name`` if the name leads, without a symlink at its end, to
-        the regular file of that version; else None."""
-        kept = self._bodies.get(name)
-        if kept is None:
-            return None
-        version, body, path = kept
-        try:
-            now = os.stat(path, follow_symlinks=False)
-        except (OSError, ValueError):
-            return None
-        if not stat_kind.S_ISREG(now.st_mode) or _version(now) != version:
-            return None
-        return Opened(name, -1, now, body)
 
     def _body(self, name: str, fd: int, stat: os.stat_result) -> bytes | None:
         if stat.st_size > self.max_body:
@@ -113,7 +87,7 @@ class Files:
             self._body_bytes = 0
         old = self._bodies.pop(name, None)
         self._body_bytes += len(body) - (len(old[1]) if old else 0)
-        self._bodies[name] = (version, body, self.catalog.path_of(name))
+        self._bodies[name] = (version, body)
 
 
 def etag(version: Version) -> str:

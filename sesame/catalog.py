@@ -65,11 +65,6 @@ class Catalog:
             raise FileMissing(name, "not a regular file")
         return path
 
-    def path_of(self, name: str) -> str:
-        """Where ``name`` is under the root, as a plain string: not checked for links (see
-        ``open`` for a safe way to its bytes). Raises FileMissing for an invalid name."""
-        return os.path.join(self.root, *_parts(name))
-
     def open(self, name: str) -> tuple[int, os.stat_result]:
         """A read-only descriptor of the regular file ``name`` and its stat, opened beneath
         the root one component at a time without following any symlink, so that a file or

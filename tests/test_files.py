@@ -52,39 +52,6 @@ def test_a_file_is_opened_on_every_request(tmp_path: Path) -> None:
         files.open("a.txt")
 
 
-def test_a_whole_body_comes_from_memory_while_its_name_leads_to_it(tmp_path: Path) -> None:
-    """Asked for the whole file, a kept body is sent without opening the file (no
-    descriptor) only while its name leads, with no symlink at its end, to that very version:
-    a replaced file is read again, and a symlink in its place or a folder on the way swapped
-    for one is missing, as a request that opens the file finds."""
-    files, root = make_files(tmp_path)
-    (root / "sub").mkdir()
-    for name in ("a.txt", "sub/b.txt"):
-        (root / name).write_bytes(b"one")
-        read(files, name)
-        kept = files.open(name, whole=True)
-        assert (kept.fd, kept.body, kept.size) == (-1, b"one", 3)
-        kept.close()  # nothing to close: no error
-    (root / "new").write_bytes(b"two")  # the same size, another file
-    os.replace(root / "new", root / "a.txt")
-    again = files.open("a.txt", whole=True)
-    assert again.fd >= 0 and again.body == b"two"
-    again.close()
-    assert files.open("a.txt", whole=True).fd == -1  # the new version is kept in its turn
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "a.txt").write_bytes(b"two")
-    (outside / "b.txt").write_bytes(b"one")
-    (root / "a.txt").unlink()
-    (root / "a.txt").symlink_to(outside / "a.txt")
-    with pytest.raises(FileMissing):
-        files.open("a.txt", whole=True)
-    os.rename(root / "sub", tmp_path / "sub.real")
-    (root / "sub").symlink_to(outside)
-    with pytest.raises(FileMissing):
-        files.open("sub/b.txt", whole=True)
-
-
 def test_large_file_is_not_kept(tmp_path: Path) -> None:
     """A file over the size limit is left to the streaming response."""
     files, root = make_files(tmp_path)
