@@ -27,10 +27,9 @@ AMEND_EVENT = """UPDATE downloads SET at = ?, status = ?, bytes_sent = ?, outcom
 # A link's bytes served grow or shrink (never below 0), and a download may be given back.
 SETTLE_LINK = """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
     downloads = MAX(0, downloads - :uncount) WHERE id = :id"""
-# The downloads of an unlimited link begun together, taken at once (see _begin_settled).
-TAKE_UNLIMITED = """UPDATE links SET downloads = downloads + :counted,
-        bytes_served = bytes_served + :nbytes, started_at = COALESCE(started_at, :now)
-    WHERE id = :id AND revoked_at IS NULL AND max_downloads IS NULL"""
+# A link's downloads begun together, taken at once (see _begin_settled).
+TAKE = """UPDATE links SET downloads = :downloads, bytes_served = :served,
+    started_at = COALESCE(started_at, :now) WHERE id = :id"""
 # A day's bytes grow, or shrink for bytes reserved but not sent, never below 0.
 ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
     ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
@@ -106,33 +105,40 @@ class SQLiteDownloads:
         self, db: sqlite3.Connection, starts: list[DownloadStart]
     ) -> list[Refusal | None]:
         """``_begin`` of each of ``starts`` in turn, for downloads settled as they begin with
-        no budget or cap to heed (see ``_plainly_settled``), in fewer statements: those of
-        an unlimited link taken by one UPDATE for the link, every row logged by one
-        INSERT, each day's bytes added once. A link revoked, gone, or given a limit
-        meanwhile is asked again for each of its downloads, as ``_begin`` asks."""
+        no budget or cap to heed (see ``_plainly_settled``), in fewer statements: each
+        link's record read once and its downloads taken by one UPDATE (the write lock is
+        held: the record cannot change meanwhile), every row logged by one INSERT, each
+        day's bytes added once. Each download is let in or refused as ``_refusal`` would,
+        in the batch's order."""
         self._sweep(db, starts[0].now, SWEEP_BATCH * len(starts))
-        refusals: list[Refusal | None] = []
-        unlimited: dict[str, list[int]] = {}  # positions of an unlimited link's downloads
+        refusals: list[Refusal | None] = [Refusal.LINK] * len(starts)
+        by_link: dict[str, list[int]] = {}  # positions of each link's downloads
         for number, start in enumerate(starts):
-            if start.byte_cap is None:
-                unlimited.setdefault(start.link_id, []).append(number)
-                refusals.append(None)
-            else:
-                refusals.append(self._refusal(db, start))
-        for link_id, numbers in unlimited.items():
-            mine = [starts[number] for number in numbers]
-            taken = db.execute(
-                TAKE_UNLIMITED,
-                {
-                    "id": link_id,
-                    "counted": sum(start.counted for start in mine),
-                    "nbytes": sum(start.nbytes for start in mine),
-                    "now": min(start.now for start in mine),
-                },
-            )
-            if taken.rowcount != 1:
-                for number in numbers:
-                    refusals[number] = self._refusal(db, starts[number])
+            by_link.setdefault(start.link_id, []).append(number)
+        for link_id, numbers in by_link.items():
+            record = db.execute(
+                "SELECT downloads, max_downloads, bytes_served FROM links"
+                " WHERE id = ? AND revoked_at IS NULL",
+                (link_id,),
+            ).fetchone()
+            if record is None:
+                continue
+            downloads, limit, served = record
+            first = None
+            for number in numbers:
+                start = starts[number]
+                if start.counted and limit is not None and downloads >= limit:
+                    continue
+                if start.byte_cap is not None and served + start.nbytes > start.byte_cap:
+                    continue
+                downloads, served = downloads + start.counted, served + start.nbytes
+                first = start.now if first is None else first
+                refusals[number] = None
+            if first is not None:
+                db.execute(
+                    TAKE,
+                    {"id": link_id, "downloads": downloads, "served": served, "now": first},
+                )
         days: dict[int, int] = {}
         rows = []
         for start, refusal in zip(starts, refusals, strict=True):

@@ -5,6 +5,7 @@ cleanly, and leaves nothing held."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
@@ -173,3 +174,42 @@ def test_a_failing_store_fails_each_of_a_batch_as_unavailable(tmp_path: Path) ->
     assert all(isinstance(answer, StoreUnavailable) for answer in answers)
     record = service.store.get_link(link.id)
     assert record is not None and record.downloads == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_batch_begun_together_decides_as_one_by_one(tmp_path: Path, seed: int) -> None:
+    """Random batches of small downloads over links with and without limits, some revoked,
+    the same link many times over: begun together (one read and one update per link, one
+    insert of the rows), each is let in or refused as it is when begun one by one, and
+    the links, the log and the day's bytes end up the same."""
+    chance = random.Random(seed)
+    together = make_service(tmp_path / "together", FakeClock())
+    alone = make_service(tmp_path / "alone", FakeClock())
+    links = [
+        together.share(FILE, max_downloads=chance.choice([None, 1, 2, 3, 6])).link for _ in range(4)
+    ]
+    for link in links:
+        alone.store.add_link(link)
+        if chance.random() < 0.2:
+            together.revoke(link.id)
+            alone.revoke(link.id)
+    size = len(BODY)
+    for _ in range(3):
+        batch = [chance.choice(links) for _ in range(chance.randint(2, 12))]
+        starts = [
+            together.downloads.starting(Admitted(link), ranges.whole(size), VISITOR, True).start
+            for link in batch
+        ]
+        assert together.store.begin_downloads(starts) == [
+            alone.store.begin_download(start) for start in starts
+        ]
+    for link in links:
+        mine, theirs = together.store.get_link(link.id), alone.store.get_link(link.id)
+        assert mine is not None and theirs is not None
+        assert (mine.downloads, mine.bytes_served, mine.started_at) == (
+            theirs.downloads,
+            theirs.bytes_served,
+            theirs.started_at,
+        )
+        assert len(together.events(link.id)) == len(alone.events(link.id))
+    assert together.downloads.usage().today == alone.downloads.usage().today
