@@ -53,14 +53,16 @@ class Lines:
 
 def _sole_handler(logger: logging.Logger) -> _Handler | None:
     """configure_logging's handler, if an INFO record of ``logger`` would reach that
-    handler alone and be written with its format; else None."""
-    if logger.manager.disable >= logging.INFO:
+    handler alone and be written with its format; else None. As logging decides: the
+    logger's own filters and its effective level, then every handler up the loggers it
+    propagates to, each with its own level and filters (their loggers' are not asked)."""
+    if logger.manager.disable >= logging.INFO or logger.disabled or logger.filters:
+        return None
+    if logger.getEffectiveLevel() > logging.INFO:
         return None
     found: _Handler | None = None
     current: logging.Logger | None = logger
     while current is not None:
-        if current.disabled or current.filters or current.level > logging.INFO:
-            return None
         for handler in current.handlers:
             if found is not None or type(handler) is not _Handler or handler.filters:
                 return None

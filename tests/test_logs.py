@@ -103,3 +103,25 @@ def test_a_failing_stream_is_reported_as_logging_reports_it(
     monkeypatch.setattr(top.handlers[0], "handleError", reported.append)
     logs.Lines(top.getChild("access").name).info("lost")
     assert [record.getMessage() for record in reported] == ["lost"]
+
+
+def test_a_root_above_with_no_handler_of_its_own_is_no_obstacle(
+    family: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As configure_logging leaves it under uvicorn: ``sesame`` propagates to a root at
+    WARNING with no handler. A parent's level is not asked (logging does not ask it), so
+    the message goes straight to the stream."""
+    top, stream = family
+    only_ours(top)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    top.propagate = True
+
+    def not_asked(*args: object, **kwargs: object) -> None:
+        raise AssertionError("logging was asked")
+
+    monkeypatch.setattr(logging.Logger, "_log", not_asked)
+    logs.Lines(top.getChild("access").name).info("straight")
+    monkeypatch.undo()
+    assert stream.getvalue() == "INFO:     straight\n"
