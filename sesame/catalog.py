@@ -70,8 +70,15 @@ class Catalog:
         the root one component at a time without following any symlink, so that a file or
         folder swapped for a link at any moment cannot send bytes from outside the root. The
         caller closes it. Raises FileMissing (for symlinks too, even ones that point inside
-        the root)."""
+        the root). A name right beneath the root is opened in one call, by its path: the
+        root's own path is followed as it is when the root is opened, the name's not."""
         parts = _parts(name)
+        if len(parts) == 1:  # right beneath the root: one call, its name's own link refused
+            try:
+                fd = os.open(os.path.join(self.root, parts[0]), _FILE_FLAGS)
+            except OSError:
+                raise FileMissing(name) from None
+            return _regular(name, fd)
         try:
             folder = os.open(self.root, _DIR_FLAGS)
         except OSError:
@@ -86,11 +93,7 @@ class Catalog:
             raise FileMissing(name) from None
         finally:
             os.close(folder)
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise FileMissing(name, "not a regular file")
-        return fd, st
+        return _regular(name, fd)
 
     def info(self, name: str) -> FileInfo:
         """Size, time, SHA-256 and media type of ``name``; the hash is cached per version."""
@@ -160,6 +163,15 @@ class Catalog:
             with self._lock:
                 self._hashes[key] = known
         return known
+
+
+def _regular(name: str, fd: int) -> tuple[int, os.stat_result]:
+    """``fd`` and its stat if it is a regular file; else it is closed: FileMissing."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise FileMissing(name, "not a regular file")
+    return fd, st
 
 
 def _parts(name: str) -> tuple[str, ...]:
