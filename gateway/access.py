@@ -16,8 +16,10 @@ from sesame.logs import Lines
 
 lines = Lines("sesame.access")
 
-# Where a download leaves its outcome for the line (the request's state).
+# Where a download leaves its outcome for the line (the request's state), and an answer
+# its status.
 DOWNLOAD_NOTE = "sesame.download"
+STATUS_NOTE = "sesame.status"
 MAX_TARGET = 512  # characters of a request's path and query the line keeps
 
 # A download path, however written (/d//T, //D/T, /api/get_file/T): its first 8 characters.
@@ -63,26 +65,39 @@ def _escape(match: re.Match[str]) -> str:
 
 
 class AccessLog:
-    """ASGI middleware writing the access line of each HTTP request."""
+    """ASGI middleware writing the access line of each HTTP request. ``noted``: the app
+    leaves its answer's status in the request's state itself (``note_status``) as the
+    answer starts, so its messages need not pass through here."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, noted: bool = False) -> None:
         self.app = app
+        self.noted = noted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        status = 500  # what the server answers if the app fails before its own answer
-
-        async def noting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, noting_send)
+            await self.app(scope, receive, send if self.noted else noting(scope, send))
         finally:
+            # 500: what the server answers if the app fails before its own answer.
+            status = scope.get("state", {}).get(STATUS_NOTE, 500)
             lines.info(f'{_client(scope)} - "{_request_line(scope)}" {status}{_note(scope)}')
+
+
+def note_status(scope: Scope, status: int) -> None:
+    """Say, for the access line, that the answer to ``scope`` starts with ``status``."""
+    scope.setdefault("state", {})[STATUS_NOTE] = status
+
+
+def noting(scope: Scope, send: Send) -> Send:
+    """``send``, noting the status of the answer's start for the access line."""
+
+    async def noting_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            note_status(scope, message["status"])
+        await send(message)
+
+    return noting_send
 
 
 class RedactTokens(logging.Filter):

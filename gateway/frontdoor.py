@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from gateway.access import AccessLog
+from gateway.access import AccessLog, noting
 from gateway.download import download
+from gateway.responses import DownloadResponse
 
 PREFIXES = ("/d/", "/api/get_file/")
 TOKEN = "sesame.token"  # where the front door leaves a download's token in its scope
@@ -30,7 +31,7 @@ class Gateway(FastAPI):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.downloads = AccessLog(self._download)
+        self.downloads = AccessLog(self._download, noted=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = _token(scope, self.root_path) if scope["type"] == "http" else None
@@ -51,7 +52,10 @@ class Gateway(FastAPI):
             if handler is None:
                 raise
             response = await handler(request, exc)
-        await response(scope, receive, send)
+        # A download's own response notes its status; a page's is noted as it passes.
+        await response(
+            scope, receive, send if isinstance(response, DownloadResponse) else noting(scope, send)
+        )
 
     def _handler(self, exc: Exception) -> Any:
         """The app's exception handler for ``exc`` (the nearest of its classes), if any."""

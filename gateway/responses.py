@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway import zerocopy
+from gateway.access import note_status
 from gateway.delivery import Delivery, disconnected
 from gateway.disposition import content_disposition
 from gateway.files import Opened, Version, etag, last_modified
@@ -70,6 +71,7 @@ class DownloadResponse(Response):
         keeper = None if self.renew is None else asyncio.create_task(self._keep(delivery))
         self.progress, sent, delivered = 0, False, 0
         try:
+            note_status(scope, self.plan.status)  # for the access line
             start = {"type": "http.response.start", "status": self.plan.status}
             await send({**start, "headers": self.head})
             if delivery is not None:
