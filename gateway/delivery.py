@@ -100,9 +100,20 @@ class Delivery:
         """Count from here on: the response's body begins. ``at_once``: the whole body goes
         in the one write that follows (and nothing else is written to the connection before
         ``settle``), so what it carried before is measured there, from what the connection
-        still holds: two system calls fewer."""
-        self.base = None if at_once else self.written()
+        still holds: two system calls fewer. Only if nothing can hold that write back or
+        drop it meanwhile (writes paused, the client gone, the transport closing); a write
+        that then fails (``dropped``) is taken to have sent none of the body."""
+        self.base = None if at_once and self._clear() else self.written()
         self.started = True
+
+    def _clear(self) -> bool:
+        cycle = self.cycle
+        flow = getattr(cycle, "flow", None)
+        return not (
+            getattr(cycle, "disconnected", False)
+            or (flow is not None and flow.write_paused)
+            or cycle.transport.is_closing()
+        )
 
     def acked(self) -> int:
         """Bytes of this response's body the client acknowledged so far (0 before ``settle``
@@ -123,7 +134,8 @@ class Delivery:
             queued = None
             if self.base is None:  # a body sent at once: everything since is this body
                 queued = self._queued()
-                self.base = max(0, acked + queued - written)
+                went = 0 if getattr(self.cycle, "dropped", False) else written
+                self.base = max(0, acked + queued - went)
             acked = max(0, acked - self.base)
             # A reset (TCP_CLOSE: this tap keeps the socket open, so no close of the
             # server's own gets it there) says the client's program closed the connection

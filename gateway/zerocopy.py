@@ -111,7 +111,10 @@ class ZeroCopyProtocol(HttpToolsProtocol):
 
 class _ZeroCopyCycle(RequestResponseCycle):
     """A request-response cycle that also takes zero-copy body messages, and writes a
-    response's head together with its body's first bytes."""
+    response's head together with its body's first bytes. ``dropped``: what it kept for
+    one write never reached the socket (gateway.delivery reads it)."""
+
+    dropped = False
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
@@ -123,8 +126,8 @@ class _ZeroCopyCycle(RequestResponseCycle):
                 try:
                     return await super().send(message)  # with the head: one write
                 finally:
-                    self.transport = gathered.release()
-            self.transport = gathered.release()
+                    self.transport = self._released(gathered)
+            self.transport = self._released(gathered)
         if kind != EXTENSION:
             return await super().send(message)
         if self.disconnected:  # uvicorn drops a response start once the client has gone
@@ -158,8 +161,13 @@ class _ZeroCopyCycle(RequestResponseCycle):
                 return self._start(message["status"], defaults, headers, gathering)
             await super().send(message)
         except BaseException:
-            self.transport = gathering.release()
+            self.transport = self._released(gathering)
             raise
+
+    def _released(self, gathering: _Gathering) -> asyncio.Transport:
+        transport = gathering.release()
+        self.dropped = self.dropped or gathering.dropped
+        return transport
 
     def _plain(self) -> bool:
         """Whether uvicorn would do no more than write a response's start now: no access
@@ -217,6 +225,7 @@ class _Gathering:
         self.transport = transport
         self._kept: list[bytes] = []
         self._size = 0
+        self.dropped = False  # what was kept never reached the socket (see _flush)
 
     def write(self, data: bytes) -> None:
         self._kept.append(data)
@@ -240,8 +249,14 @@ class _Gathering:
         # writelines, not write(b"".join(...)): uvloop sends the pieces with one writev, and
         # a body kept in memory for every download of its file is not copied per response
         # (a copy a client reads slowly would stay in the transport's buffer).
-        if self._kept and not self.transport.is_closing():
-            self.transport.writelines(self._kept)
+        if self._kept:
+            if self.transport.is_closing():
+                self.dropped = True  # a closing transport takes nothing more
+            else:
+                self.transport.writelines(self._kept)
+                # One write, whole or in part, or an error (the client reset) that closes
+                # the transport at once, with none of it sent.
+                self.dropped = self.dropped or self.transport.is_closing()
         self._kept, self._size = [], 0
 
 
@@ -252,13 +267,15 @@ def _defaults(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """The server's default headers (its Date, each second a new list) written out, once
     per list; None if uvicorn must see to them itself."""
     global _default_block
-    if _default_block is None or _default_block[0] is not headers:
-        try:
-            block: bytes | None = _written(headers)[0]
-        except ValueError:
-            block = None
-        _default_block = (headers, block)
-    return _default_block[1]
+    known = _default_block  # once: another server's thread may replace it meanwhile
+    if known is not None and known[0] is headers:
+        return known[1]
+    try:
+        block: bytes | None = _written(headers)[0]
+    except ValueError:
+        block = None
+    _default_block = (headers, block)
+    return block
 
 
 def _cork(fd: int, on: bool) -> None:

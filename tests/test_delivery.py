@@ -10,6 +10,7 @@ import socket
 import struct
 import sys
 import termios
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +25,13 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TC
 
 @dataclass
 class _Transport:
-    """What Delivery reads of a transport: nothing is left in its buffer."""
+    """What Delivery reads of a transport: nothing is left in its buffer, and it is open."""
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+    def is_closing(self) -> bool:
+        return False
 
 
 @dataclass
@@ -92,3 +96,77 @@ def test_a_body_counts_only_its_own_acknowledged_bytes(
     assert 0 < got < written  # the client stopped reading: not all of it
     assert got == _unread(client)
     assert not each.reset
+
+
+@dataclass
+class _DroppedCycle:
+    """A cycle whose one write never reached the socket (gateway.zerocopy says so)."""
+
+    transport: Any
+    dropped: bool = True
+
+
+@pytest.mark.parametrize("client_ends", ["fin", "reset"])
+def test_a_body_sent_at_once_that_never_went_is_delivered_as_nothing(
+    connection: tuple[socket.socket, socket.socket],
+    client_ends: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a connection that carried an earlier response, read whole, a body whose one write
+    was dropped (the transport closing, or the write failing) is delivered as 0 bytes: not
+    the earlier response's, whether the client then closes or resets."""
+    monkeypatch.setattr(delivery, "STALL", 0.3)
+    server, client = connection
+    assert _send_what_fits(server, b"e" * 10_000) == 10_000
+    received = 0
+    while received < 10_000:
+        received += len(client.recv(65536))
+    time.sleep(0.05)  # the earlier response's last acknowledgement arrives
+    each = Delivery(_Cycle(_Transport()), Tap(socket.socket(fileno=os.dup(server.fileno()))))
+    each.cycle = _DroppedCycle(_Transport())
+    each.start(at_once=True)
+    if client_ends == "reset":
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+    else:
+        client.shutdown(socket.SHUT_WR)
+    time.sleep(0.05)
+    assert asyncio.run(each.settle(5000)) == 0
+    each.close()
+
+
+@dataclass
+class _Flow:
+    write_paused: bool
+
+
+@dataclass
+class _Closing:
+    closing: bool
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+@pytest.mark.parametrize(
+    "cycle",
+    [
+        _Cycle(_Closing(True)),
+        type("Paused", (), {"transport": _Closing(False), "flow": _Flow(True)})(),
+        type("Gone", (), {"transport": _Closing(False), "disconnected": True})(),
+    ],
+    ids=["closing", "paused", "gone"],
+)
+def test_a_write_that_may_wait_or_be_dropped_is_measured_as_it_starts(
+    connection: tuple[socket.socket, socket.socket], cycle: Any
+) -> None:
+    """Writes paused, the client gone or the transport closing: where the body begins is
+    measured at its start, not left for settling."""
+    server, _ = connection
+    each = Delivery(cycle, Tap(socket.socket(fileno=os.dup(server.fileno()))))
+    each.start(at_once=True)
+    assert each.base is not None
+    each.close()

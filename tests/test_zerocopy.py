@@ -496,3 +496,38 @@ def test_headers_written_out_once_leave_as_uvicorn_writes_them() -> None:
     ):
         with pytest.raises(ValueError):
             zerocopy.Head(bad)
+
+
+class _Transport:
+    """A transport that takes writes, or fails the next one as a reset would (it closes)."""
+
+    def __init__(self, closing: bool = False, fails: bool = False) -> None:
+        self.closing, self.fails, self.written = closing, fails, b""
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def writelines(self, data: list[bytes]) -> None:
+        if self.fails:
+            self.closing = True  # uvloop's fatal error: nothing sent, the transport closing
+            return
+        self.written += b"".join(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("transport", "dropped"),
+    [(_Transport(), False), (_Transport(closing=True), True), (_Transport(fails=True), True)],
+    ids=["written", "closing", "failing"],
+)
+def test_a_gathered_write_says_whether_it_was_dropped(transport: _Transport, dropped: bool) -> None:
+    """What the cycle kept for one write reached the transport, or was dropped: it was
+    closing already, or the write failed and closed it (gateway.delivery then counts none
+    of the body as sent)."""
+    gathering = zerocopy._Gathering(transport)  # type: ignore[arg-type]
+    gathering.write(b"head")
+    gathering.write(b"body")
+    assert gathering.release() is transport and gathering.dropped is dropped
+    assert transport.written == (b"" if dropped else b"headbody")
