@@ -156,7 +156,7 @@ class GroupCommit:
         one is undone. Work fails only when the store does, or by a mistake: rarely."""
         try:
             values = [ticket.work(db) for ticket in pending]
-        except Exception:
+        except BaseException:  # as the savepoints' path meets it: that work alone fails
             if db.in_transaction:
                 db.execute("ROLLBACK")
             return False

@@ -213,3 +213,28 @@ def test_a_batch_begun_together_decides_as_one_by_one(tmp_path: Path, seed: int)
         )
         assert len(together.events(link.id)) == len(alone.events(link.id))
     assert together.downloads.usage().today == alone.downloads.usage().today
+
+
+def test_a_piece_of_work_interrupted_spoils_no_other(tmp_path: Path) -> None:
+    """A piece of work that raises something other than an Exception (an interruption) in
+    a batch run without savepoints: the batch runs again, and only that piece fails."""
+
+    class Interrupted(BaseException):
+        pass
+
+    db = sqlite3.connect(tmp_path / "t.db", isolation_level=None, check_same_thread=False)
+    db.execute("CREATE TABLE t (v INTEGER)")
+
+    def fine(db: sqlite3.Connection) -> str:
+        db.execute("INSERT INTO t VALUES (1)")
+        return "done"
+
+    def interrupted(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO t VALUES (2)")
+        raise Interrupted
+
+    group = grouping.GroupCommit(threading.Lock(), 1.0)
+    (value, error), (nothing, raised) = group.run_all(lambda: db, [fine, interrupted])
+    assert (value, error, nothing) == ("done", None, None) and isinstance(raised, Interrupted)
+    assert db.execute("SELECT v FROM t").fetchall() == [(1,)]
+    db.close()
