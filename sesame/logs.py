@@ -40,15 +40,19 @@ class Lines:
 
     def info(self, message: str) -> None:
         handler = _sole_handler(self.logger)
-        if handler is not None and handler.lock is not None:
+        if handler is None or handler.lock is None:
+            self.logger.info("%s", message)
+            return
+        with handler.lock:  # as StreamHandler.emit holds it
             try:
-                with handler.lock:  # as StreamHandler.emit holds it
-                    handler.stream.write(f"INFO:     {message}\n")
-                    handler.stream.flush()
-                return
-            except Exception:  # let logging meet it (and report it) as it would
-                pass
-        self.logger.info("%s", message)
+                handler.stream.write(f"INFO:     {message}\n")
+                handler.stream.flush()
+            except Exception:  # reported as logging reports it, and not written twice
+                handler.handleError(
+                    self.logger.makeRecord(
+                        self.logger.name, logging.INFO, "", 0, "%s", (message,), None
+                    )
+                )
 
 
 def _sole_handler(logger: logging.Logger) -> _Handler | None:

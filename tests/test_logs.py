@@ -125,3 +125,20 @@ def test_a_root_above_with_no_handler_of_its_own_is_no_obstacle(
     logs.Lines(top.getChild("access").name).info("straight")
     monkeypatch.undo()
     assert stream.getvalue() == "INFO:     straight\n"
+
+
+def test_a_line_whose_flush_fails_is_reported_once_and_written_once(
+    family: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    top, stream = family
+    only_ours(top)
+
+    def full(*args: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(stream, "flush", full)
+    reported: list[logging.LogRecord] = []
+    monkeypatch.setattr(top.handlers[0], "handleError", reported.append)
+    logs.Lines(top.getChild("access").name).info("once")
+    assert [record.getMessage() for record in reported] == ["once"]
+    assert stream.getvalue() == "INFO:     once\n"
