@@ -60,13 +60,15 @@ PREVIEW_AGENTS = (
     "Trend Micro",
 )
 _AGENTS = re.compile("|".join(re.escape(agent) for agent in PREVIEW_AGENTS), re.IGNORECASE)
+MAX_REMEMBERED_AGENT = 512  # characters: a longer agent is looked at, not remembered
 _PURPOSES = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"})  # names as sent
 
 
 def is_preview(headers: Headers) -> bool:
     """True for a prefetch (``Sec-Purpose``, ``Purpose``, ``X-Purpose``, ``X-Moz``), a
     known preview bot or link scanner, or an in-app browser that cannot save files."""
-    if _looks(headers.get("user-agent", "")):
+    agent = headers.get("user-agent", "")
+    if _looks(agent) if len(agent) <= MAX_REMEMBERED_AGENT else _looks.__wrapped__(agent):
         return True
     for name, value in headers.raw:
         if name in _PURPOSES:

@@ -110,7 +110,9 @@ class SQLiteDownloads:
         held: the record cannot change meanwhile), every row logged by one INSERT, each
         day's bytes added once. Each download is let in or refused as ``_refusal`` would,
         in the batch's order."""
-        self._sweep(db, starts[0].now, SWEEP_BATCH * len(starts))
+        # Lapsed leases as of the batch's latest second (one by one, each start sweeps at
+        # its own; a batch is decided at once, as of then).
+        self._sweep(db, max(start.now for start in starts), SWEEP_BATCH * len(starts))
         refusals: list[Refusal | None] = [Refusal.LINK] * len(starts)
         by_link: dict[str, list[int]] = {}  # positions of each link's downloads
         for number, start in enumerate(starts):
