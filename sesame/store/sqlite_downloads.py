@@ -27,7 +27,7 @@ AMEND_EVENT = """UPDATE downloads SET at = ?, status = ?, bytes_sent = ?, outcom
 # A link's bytes served grow or shrink (never below 0), and a download may be given back.
 SETTLE_LINK = """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
     downloads = MAX(0, downloads - :uncount) WHERE id = :id"""
-# A link's downloads begun together, taken at once (see _begin_settled).
+# A link's downloads taken, as _take decided them.
 TAKE = """UPDATE links SET downloads = :downloads, bytes_served = :served,
     started_at = COALESCE(started_at, :now) WHERE id = :id"""
 # A day's bytes grow, or shrink for bytes reserved but not sent, never below 0.
@@ -106,41 +106,19 @@ class SQLiteDownloads:
     ) -> list[Refusal | None]:
         """``_begin`` of each of ``starts`` in turn, for downloads settled as they begin with
         no budget or cap to heed (see ``_plainly_settled``), in fewer statements: each
-        link's record read once and its downloads taken by one UPDATE (the write lock is
-        held: the record cannot change meanwhile), every row logged by one INSERT, each
-        day's bytes added once. Each download is let in or refused as ``_refusal`` would,
-        in the batch's order."""
+        link's downloads taken together (``_take``), every row logged by one INSERT, each
+        day's bytes added once."""
         # Lapsed leases as of the batch's latest second (one by one, each start sweeps at
         # its own; a batch is decided at once, as of then).
         self._sweep(db, max(start.now for start in starts), SWEEP_BATCH * len(starts))
-        refusals: list[Refusal | None] = [Refusal.LINK] * len(starts)
+        refusals: list[Refusal | None] = [None] * len(starts)
         by_link: dict[str, list[int]] = {}  # positions of each link's downloads
         for number, start in enumerate(starts):
             by_link.setdefault(start.link_id, []).append(number)
         for link_id, numbers in by_link.items():
-            record = db.execute(
-                "SELECT downloads, max_downloads, bytes_served FROM links"
-                " WHERE id = ? AND revoked_at IS NULL",
-                (link_id,),
-            ).fetchone()
-            if record is None:
-                continue
-            downloads, limit, served = record
-            first = None
-            for number in numbers:
-                start = starts[number]
-                if start.counted and limit is not None and downloads >= limit:
-                    continue
-                if start.byte_cap is not None and served + start.nbytes > start.byte_cap:
-                    continue
-                downloads, served = downloads + start.counted, served + start.nbytes
-                first = start.now if first is None else first
-                refusals[number] = None
-            if first is not None:
-                db.execute(
-                    TAKE,
-                    {"id": link_id, "downloads": downloads, "served": served, "now": first},
-                )
+            taken = self._take(db, link_id, [starts[number] for number in numbers])
+            for number, took in zip(numbers, taken, strict=True):
+                refusals[number] = None if took else Refusal.LINK
         days: dict[int, int] = {}
         rows = []
         for start, refusal in zip(starts, refusals, strict=True):
@@ -153,6 +131,36 @@ class SQLiteDownloads:
                 db.execute(ADD_EGRESS, {"day": day, "nbytes": nbytes})
         db.executemany(ADD_EVENT, rows)
         return refusals
+
+    def _take(
+        self, db: sqlite3.Connection, link_id: str, starts: list[DownloadStart]
+    ) -> list[bool]:
+        """Which of ``starts``, downloads of ``link_id`` in this order, the link lets in:
+        it is known and not revoked, a counted one fits under its download limit and each
+        under its byte cap. One read of the record and one update for all of them, within
+        the write transaction (the record cannot change in between)."""
+        record = db.execute(
+            "SELECT downloads, max_downloads, bytes_served FROM links"
+            " WHERE id = ? AND revoked_at IS NULL",
+            (link_id,),
+        ).fetchone()
+        if record is None:
+            return [False] * len(starts)
+        downloads, limit, served = record
+        taken, first = [], None
+        for start in starts:
+            took = not (start.counted and limit is not None and downloads >= limit) and not (
+                start.byte_cap is not None and served + start.nbytes > start.byte_cap
+            )
+            if took:
+                downloads, served = downloads + start.counted, served + start.nbytes
+                first = start.now if first is None else first
+            taken.append(took)
+        if first is not None:
+            db.execute(
+                TAKE, {"id": link_id, "downloads": downloads, "served": served, "now": first}
+            )
+        return taken
 
     def _counted_in_flight(self, db: sqlite3.Connection, session: str, now: int) -> bool:
         """Whether ``session`` has a counted download in flight, or one that arrived less
@@ -213,22 +221,7 @@ class SQLiteDownloads:
             ).fetchone()
             if held >= start.cap:
                 return Refusal.BUSY
-        cursor = db.execute(
-            """UPDATE links SET downloads = downloads + :counted,
-                   bytes_served = bytes_served + :nbytes,
-                   started_at = COALESCE(started_at, :now)
-               WHERE id = :id AND revoked_at IS NULL
-                 AND (:counted = 0 OR max_downloads IS NULL OR downloads < max_downloads)
-                 AND (:cap IS NULL OR bytes_served + :nbytes <= :cap)""",
-            {
-                "id": start.link_id,
-                "now": start.now,
-                "nbytes": start.nbytes,
-                "counted": int(start.counted),
-                "cap": start.byte_cap,
-            },
-        )
-        return None if cursor.rowcount == 1 else Refusal.LINK
+        return None if self._take(db, start.link_id, [start]) == [True] else Refusal.LINK
 
     def end_download(self, end: DownloadEnd) -> None:
         self._grouped(lambda db: self._settle(db, end))
