@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-# How configure_logging writes a record, as uvicorn writes its own.
+# How configure_logging writes a record, as uvicorn writes its own; an INFO one's start.
 FORMAT = "%(levelname)s:     %(message)s"
+_INFO = FORMAT % {"levelname": "INFO", "message": ""}
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -45,7 +46,7 @@ class Lines:
             return
         with handler.lock:  # as StreamHandler.emit holds it
             try:
-                handler.stream.write(f"INFO:     {message}\n")
+                handler.stream.write(_INFO + message + handler.terminator)
                 handler.stream.flush()
             except Exception:  # reported as logging reports it, and not written twice
                 handler.handleError(
@@ -62,7 +63,7 @@ def _sole_handler(logger: logging.Logger) -> _Handler | None:
     propagates to, each with its own level and filters (their loggers' are not asked)."""
     if logger.manager.disable >= logging.INFO or logger.disabled or logger.filters:
         return None
-    if logger.getEffectiveLevel() > logging.INFO:
+    if logger.getEffectiveLevel() > logging.INFO or logging.getLevelName(logging.INFO) != "INFO":
         return None
     found: _Handler | None = None
     current: logging.Logger | None = logger
@@ -73,7 +74,7 @@ def _sole_handler(logger: logging.Logger) -> _Handler | None:
             formatter = handler.formatter
             if handler.level > logging.INFO or type(formatter) is not logging.Formatter:
                 return None
-            if formatter._fmt != FORMAT:
+            if formatter._fmt != FORMAT or type(formatter._style) is not logging.PercentStyle:
                 return None
             found = handler
         if not current.propagate:
