@@ -16,8 +16,8 @@ from sesame.logs import Lines
 
 lines = Lines("sesame.access")
 
-# Where a download leaves its outcome for the line (the request's state), and an answer
-# its status.
+# Where a download leaves itself for the line (the request's state: its str() is what the
+# line says of it), and an answer its status.
 DOWNLOAD_NOTE = "sesame.download"
 STATUS_NOTE = "sesame.status"
 MAX_TARGET = 512  # characters of a request's path and query the line keeps

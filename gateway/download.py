@@ -24,7 +24,13 @@ from gateway.offload import accel_redirect, nginx_etag
 from gateway.offloop import Batches, off_loop
 from gateway.pacing import pacer
 from gateway.pages import Pages
-from gateway.previews import DOWNLOAD_PARAM, is_in_app_browser, is_preview, wants_landing
+from gateway.previews import (
+    DOWNLOAD_PARAM,
+    first_values,
+    is_in_app_browser,
+    is_preview,
+    wants_landing,
+)
 from gateway.ratelimit import limit_rate
 from gateway.responses import DOWNLOAD_HEADERS, DownloadResponse, head_response, not_satisfiable
 from sesame import ranges
@@ -64,7 +70,7 @@ class _Starting:
             if self.service.settings.offload == "nginx":
                 self.opened.close()
                 return _handed_to_nginx(self.service, started, self.opened, self.plan.status == 200)
-            return _response(self.service, self.request, started, self.opened, self.plan)
+            return _response(self.service, started, self.opened, self.plan)
         except BaseException:
             self.opened.close()
             raise
@@ -103,33 +109,40 @@ _batches = Batches(_decide_all)
 def _decide(request: Request, token: str, known: _Known | None = None) -> Response | _Starting:
     """One request, up to what only the store can say: its answer, or the download that
     waits for the store's word. ``known``: link records read for the same batch."""
-    limit_rate(request)
+    scope = request.scope
+    client = scope.get("client")
+    limit_rate(request, client[0] if client else "")
     state = request.app.state
     service: Service = state.service
-    headers = request.headers
-    visitor = Visitor(request.client.host if request.client else None, headers.get("user-agent"))
-    get = request.method == "GET"
+    headers = first_values(scope["headers"])
+    visitor = Visitor(client[0] if client else None, headers.get("user-agent"))
+    get = scope["method"] == "GET"
     ranged = get and "range" in headers
     records = None if known is None else known.setdefault(id(service), {})
     admitted = _refusing(service, visitor, lambda: service.downloads.admit(token, ranged, records))
-    looks = get and is_preview(headers)
+    looks = get and is_preview(visitor.user_agent or "", scope["headers"])
     if looks or (admitted.link.landing and not ranged and wants_landing(request)):
         return _page(service, request, admitted, visitor, looks)
     files: Files = state.files
     opened = files.open(admitted.link.file)
     try:
-        return _answer(service, request, admitted, visitor, opened)
+        return _answer(service, request, headers, admitted, visitor, opened)
     except BaseException:
         opened.close()
         raise
 
 
 def _answer(
-    service: Service, request: Request, admitted: Admitted, visitor: Visitor, opened: Opened
+    service: Service,
+    request: Request,
+    headers: dict[str, str],
+    admitted: Admitted,
+    visitor: Visitor,
+    opened: Opened,
 ) -> Response | _Starting:
     link = admitted.link
     offloaded = service.settings.offload == "nginx"
-    if request.method == "HEAD":
+    if request.scope["method"] == "HEAD":
         _refusing(service, visitor, admitted.check_open)
         _record(service, link.id, visitor, 200, Outcome.HEAD)
         opened.close()
@@ -137,7 +150,6 @@ def _answer(
             return _handed_to_nginx(service, None, opened)
         return head_response(opened, ranges.whole(opened.size))
     # Offloaded, nginx reads Range and If-Range again: plan only what it will send alike.
-    headers = request.headers
     if_range = headers.get("if-range")
     validators = (
         ()
@@ -164,15 +176,12 @@ def _answer(
     return _Starting(service, request, visitor, opened, plan, starting)
 
 
-def _response(
-    service: Service, request: Request, started: Download, opened: Opened, plan: ranges.Plan
-) -> Response:
+def _response(service: Service, started: Download, opened: Opened, plan: ranges.Plan) -> Response:
     async def finish(delivered: int, completed: bool) -> None:
         if started.start.settled and completed:
             started.finish(delivered, completed)  # nothing to settle: no trip to the store
         else:
             await off_loop(started.finish, delivered, completed)
-        _note(request, started)
 
     async def renew(delivered: int) -> None:
         await off_loop(started.renew, delivered)
@@ -240,8 +249,9 @@ def _note_refusal(service: Service, visitor: Visitor, exc: BaseException, link_i
 
 
 def _note(request: Request, started: Download) -> None:
-    """What the request's access line says of the download (see gateway.access)."""
-    request.scope.setdefault("state", {})[DOWNLOAD_NOTE] = started.note()
+    """The download the request's access line tells of (see gateway.access): as it is
+    when the line is written, once it is settled."""
+    request.scope.setdefault("state", {})[DOWNLOAD_NOTE] = started
 
 
 def _record(

@@ -64,13 +64,22 @@ MAX_REMEMBERED_AGENT = 512  # characters: a longer agent is looked at, not remem
 _PURPOSES = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"})  # names as sent
 
 
-def is_preview(headers: Headers) -> bool:
-    """True for a prefetch (``Sec-Purpose``, ``Purpose``, ``X-Purpose``, ``X-Moz``), a
-    known preview bot or link scanner, or an in-app browser that cannot save files."""
-    agent = headers.get("user-agent", "")
+def first_values(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """A request's headers (ASGI's, names in lower case) by name, each its first value, as
+    Starlette's ``Headers.get`` gives it: read once for a download's several looks at them."""
+    values: dict[str, str] = {}
+    for name, value in raw:
+        values.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return values
+
+
+def is_preview(agent: str, raw: list[tuple[bytes, bytes]]) -> bool:
+    """True for a prefetch (a ``Sec-Purpose``, ``Purpose``, ``X-Purpose`` or ``X-Moz`` among
+    the ``raw`` headers), a known preview bot or link scanner (its user ``agent``), or an
+    in-app browser that cannot save files."""
     if _looks(agent) if len(agent) <= MAX_REMEMBERED_AGENT else _looks.__wrapped__(agent):
         return True
-    for name, value in headers.raw:
+    for name, value in raw:
         if name in _PURPOSES:
             words = value.lower()
             if b"prefetch" in words or b"preview" in words or b"prerender" in words:

@@ -21,9 +21,9 @@ class ClientRateLimit(Window):
             raise RateLimited(wait)
 
 
-def limit_rate(request: Request) -> None:
-    """The app's rate limit, if one is set, for the request's client (it may ask Redis:
-    call it off the event loop)."""
+def limit_rate(request: Request, client: str) -> None:
+    """The app's rate limit, if one is set, for the request's ``client`` address (it may
+    ask Redis: call it off the event loop)."""
     limit: ClientRateLimit | None = request.app.state.rate_limit
     if limit is not None:
-        limit.check(request.client.host if request.client else "")
+        limit.check(client)

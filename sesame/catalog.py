@@ -32,6 +32,7 @@ class Catalog:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(os.path.realpath(root))
+        self._beneath = os.path.join(self.root, "")  # the root's path and a separator
         self._hashes: dict[tuple[str, int, int, int], str] = {}
         self._lock = threading.Lock()
 
@@ -75,7 +76,7 @@ class Catalog:
         parts = _parts(name)
         if len(parts) == 1:  # right beneath the root: one call, its name's own link refused
             try:
-                fd = os.open(os.path.join(self.root, parts[0]), _FILE_FLAGS)
+                fd = os.open(self._beneath + parts[0], _FILE_FLAGS)
             except OSError:
                 raise FileMissing(name) from None
             return _regular(name, fd)

@@ -115,8 +115,8 @@ class Download:
         self.finished = event
         return event
 
-    def note(self) -> str:
-        """What the request's access line says of the download."""
+    def __str__(self) -> str:
+        """What the request's access line says of the download, as it stands."""
         event = self.finished or self.begun
         return f"link {self.start.link_id} {self.access}, {event.bytes_sent} bytes, {event.outcome}"
 
