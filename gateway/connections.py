@@ -93,6 +93,9 @@ class LimitedProtocol(ZeroCopyProtocol):
         self.timeout_keep_alive = self.limits.keep_alive_timeout
         self._head_bytes = 0
         self._in_head = True  # waiting for (the rest of) a request's head
+        self._head_began = 0.0  # when, by the event loop's clock
+        # Armed as a head begins; left armed as it ends, and it looks again when it fires: a
+        # timer per connection every header_timeout, not two timer calls per request.
         self._head_deadline: asyncio.TimerHandle | None = None
         self._tap: Tap | None = None
 
@@ -108,7 +111,8 @@ class LimitedProtocol(ZeroCopyProtocol):
         if len(self.connections) > self.limits.max_connections:
             transport.abort()  # no answer: an answer costs what the cap is there to save
             return
-        self._arm_head_deadline()
+        self._head_began = self.loop.time()
+        self._arm_head_deadline(self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
@@ -127,12 +131,12 @@ class LimitedProtocol(ZeroCopyProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._arm_head_deadline()
+        self._head_began = self.loop.time()
+        self._arm_head_deadline(self.limits.header_timeout)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
-        self._disarm_head_deadline()
         super().on_headers_complete()
 
     def _refuse_head(self) -> None:
@@ -141,11 +145,9 @@ class LimitedProtocol(ZeroCopyProtocol):
             self.transport.close()
         self._disarm_head_deadline()
 
-    def _arm_head_deadline(self) -> None:
+    def _arm_head_deadline(self, delay: float) -> None:
         if self._head_deadline is None:
-            self._head_deadline = self.loop.call_later(
-                self.limits.header_timeout, self._head_too_late
-            )
+            self._head_deadline = self.loop.call_later(delay, self._head_too_late)
 
     def _disarm_head_deadline(self) -> None:
         if self._head_deadline is not None:
@@ -154,5 +156,10 @@ class LimitedProtocol(ZeroCopyProtocol):
 
     def _head_too_late(self) -> None:
         self._head_deadline = None
-        if self._in_head and not self.transport.is_closing():
+        if not self._in_head or self.transport.is_closing():
+            return  # armed for a head that came in time; the next head arms it again
+        left = self._head_began + self.limits.header_timeout - self.loop.time()
+        if left > 0:  # a later head than the one it was armed for
+            self._arm_head_deadline(left)
+        else:
             self.transport.close()

@@ -80,6 +80,26 @@ def test_a_slow_head_is_closed_on_time(gateway: str) -> None:
     assert elapsed < 3
 
 
+def test_a_later_heads_deadline_runs_from_its_own_start(gateway: str) -> None:
+    """On a kept-alive connection, a second head that begins 0.6 s after the first and
+    dawdles is cut off a full deadline (1 s) after it began: not sooner, when the timer
+    armed for the first head fires, nor never."""
+    with connect(gateway) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(0.6)  # the client's own pause between its requests
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        began = time.monotonic()
+        try:
+            for _ in range(40):  # would take 8 s in all
+                sock.sendall(b"X-Slow: a\r\n")
+                time.sleep(0.2)  # the client's own pace, not a wait for an expiry
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        elapsed = time.monotonic() - began + closed_after(sock)
+    assert 0.9 < elapsed < 3
+
+
 def test_an_idle_keep_alive_connection_is_closed(gateway: str) -> None:
     """After an answer, a keep-alive connection with no next request closes after 1 s."""
     with connect(gateway) as sock:
