@@ -31,7 +31,7 @@ from gateway.previews import (
     is_preview,
     wants_landing,
 )
-from gateway.ratelimit import limit_rate
+from gateway.ratelimit import ClientRateLimit
 from gateway.responses import DOWNLOAD_HEADERS, DownloadResponse, head_response, not_satisfiable
 from sesame import ranges
 from sesame.downloads import Admitted, Download, Starting
@@ -111,11 +111,14 @@ def _decide(request: Request, token: str, known: _Known | None = None) -> Respon
     waits for the store's word. ``known``: link records read for the same batch."""
     scope = request.scope
     client = scope.get("client")
-    limit_rate(request, client[0] if client else "")
+    host = client[0] if client else None
     state = request.app.state
+    limit: ClientRateLimit | None = state.rate_limit
+    if limit is not None:
+        limit.check(host or "")
     service: Service = state.service
     headers = first_values(scope["headers"])
-    visitor = Visitor(client[0] if client else None, headers.get("user-agent"))
+    visitor = Visitor(host, headers.get("user-agent"))
     get = scope["method"] == "GET"
     ranged = get and "range" in headers
     records = None if known is None else known.setdefault(id(service), {})

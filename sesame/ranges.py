@@ -7,8 +7,9 @@ is no second parser behind it.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_SPANS = 16  # more spans than this, once merged, are answered with the whole file
 MAX_ITEMS = 256  # a header listing more ranges than this is refused (416) unread
@@ -25,11 +26,10 @@ class Plan:
     status: int
     spans: tuple[Span, ...]
     size: int
+    nbytes: int = field(init=False, repr=False, compare=False)  # the file's bytes sent
 
-    @property
-    def nbytes(self) -> int:
-        """The file's bytes that will be sent."""
-        return sum(end - start for start, end in self.spans)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nbytes", sum(end - start for start, end in self.spans))
 
     @property
     def whole(self) -> bool:
@@ -43,8 +43,9 @@ class Plan:
         return self.status == 200 or (bool(self.spans) and self.spans[-1][1] == self.size)
 
 
+@functools.lru_cache(maxsize=1024)
 def whole(size: int) -> Plan:
-    """The whole file, 200."""
+    """The whole file, 200 (one for each size: a plan is a value)."""
     return Plan(200, ((0, size),) if size else (), size)
 
 
