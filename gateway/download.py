@@ -38,6 +38,7 @@ from sesame.downloads import Admitted, Download, Starting
 from sesame.errors import LinkExhausted, LinkRevoked, Unavailable
 from sesame.models import Link, Outcome, Visitor
 from sesame.service import Service
+from sesame.values import quick_init
 
 T = TypeVar("T")
 RENEWALS_PER_LEASE = 3
@@ -49,6 +50,7 @@ async def download(request: Request, token: str) -> Response:
     return await _batches((request, token))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Starting:
     """A download that has only its store's word to wait for (``begun``)."""

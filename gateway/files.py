@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from email.utils import formatdate
 
 from sesame.catalog import Catalog
+from sesame.values import quick_init
 
 MAX_BODIES = 64 * 1024 * 1024  # bytes of all kept bodies together; past it they start over
 
 Version = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Opened:
     """One request's open file: its descriptor (the request closes it), its stat, its

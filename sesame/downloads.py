@@ -36,11 +36,13 @@ from sesame.models import (
 from sesame.ranges import Plan
 from sesame.settings import Settings
 from sesame.store import Store
+from sesame.values import quick_init
 
 # How long a download handed to nginx keeps its place if nginx's report never comes.
 OFFLOADED_LEASE = 6 * 3600
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """A link a token opens. ``late``: the link has expired, but within the resume grace of
@@ -121,6 +123,7 @@ class Download:
         return f"link {self.start.link_id} {self.access}, {event.bytes_sent} bytes, {event.outcome}"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Starting:
     """A download about to begin: what its link's store is asked (``start``)."""

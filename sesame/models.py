@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from sesame.values import quick_init
+
 
 def utc(timestamp: float) -> datetime:
     """A Unix timestamp as an aware UTC datetime."""
@@ -145,6 +147,7 @@ def clip(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DownloadEvent:
     """One request that reached a link's record. What the client wrote itself (its
@@ -168,6 +171,7 @@ class DownloadEvent:
             object.__setattr__(self, "client_ip", clip(self.client_ip, MAX_CLIENT_IP))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Visitor:
     """Who asks, as the download log keeps it."""
@@ -185,6 +189,7 @@ class Refusal(StrEnum):
     LINK = "link"  # the link is unknown, revoked, used up, or over its byte cap
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DownloadStart:
     """What beginning one download asks of the store, all or nothing: ``nbytes`` reserved
@@ -218,6 +223,7 @@ class DownloadStart:
     piece: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DownloadEnd:
     """What settling one download asks of the store: ``extra_bytes`` (sent minus reserved;

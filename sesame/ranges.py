@@ -11,6 +11,8 @@ import functools
 import re
 from dataclasses import dataclass, field
 
+from sesame.values import quick_init
+
 MAX_SPANS = 16  # more spans than this, once merged, are answered with the whole file
 MAX_ITEMS = 256  # a header listing more ranges than this is refused (416) unread
 
@@ -18,6 +20,7 @@ Span = tuple[int, int]  # first byte, one past the last
 _SINGLE = re.compile(r"bytes=(\d{1,19}-\d{0,19}|-\d{1,19})", re.ASCII)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The answer to a GET for a file of ``size`` bytes: 200 with the whole file, 206 with
