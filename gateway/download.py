@@ -42,7 +42,28 @@ from sesame.values import quick_init
 
 T = TypeVar("T")
 RENEWALS_PER_LEASE = 3
-_Known = dict[int, dict[str, Link | None]]  # by id() of their service, link records by id
+
+
+@dataclass(slots=True)
+class _Gateway:
+    """What a batch's requests need of their app: its state, read once for the batch
+    (Starlette's State answers each attribute through ``__getattr__``, after a miss), and
+    the link records read so far, by id."""
+
+    service: Service
+    files: Files
+    rate_limit: ClientRateLimit | None
+    records: dict[str, Link | None]
+
+    @classmethod
+    def of(cls, request: Request, known: dict[int, _Gateway]) -> _Gateway:
+        """The request's app's, from those ``known`` for the batch (by id of the app)."""
+        app = request.scope["app"]
+        gateway = known.get(id(app))
+        if gateway is None:
+            state = app.state
+            gateway = known[id(app)] = cls(state.service, state.files, state.rate_limit, {})
+        return gateway
 
 
 async def download(request: Request, token: str) -> Response:
@@ -82,10 +103,10 @@ def _decide_all(requests: list[tuple[Request, str]]) -> list[Response | BaseExce
     """Everything before the bodies of a batch of requests, in a worker thread: each as
     ``_decide`` alone would, the downloads of one gateway begun in one trip to its store."""
     answers: list[Response | _Starting | BaseException] = []
-    known: _Known = {}  # link records, each read once for the whole batch
+    gateways: dict[int, _Gateway] = {}
     for request, token in requests:
         try:
-            answers.append(_decide(request, token, known))
+            answers.append(_decide(request, token, _Gateway.of(request, gateways)))
         except Exception as exc:
             answers.append(exc)
     starting = [answer for answer in answers if isinstance(answer, _Starting)]
@@ -108,28 +129,25 @@ def _decide_all(requests: list[tuple[Request, str]]) -> list[Response | BaseExce
 _batches = Batches(_decide_all)
 
 
-def _decide(request: Request, token: str, known: _Known | None = None) -> Response | _Starting:
+def _decide(request: Request, token: str, gateway: _Gateway) -> Response | _Starting:
     """One request, up to what only the store can say: its answer, or the download that
-    waits for the store's word. ``known``: link records read for the same batch."""
+    waits for the store's word."""
     scope = request.scope
     client = scope.get("client")
     host = client[0] if client else None
-    state = request.app.state
-    limit: ClientRateLimit | None = state.rate_limit
-    if limit is not None:
-        limit.check(host or "")
-    service: Service = state.service
+    if gateway.rate_limit is not None:
+        gateway.rate_limit.check(host or "")
+    service = gateway.service
     headers = first_values(scope["headers"])
     visitor = Visitor(host, headers.get("user-agent"))
     get = scope["method"] == "GET"
     ranged = get and "range" in headers
-    records = None if known is None else known.setdefault(id(service), {})
+    records = gateway.records
     admitted = _refusing(service, visitor, lambda: service.downloads.admit(token, ranged, records))
     looks = get and is_preview(visitor.user_agent or "", scope["headers"])
     if looks or (admitted.link.landing and not ranged and wants_landing(request)):
         return _page(service, request, admitted, visitor, looks)
-    files: Files = state.files
-    opened = files.open(admitted.link.file)
+    opened = gateway.files.open(admitted.link.file)
     try:
         return _answer(service, request, headers, admitted, visitor, opened)
     except BaseException:
