@@ -72,11 +72,14 @@ class DownloadResponse(Response):
         self.progress, sent, delivered = 0, False, 0
         try:
             note_status(scope, self.plan.status)  # for the access line
-            start = {"type": "http.response.start", "status": self.plan.status}
-            await send({**start, "headers": self.head})
-            if delivery is not None:
-                delivery.start(at_once=self.kept)  # count the body's bytes only
-            await self._body(scope, send)
+            if self.kept and zerocopy.WHOLE in scope.get("extensions", {}):
+                await self._send_whole(send, delivery)
+            else:
+                start = {"type": "http.response.start", "status": self.plan.status}
+                await send({**start, "headers": self.head})
+                if delivery is not None:
+                    delivery.start(at_once=self.kept)  # count the body's bytes only
+                await self._body(scope, send)
             # uvicorn drops what is sent once the client has gone, without a word: with a
             # delivery, settling sees those bytes were never acknowledged; without one, ask.
             # (Not "is it disconnected": a server that stops closes the connection itself
@@ -129,6 +132,16 @@ class DownloadResponse(Response):
             await sender(send, start, end, bool(self.boundary) or number + 1 < len(self.plan.spans))
         if self.boundary:
             await self._send_bytes(send, f"\r\n--{self.boundary}--\r\n".encode(), more=False)
+
+    async def _send_whole(self, send: Send, delivery: Delivery | None) -> None:
+        """The kept body and its head in one message (gateway.zerocopy's WHOLE)."""
+        body = self.opened.body
+        assert body is not None
+        if delivery is not None:
+            delivery.start(at_once=True)  # nothing is written before the message is
+        status = self.plan.status
+        await send({"type": zerocopy.WHOLE, "status": status, "headers": self.head, "body": body})
+        self.progress += len(body)
 
     async def _send_bytes(self, send: Send, data: bytes, more: bool) -> None:
         await send({"type": "http.response.body", "body": data, "more_body": more})

@@ -13,6 +13,10 @@ would send the bytes unencrypted), the extension is not offered and responses st
 The same cycle keeps a response's head (uvicorn writes it as soon as the response starts)
 until the first body message, and writes both together: a small file's whole answer is one
 system call and one TCP segment rather than two, and a zero-copy body still follows its head.
+It also takes a whole response in one message, ``{"type": "sesame.response.whole", "status":
+s, "headers": h, "body": b}`` with ``h`` a Head: written as uvicorn would write its start and
+its body, in that one write, without either message's round through uvicorn's ``send``
+(about a tenth of a small download's time, measured); offered where zero-copy is.
 Headers given as a ``Head`` (a kept file's, the same for every download of it) are checked
 and written out once, not on every response: uvicorn's loop over them, two regular
 expressions a header, was a sixth of a small download's time in the event loop (measured).
@@ -37,6 +41,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import is_ssl
 
 EXTENSION = "http.response.zerocopy"
+WHOLE = "sesame.response.whole"  # a whole response, head and body, in one message
 
 # Bytes per os.sendfile call; the socket takes what fits and the rest waits for room.
 _STEP = 16 * 1024 * 1024
@@ -106,18 +111,21 @@ class ZeroCopyProtocol(HttpToolsProtocol):
         # A new request made a new cycle for this scope (an upgrade request makes none).
         if cycle is not None and cycle.scope is self.scope and type(cycle) is RequestResponseCycle:
             cycle.__class__ = _ZeroCopyCycle
-            self.scope.setdefault("extensions", {})[EXTENSION] = {}
+            extensions = self.scope.setdefault("extensions", {})
+            extensions[EXTENSION] = extensions[WHOLE] = {}
 
 
 class _ZeroCopyCycle(RequestResponseCycle):
-    """A request-response cycle that also takes zero-copy body messages, and writes a
-    response's head together with its body's first bytes. ``dropped``: what it kept for
-    one write never reached the socket (gateway.delivery reads it)."""
+    """A request-response cycle that also takes zero-copy body messages and whole responses,
+    and writes a response's head together with its body's first bytes. ``dropped``: what it
+    had for one write never reached the socket (gateway.delivery reads it)."""
 
     dropped = False
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
+        if kind == WHOLE:
+            return await self._whole(message["status"], message["headers"], message["body"])
         if kind == "http.response.start" and not self.response_started:
             return await self._gather_head(message)
         gathered = self.transport
@@ -158,11 +166,41 @@ class _ZeroCopyCycle(RequestResponseCycle):
             headers = message.get("headers")
             defaults = _defaults(self.default_headers) if type(headers) is Head else None
             if defaults is not None and self._plain():
-                return self._start(message["status"], defaults, headers, gathering)
+                gathering.write(self._start(message["status"], defaults, headers))
+                return
             await super().send(message)
         except BaseException:
             self.transport = self._released(gathering)
             raise
+
+    async def _whole(self, status: int, headers: Head, body: bytes) -> None:
+        """A whole response (WHOLE): what uvicorn's ``send`` does with its start and then
+        its body, in one write, when that is all it would do; else through it, in turn."""
+        defaults = _defaults(self.default_headers) if type(headers) is Head else None
+        if (
+            defaults is None
+            or self.response_started
+            or not self._plain()
+            or headers.length != len(body)
+            or self.scope["method"] == "HEAD"
+        ):
+            await self.send({"type": "http.response.start", "status": status, "headers": headers})
+            await self.send({"type": "http.response.body", "body": body})
+            return
+        head = self._start(status, defaults, headers)
+        transport = self.transport
+        if transport.is_closing():
+            self.dropped = True  # a closing transport takes nothing more
+        else:
+            transport.writelines([head, body])
+            self.dropped = transport.is_closing()  # see _Gathering._flush
+        # What uvicorn's send does once a body ends.
+        self.expected_content_length = 0
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            transport.close()
+        self.on_response()
 
     def _released(self, gathering: _Gathering) -> asyncio.Transport:
         transport = gathering.release()
@@ -179,8 +217,9 @@ class _ZeroCopyCycle(RequestResponseCycle):
             or self.chunked_encoding is not None
         )
 
-    def _start(self, status: int, defaults: bytes, headers: Head, gathering: _Gathering) -> None:
-        """What uvicorn's ``send`` does with a response's start, for headers checked once."""
+    def _start(self, status: int, defaults: bytes, headers: Head) -> bytes:
+        """What uvicorn's ``send`` does with a response's start, for headers checked once:
+        the head it would write."""
         self.response_started = True
         self.waiting_for_100_continue = False
         content = [STATUS_LINE[status], defaults, headers.block]
@@ -189,7 +228,7 @@ class _ZeroCopyCycle(RequestResponseCycle):
         content.append(b"\r\n")
         self.expected_content_length = headers.length
         self.chunked_encoding = False
-        gathering.write(b"".join(content))
+        return b"".join(content)
 
     async def _sendfile(self, file: IO[bytes] | int, offset: int, count: int) -> int:
         """Send ``count`` bytes of ``file`` (a file or a descriptor) from ``offset``; fewer

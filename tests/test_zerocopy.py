@@ -428,6 +428,10 @@ def test_a_response_head_leaves_with_its_first_body_bytes(tmp_path: Path) -> Non
         path = scope["path"]
         length = b"10" if path == "/zerocopy" else b"5"
         headers = [(b"content-length", length)]
+        if path == "/whole":
+            head = zerocopy.Head(headers)
+            await send({"type": zerocopy.WHOLE, "status": 200, "headers": head, "body": b"hello"})
+            return
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         if path == "/fails":
             raise RuntimeError("the app fails after its head")
@@ -442,6 +446,9 @@ def test_a_response_head_leaves_with_its_first_body_bytes(tmp_path: Path) -> Non
         assert response.content == b"hello"
         assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
         assert writes[0].endswith(b"\r\n\r\nhello")
+        writes.clear()
+        assert httpx.get(url + "/whole").content == b"hello"
+        assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
         writes.clear()
         assert httpx.get(url + "/zerocopy").content == b"z" * 10  # head, then the kernel's
         writes.clear()
@@ -467,28 +474,44 @@ def _raw(url: str, request: bytes) -> bytes:
 
 
 def test_headers_written_out_once_leave_as_uvicorn_writes_them() -> None:
-    """A response whose headers are a Head (written out once) leaves byte for byte as the
-    same headers in a list, which uvicorn writes itself: with the server's defaults, names
-    lowercased, and Connection: close when the client asked for it; with uvicorn's own
-    access log on too. A Head refuses headers uvicorn would refuse or act on."""
+    """A response whose headers are a Head (written out once), sent as its two messages or
+    as one whole response, leaves byte for byte as the same headers in a list, which
+    uvicorn writes itself: with the server's defaults, names lowercased, and Connection:
+    close when the client asked for it; with uvicorn's own access log on too; and a kept-
+    alive connection's next request is answered after it. A Head refuses headers uvicorn
+    would refuse or act on."""
     headers = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"5"), (b"ETag", b'"x"')]
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        given = zerocopy.Head(headers) if scope["path"] == "/head" else list(headers)
+        given = zerocopy.Head(headers) if scope["path"] != "/list" else list(headers)
+        if scope["path"] == "/whole":
+            assert zerocopy.WHOLE in scope["extensions"]
+            await send({"type": zerocopy.WHOLE, "status": 206, "headers": given, "body": b"hello"})
+            return
         await send({"type": "http.response.start", "status": 206, "headers": given})
         await send({"type": "http.response.body", "body": b"hello"})
 
     close = b"Host: x\r\nConnection: close\r\n\r\n"
     for access_log in (False, True):
         with serving(app, ZeroCopyProtocol, access_log=access_log) as url:  # type: ignore[arg-type]
-            head = _raw(url, b"GET /head HTTP/1.1\r\n" + close)
-            assert head == _raw(url, b"GET /list HTTP/1.1\r\n" + close)
-            assert head.startswith(b"HTTP/1.1 206 Partial Content\r\nserver: uvicorn\r\n")
-            assert b"\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n" in head
-            assert head.endswith(b'etag: "x"\r\nconnection: close\r\n\r\nhello')
+            listed = _raw(url, b"GET /list HTTP/1.1\r\n" + close)
+            for path in (b"/head", b"/whole"):
+                assert _raw(url, b"GET " + path + b" HTTP/1.1\r\n" + close) == listed
+            assert listed.startswith(b"HTTP/1.1 206 Partial Content\r\nserver: uvicorn\r\n")
+            assert b"\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n" in listed
+            assert listed.endswith(b'etag: "x"\r\nconnection: close\r\n\r\nhello')
             # HTTP/1.0 without keep-alive: closed by uvicorn's rule, said as uvicorn says it.
-            old = _raw(url, b"GET /head HTTP/1.0\r\n\r\n")
-            assert old == _raw(url, b"GET /list HTTP/1.0\r\n\r\n")
+            old = _raw(url, b"GET /list HTTP/1.0\r\n\r\n")
+            assert _raw(url, b"GET /head HTTP/1.0\r\n\r\n") == old
+            assert _raw(url, b"GET /whole HTTP/1.0\r\n\r\n") == old
+
+            # Two requests at once on one connection: the second waits for the first's end.
+            def twice(path: bytes) -> bytes:
+                kept = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                return _raw(url, kept + b"GET " + path + b" HTTP/1.1\r\n" + close)
+
+            both = twice(b"/list")
+            assert both.count(b"hello") == 2 and twice(b"/whole") == both
     for bad in (
         [(b"x", b"a\nb"), (b"content-length", b"1")],
         [(b"content-length", b"1"), (b"Connection", b"close")],
