@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import pickle
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -13,29 +14,26 @@ from sesame.ranges import plan, whole
 from sesame.values import quick_init
 
 
-@dataclass(frozen=True, slots=True)
-class Plain:
-    name: str
-    size: int
-    note: str | None = None
-    total: int = field(init=False, default=0)
-    twice: int = field(init=False, repr=False, compare=False)
+def _value() -> type[Any]:
+    """A new frozen, slotted dataclass with defaults, fields outside __init__ and a
+    __post_init__ (each call makes another class, of the same fields)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "twice", 2 * self.size)
+    @dataclass(frozen=True, slots=True)
+    class Value:
+        name: str
+        size: int
+        note: str | None = None
+        total: int = field(init=False, default=0)
+        twice: int = field(init=False, repr=False, compare=False)
+
+        def __post_init__(self) -> None:
+            object.__setattr__(self, "twice", 2 * self.size)
+
+    return Value
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class Quick:
-    name: str
-    size: int
-    note: str | None = None
-    total: int = field(init=False, default=0)
-    twice: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "twice", 2 * self.size)
+Plain = _value()
+Quick = quick_init(_value())
 
 
 def test_it_is_made_as_the_dataclass_would_make_it() -> None:
@@ -45,23 +43,23 @@ def test_it_is_made_as_the_dataclass_would_make_it() -> None:
         ((), {"name": "a", "size": 2}),
     ]:
         plain, quick = Plain(*args, **kwargs), Quick(*args, **kwargs)
-        assert repr(quick) == repr(plain).replace("Plain", "Quick")
+        assert repr(quick) == repr(plain)
         assert dataclasses.astuple(quick) == dataclasses.astuple(plain)
         assert (quick.total, quick.twice) == (plain.total, plain.twice)
     assert Quick("a", 1) == Quick("a", 1) != Quick("a", 2)
     assert hash(Quick("a", 1)) == hash(Quick("a", 1))
     assert dataclasses.replace(Quick("a", 1), size=3) == Quick("a", 3)
-    assert pickle.loads(pickle.dumps(Quick("a", 1, "n"))) == Quick("a", 1, "n")
+    assert copy.deepcopy(Quick("a", 1, "n")) == Quick("a", 1, "n")
 
 
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: Quick("a"),  # type: ignore[call-arg]
-        lambda: Quick("a", 1, "n", 4),  # type: ignore[call-arg]
-        lambda: Quick("a", 1, colour="red"),  # type: ignore[call-arg]
-        lambda: Quick("a", 1, total=3),  # type: ignore[call-arg]
-        lambda: Quick("a", name="b", size=1),  # type: ignore[misc]
+        lambda: Quick("a"),
+        lambda: Quick("a", 1, "n", 4),
+        lambda: Quick("a", 1, colour="red"),
+        lambda: Quick("a", 1, total=3),
+        lambda: Quick("a", name="b", size=1),
     ],
 )
 def test_wrong_arguments_are_refused_as_before(make: object) -> None:
@@ -72,11 +70,11 @@ def test_wrong_arguments_are_refused_as_before(make: object) -> None:
 def test_it_stays_frozen() -> None:
     quick = Quick("a", 1)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        quick.size = 2  # type: ignore[misc]
+        quick.size = 2
     # Any other name is refused as the dataclass itself refuses it (how, varies by Python).
     for value in (Plain("a", 1), quick):
         with pytest.raises(Exception) as refused:
-            value.colour = "red"  # type: ignore[attr-defined]
+            value.colour = "red"
         assert refused.type in (TypeError, AttributeError)
 
 
