@@ -93,9 +93,13 @@ class LimitedProtocol(ZeroCopyProtocol):
         self.timeout_keep_alive = self.limits.keep_alive_timeout
         self._head_bytes = 0
         self._in_head = True  # waiting for (the rest of) a request's head
-        self._head_began = 0.0  # when, by the event loop's clock
-        # Armed as a head begins; left armed as it ends, and it looks again when it fires: a
-        # timer per connection every header_timeout, not two timer calls per request.
+        # When the head the deadline runs for began, by the event loop's clock: the first
+        # head's as the connection was made, a later one's at its first byte.
+        self._head_began = 0.0
+        self._heads_done = False  # a head has come whole on this connection
+        # Armed as the connection is made and as a head begins; left armed as a head ends,
+        # and it looks again when it fires: a timer per connection every header_timeout at
+        # most, not two timer calls per request.
         self._head_deadline: asyncio.TimerHandle | None = None
         self._tap: Tap | None = None
 
@@ -131,11 +135,14 @@ class LimitedProtocol(ZeroCopyProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._head_began = self.loop.time()
-        self._arm_head_deadline(self.limits.header_timeout)
+        now = self.loop.time()
+        if self._heads_done:  # the first head's deadline runs from the connection's start
+            self._head_began = now
+        self._arm_head_deadline(self._head_began + self.limits.header_timeout - now)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._heads_done = True
         self._head_bytes = 0
         super().on_headers_complete()
 

@@ -103,10 +103,12 @@ class Delivery:
         still holds: two system calls fewer. Only if nothing can hold that write back or
         drop it meanwhile (writes paused, the client gone, the transport closing); a write
         that then fails (``dropped``) is taken to have sent none of the body."""
-        self.base = None if at_once and self._clear() else self.written()
+        self.base = None if at_once and self.clear() else self.written()
         self.started = True
 
-    def _clear(self) -> bool:
+    def clear(self) -> bool:
+        """Whether nothing can hold a write back or drop it now: writes not paused, the
+        client not gone, the transport not closing."""
         cycle = self.cycle
         flow = getattr(cycle, "flow", None)
         return not (

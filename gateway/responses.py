@@ -72,7 +72,10 @@ class DownloadResponse(Response):
         self.progress, sent, delivered = 0, False, 0
         try:
             note_status(scope, self.plan.status)  # for the access line
-            if self.kept and zerocopy.WHOLE in scope.get("extensions", {}):
+            # Whole, only when its write cannot wait (its head would be counted as body
+            # then: the body's start is measured before the head has gone).
+            whole = self.kept and zerocopy.WHOLE in scope.get("extensions", {})
+            if whole and (delivery is None or delivery.clear()):
                 await self._send_whole(send, delivery)
             else:
                 start = {"type": "http.response.start", "status": self.plan.status}
@@ -138,7 +141,7 @@ class DownloadResponse(Response):
         body = self.opened.body
         assert body is not None
         if delivery is not None:
-            delivery.start(at_once=True)  # nothing is written before the message is
+            delivery.start(at_once=True)  # nothing is written before the message is, at once
         status = self.plan.status
         await send({"type": zerocopy.WHOLE, "status": status, "headers": self.head, "body": body})
         self.progress += len(body)

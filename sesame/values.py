@@ -28,6 +28,13 @@ def quick_init(cls: type[T]) -> type[T]:
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__} is not a frozen dataclass with slots")
+    made = cls.__init__
+    # dataclasses writes its __init__ as source and runs it ("<string>"); one of the class's
+    # own is not for this to replace.
+    if not params.init or getattr(made, "__code__", None) is None:
+        raise TypeError(f"{cls.__name__}'s __init__ is not the dataclass's")
+    if made.__code__.co_filename != "<string>":
+        raise TypeError(f"{cls.__name__}'s __init__ is not the dataclass's")
     names: dict[str, Any] = {}  # what the generated code refers to, by its name there
     arguments: list[str] = []
     lines: list[str] = []
@@ -46,8 +53,8 @@ def quick_init(cls: type[T]) -> type[T]:
             lines.append(f"    _set_{field.name}(self, {field.name})")
         elif field.default is not dataclasses.MISSING:
             lines.append(f"    _set_{field.name}(self, _default_{field.name})")
-    made = inspect.signature(cls.__init__)
-    if [p for p in made.parameters if p != "self"] != [a.partition("=")[0] for a in arguments]:
+    taken = inspect.signature(made).parameters
+    if [p for p in taken if p != "self"] != [a.partition("=")[0] for a in arguments]:
         raise TypeError(f"{cls.__name__}'s __init__ takes what its fields do not say")
     if hasattr(cls, "__post_init__"):
         lines.append("    self.__post_init__()")
@@ -56,5 +63,6 @@ def quick_init(cls: type[T]) -> type[T]:
     init = names["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
+    init.__annotations__ = dict(made.__annotations__)
     cls.__init__ = init  # type: ignore[method-assign]
     return cls

@@ -232,6 +232,27 @@ def running_gateway(
 
 
 @contextmanager
+def gateway_of_files(home: Path, files: Mapping[str, bytes]) -> Iterator[tuple[str, Service]]:
+    """A gateway process over ``files`` (written into ``home/files``, state in ``home``,
+    its output in ``home/gateway.log``), and a service on the same store; yields its base
+    URL and that service."""
+    folder = write_files(home / "files", files)
+    settings = make_settings(home, files_dir=folder)
+    service = Service.from_settings(settings)
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(folder),
+        data_dir=str(home / "data"),
+        store_url=settings.resolved_store_url,
+    )
+    try:
+        with running_gateway(env, home / "gateway.log") as url:
+            yield url, service
+    finally:
+        service.store.close()
+
+
+@contextmanager
 def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
     """A private redis-server on loopback ``port`` (a free one if not given), keeping nothing
     on disk, until the block ends; yields its URL. Its log is ``folder``/redis.log."""

@@ -96,6 +96,17 @@ def test_a_later_heads_deadline_runs_from_its_own_start(gateway: str) -> None:
         assert 0.9 < dawdle(sock) < 3
 
 
+def test_a_first_head_begun_late_is_cut_off_a_deadline_after_connecting(gateway: str) -> None:
+    """The first head's deadline runs from the connection: a client that says nothing for
+    0.8 s and then dawdles is closed about 1 s after it connected, not 1 s after its first
+    byte."""
+    with connect(gateway) as sock:
+        connected = time.monotonic()
+        time.sleep(0.8)  # the client's own silence before its first byte
+        dawdle(sock)
+        assert time.monotonic() - connected < 1.6
+
+
 def test_an_idle_keep_alive_connection_is_closed(gateway: str) -> None:
     """After an answer, a keep-alive connection with no next request closes after 1 s."""
     with connect(gateway) as sock:

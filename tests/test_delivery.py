@@ -14,11 +14,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from gateway import delivery
 from gateway.delivery import Delivery, Tap
+from sesame.models import DownloadEvent, Outcome
+from sesame.service import Service
+from tests.support import gateway_of_files
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
 
@@ -170,3 +174,75 @@ def test_a_write_that_may_wait_or_be_dropped_is_measured_as_it_starts(
     each.start(at_once=True)
     assert each.base is not None
     each.close()
+
+
+KEPT = 64 * 1024  # the largest file kept in memory by default (SESAME_MEMORY_FILE_SIZE)
+PIPELINED = 100  # kept answers enough to fill the socket's buffers, then the transport's
+
+
+@pytest.fixture(scope="module")
+def kept_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Service]]:
+    """A real gateway process sharing a 64 KiB file (kept in memory), and its service."""
+    with gateway_of_files(tmp_path_factory.mktemp("kept"), {"small.bin": os.urandom(KEPT)}) as made:
+        yield made
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(min(65536, n - len(data)))
+        assert chunk, "closed early"
+        data += chunk
+    return data
+
+
+def test_a_kept_body_begun_while_writes_wait_counts_only_its_body(
+    kept_gateway: tuple[str, Service],
+) -> None:
+    """A client asks for a hundred downloads of a kept file at once and reads nothing for a
+    second: the socket's buffers and then the transport's fill, and the next download
+    begins while the connection's writes are paused. The client then reads every earlier
+    answer whole and 20 kB of that one, and resets. That download is logged aborted with the
+    body bytes its TCP took in: not those and its own head's as well."""
+    url, service = kept_gateway
+    path = urlsplit(service.share("small.bin").url).path
+    link_id = service.signer.read(path.rsplit("/", 1)[1]).link_id
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect((urlsplit(url).hostname, urlsplit(url).port))
+    asks = [f"GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: r{i}\r\n\r\n" for i in range(PIPELINED)]
+    sock.sendall("".join(asks).encode())
+    time.sleep(1.0)  # the client reads nothing yet: the server's writes back up
+    begun = len(service.events(link_id))  # the last of them waits for room: writes paused
+    assert 1 < begun < PIPELINED
+
+    def head() -> None:
+        got = b""
+        while not got.endswith(b"\r\n\r\n"):
+            got += _recv_exactly(sock, 1)
+        assert got.startswith(b"HTTP/1.1 200"), got
+
+    for _ in range(begun - 1):  # the answers written before it, whole
+        head()
+        _recv_exactly(sock, KEPT)
+    head()
+    body_read = len(_recv_exactly(sock, 20_000))
+    unread, still = -1, 0
+    while still < 5:  # until the client's kernel took in all that fits (and acknowledged it)
+        time.sleep(0.1)  # polling the client's own socket
+        now = _unread(sock)
+        unread, still = now, still + 1 if now == unread else 0
+    taken = body_read + unread
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # a reset: the download is aborted
+    agent = f"r{begun - 1}"
+
+    def event() -> DownloadEvent:
+        return next(e for e in service.events(link_id) if e.user_agent == agent)
+
+    deadline = time.monotonic() + 10
+    while event().outcome is not Outcome.ABORTED:
+        assert time.monotonic() < deadline, event()
+        time.sleep(0.05)  # polling for the gateway's settling
+    assert event().bytes_sent == taken

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sesame.service import Service
-from tests.support import KEY, make_settings, running_gateway, sesame_env
+from tests.support import gateway_of_files, write_files
 
 pytestmark = pytest.mark.e2e
 
@@ -43,26 +43,10 @@ def swapping(target: Path, outside: Path, stop: threading.Event) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Service, Path]]:
-    files = tmp_path / "files"
-    (files / "sub").mkdir(parents=True)
-    for name, body in INSIDE.items():
-        (files / name).write_bytes(body)
-        (files / "sub" / name).write_bytes(body)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    for name in INSIDE:
-        (outside / name).write_bytes(SECRET)
-    settings = make_settings(tmp_path, files_dir=files)
-    service = Service.from_settings(settings)
-    env = sesame_env(
-        secret_keys=KEY,
-        files_dir=str(files),
-        data_dir=str(tmp_path / "data"),
-        store_url=settings.resolved_store_url,
-    )
-    with running_gateway(env, tmp_path / "gateway.log") as url:
+    inside = {**INSIDE, **{f"sub/{name}": body for name, body in INSIDE.items()}}
+    write_files(tmp_path / "outside", dict.fromkeys(INSIDE, SECRET))
+    with gateway_of_files(tmp_path, inside) as (url, service):
         yield url, service, tmp_path
-    service.store.close()
     assert "Traceback" not in (tmp_path / "gateway.log").read_text()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ def test_it_is_made_as_the_dataclass_would_make_it() -> None:
     assert hash(Quick("a", 1)) == hash(Quick("a", 1))
     assert dataclasses.replace(Quick("a", 1), size=3) == Quick("a", 3)
     assert copy.deepcopy(Quick("a", 1, "n")) == Quick("a", 1, "n")
+    assert typing.get_type_hints(Quick.__init__) == typing.get_type_hints(Plain.__init__)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +97,14 @@ def test_classes_it_cannot_make_are_refused() -> None:
     class Keywords:
         name: str
 
-    for cls in (Open, Unslotted, Listed, Keywords):
+    @dataclass(frozen=True, slots=True)
+    class OwnInit:
+        size: int
+
+        def __init__(self, size: int) -> None:
+            object.__setattr__(self, "size", abs(size))
+
+    for cls in (Open, Unslotted, Listed, Keywords, OwnInit):
         with pytest.raises(TypeError):
             quick_init(cls)
 

@@ -29,7 +29,7 @@ from sesame import ranges
 from sesame.catalog import Catalog
 from sesame.models import Outcome
 from sesame.service import Service
-from tests.support import KEY, free_port, make_settings, running_gateway, sesame_env
+from tests.support import free_port, gateway_of_files
 
 pytestmark = pytest.mark.e2e
 
@@ -58,22 +58,8 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     home = tmp_path_factory.mktemp("zerocopy")
-    files = home / "files"
-    files.mkdir()
-    big = files / "big.bin"
-    big.write_bytes(os.urandom(SIZE))
-    settings = make_settings(home, files_dir=files)
-    service = Service.from_settings(settings)
-    env = sesame_env(
-        secret_keys=KEY,
-        files_dir=str(files),
-        data_dir=str(home / "data"),
-        store_url=settings.resolved_store_url,
-    )
-    log = home / "gateway.log"
-    with running_gateway(env, log) as url:
-        yield Gateway(url, service, big, log)
-    service.store.close()
+    with gateway_of_files(home, {"big.bin": os.urandom(SIZE)}) as (url, service):
+        yield Gateway(url, service, home / "files" / "big.bin", home / "gateway.log")
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:
