@@ -147,7 +147,9 @@ def _decide(request: Request, token: str, gateway: _Gateway) -> Response | _Star
     looks = get and is_preview(visitor.user_agent or "", scope["headers"])
     if looks or (admitted.link.landing and not ranged and wants_landing(request)):
         return _page(service, request, admitted, visitor, looks)
-    opened = gateway.files.open(admitted.link.file)
+    # Only a whole file that may be sent from memory needs no descriptor (see _answer).
+    link = admitted.link
+    opened = gateway.files.open(link.file, descriptor=ranged or link.rate is not None)
     try:
         return _answer(service, request, headers, admitted, visitor, opened)
     except BaseException:

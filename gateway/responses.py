@@ -153,11 +153,11 @@ class DownloadResponse(Response):
     async def _send_zerocopy(self, send: Send, start: int, end: int, more: bool) -> None:
         """Bytes ``start`` to ``end`` of the file handed to the kernel (gateway.zerocopy)."""
         step = (self.pacer and self.pacer.chunk_size) or ZEROCOPY_CHUNK
-        position = start
+        position, fd = start, self._descriptor()
         while position < end:
             count = min(step, end - position)
             last = position + count >= end
-            message = {"type": zerocopy.EXTENSION, "file": self.opened.fd, "offset": position}
+            message = {"type": zerocopy.EXTENSION, "file": fd, "offset": position}
             try:
                 await send({**message, "count": count, "more_body": more or not last})
             except zerocopy.ClientGone as gone:
@@ -170,10 +170,10 @@ class DownloadResponse(Response):
     async def _send_streamed(self, send: Send, start: int, end: int, more: bool) -> None:
         """Bytes ``start`` to ``end`` of the file, read off the event loop, in chunks."""
         step = (self.pacer and self.pacer.chunk_size) or CHUNK
-        position = start
+        position, fd = start, self._descriptor()
         while position < end:
             count = min(step, end - position)
-            chunk = await run_in_threadpool(os.pread, self.opened.fd, count, position)
+            chunk = await run_in_threadpool(os.pread, fd, count, position)
             if not chunk:
                 raise OSError("the file is shorter than it was")
             position += len(chunk)
@@ -183,6 +183,12 @@ class DownloadResponse(Response):
                 # uvicorn drops what is sent to a closed connection without a word.
                 raise OSError("the client closed the connection")
             await self._pace(len(chunk), last)
+
+    def _descriptor(self) -> int:
+        """The open file's descriptor: every body but a kept one is sent from it."""
+        if self.opened.fd is None:
+            raise RuntimeError("a file only looked at has no descriptor to send from")
+        return self.opened.fd
 
     async def _pace(self, nbytes: int, last: bool) -> None:
         if self.pacer is not None:

@@ -96,6 +96,19 @@ class Catalog:
             os.close(folder)
         return _regular(name, fd)
 
+    def look(self, name: str) -> os.stat_result | None:
+        """The stat of ``name`` if it is a regular file right beneath the root, looked at
+        without following its own link (as ``open`` opens it), without opening it; None for
+        any other name, and for one that is missing or no regular file (``open`` says why)."""
+        parts = _parts(name)
+        if len(parts) != 1:
+            return None
+        try:
+            st = os.stat(self._beneath + parts[0], follow_symlinks=False)
+        except OSError:
+            return None
+        return st if stat.S_ISREG(st.st_mode) else None
+
     def info(self, name: str) -> FileInfo:
         """Size, time, SHA-256 and media type of ``name``; the hash is cached per version."""
         path = self.resolve(name)

@@ -27,6 +27,7 @@ def read(files: Files, name: str) -> tuple[bytes | None, bytes, int]:
     """The kept body, the bytes read from the opened descriptor, and the size."""
     opened = files.open(name)
     try:
+        assert opened.fd is not None
         return opened.body, os.pread(opened.fd, 1 << 20, 0), opened.size
     finally:
         opened.close()
@@ -50,6 +51,50 @@ def test_a_file_is_opened_on_every_request(tmp_path: Path) -> None:
     (root / "a.txt").unlink()
     with pytest.raises(FileMissing):
         files.open("a.txt")
+
+
+def test_a_kept_body_alone_is_looked_at_not_opened(tmp_path: Path) -> None:
+    """Asked for its kept bytes alone, a file kept as it is now is looked at and not opened
+    (no descriptor); one replaced is opened and read again; one swapped for a symlink is
+    missing; one in a folder is always opened."""
+    files, root = make_files(tmp_path)
+    (root / "sub").mkdir()
+    for name in ("a.txt", "sub/b.txt"):
+        (root / name).write_bytes(b"one")
+        files.open(name).close()  # now it is kept
+    looked = files.open("a.txt", descriptor=False)
+    assert (looked.fd, looked.body, looked.size) == (None, b"one", 3)
+    looked.close()
+    inner = files.open("sub/b.txt", descriptor=False)
+    assert inner.fd is not None and inner.body == b"one"
+    inner.close()
+    (root / "new").write_bytes(b"two!")
+    os.replace(root / "new", root / "a.txt")
+    replaced = files.open("a.txt", descriptor=False)
+    assert replaced.fd is not None and replaced.body == b"two!"
+    replaced.close()
+    os.rename(root / "a.txt", root / "real.txt")
+    (root / "a.txt").symlink_to(root / "real.txt")
+    with pytest.raises(FileMissing):
+        files.open("a.txt", descriptor=False)
+    (root / "a.txt").unlink()
+    with pytest.raises(FileMissing):
+        files.open("a.txt", descriptor=False)
+
+
+def test_a_look_never_follows_a_link(tmp_path: Path) -> None:
+    """Catalog.look sees a regular file right beneath the root; a symlink (even to a file
+    inside), a folder, a name in a folder or a missing one it does not."""
+    files, root = make_files(tmp_path)
+    (root / "sub").mkdir()
+    (root / "real.txt").write_bytes(b"one")
+    (root / "sub" / "b.txt").write_bytes(b"one")
+    (root / "link.txt").symlink_to(root / "real.txt")
+    catalog = files.catalog
+    looked = catalog.look("real.txt")
+    assert looked is not None and looked.st_ino == (root / "real.txt").stat().st_ino
+    for name in ("link.txt", "sub", "sub/b.txt", "missing.txt"):
+        assert catalog.look(name) is None
 
 
 def test_large_file_is_not_kept(tmp_path: Path) -> None:
