@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 # How configure_logging writes a record, as uvicorn writes its own; an INFO one's start.
@@ -31,29 +32,55 @@ def configure_logging(level: int = logging.INFO) -> None:
 class Lines:
     """INFO messages of one logger, written as configure_logging's handler writes them,
     straight to its stream while it is all that would see them: no other handler, no
-    filter, no level or disabled logger on the way, its format unchanged (looked at on
-    every message, in a few attribute reads). Otherwise, and if the write fails, through
-    ``logging`` as ``logger.info``. logging's way costs about 17 µs a message on a slow
-    machine, this about 2; the gateway writes one per request (bench/RESULTS.md)."""
+    filter, no level or disabled logger on the way, its format unchanged (looked at in a
+    few attribute reads). Otherwise, and if the write fails, through ``logging`` as
+    ``logger.info``. logging's way costs about 17 µs a message on a slow machine, this
+    about 2; the gateway writes one per request (bench/RESULTS.md).
+
+    In an event loop, the messages of one turn of it are written together as it ends, in
+    one write (the way is looked at once, for the first): a write to stderr is a system
+    call each, and a busy gateway writes dozens of lines a turn."""
 
     def __init__(self, name: str) -> None:
         self.logger = logging.getLogger(name)
+        # The messages of this turn of each event loop, and the handler they go to.
+        self._turns: dict[asyncio.AbstractEventLoop, tuple[_Handler, list[str]]] = {}
 
     def info(self, message: str) -> None:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        turn = None if loop is None else self._turns.get(loop)
+        if turn is not None:
+            turn[1].append(message)
+            return
         handler = _sole_handler(self.logger)
         if handler is None or handler.lock is None:
             self.logger.info("%s", message)
-            return
-        with handler.lock:  # as StreamHandler.emit holds it
+        elif loop is None:
+            self._write(handler, [message])
+        else:
+            self._turns[loop] = (handler, [message])
+            loop.call_soon(self._end_turn, loop)
+
+    def _end_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        handler, messages = self._turns.pop(loop)
+        self._write(handler, messages)
+
+    def _write(self, handler: _Handler, messages: list[str]) -> None:
+        end = handler.terminator
+        with handler.lock:  # type: ignore[union-attr]  # as StreamHandler.emit holds it
             try:
-                handler.stream.write(_INFO + message + handler.terminator)
+                handler.stream.write("".join(_INFO + message + end for message in messages))
                 handler.stream.flush()
             except Exception:  # reported as logging reports it, and not written twice
-                handler.handleError(
-                    self.logger.makeRecord(
-                        self.logger.name, logging.INFO, "", 0, "%s", (message,), None
+                for message in messages:
+                    handler.handleError(
+                        self.logger.makeRecord(
+                            self.logger.name, logging.INFO, "", 0, "%s", (message,), None
+                        )
                     )
-                )
 
 
 def _sole_handler(logger: logging.Logger) -> _Handler | None:

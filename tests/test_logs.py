@@ -4,6 +4,7 @@ format of the operator's) gets it through logging."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import uuid
@@ -142,3 +143,26 @@ def test_a_line_whose_flush_fails_is_reported_once_and_written_once(
     logs.Lines(top.getChild("access").name).info("once")
     assert [record.getMessage() for record in reported] == ["once"]
     assert stream.getvalue() == "INFO:     once\n"
+
+
+def test_the_lines_of_one_turn_of_an_event_loop_leave_in_one_write(
+    family: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In an event loop, a turn's messages are written together as it ends, in order, in
+    one write; the next turn's in another; nothing is held back once the loop is done."""
+    top, stream = family
+    only_ours(top)
+    writes: list[str] = []
+    monkeypatch.setattr(stream, "write", writes.append)
+    lines = logs.Lines(top.getChild("access").name)
+
+    async def two_turns() -> list[str]:
+        lines.info("one")
+        lines.info("two")
+        during = list(writes)
+        await asyncio.sleep(0)
+        lines.info("three")
+        return during
+
+    assert asyncio.run(two_turns()) == []
+    assert writes == ["INFO:     one\nINFO:     two\n", "INFO:     three\n"]
