@@ -104,6 +104,8 @@ local function sum_row(id, row, file, offset, sign)
   local day = math.floor((row.at + offset) / 86400)
   local key = '{PREFIX}sums:' .. offset .. ':' .. day
   local combo = row.outcome .. '\31' .. file
+  -- Never an increment of 0: Lua's -1 * 0 is -0, which Redis refuses as an integer.
+  local sent = sign * row.bytes_sent
   local left = redis.call('HINCRBY', key, 'r' .. combo, sign)
   if left <= 0 then
     redis.call('HDEL', key, 'r' .. combo, 'c' .. combo, 'b' .. combo)
@@ -112,7 +114,7 @@ local function sum_row(id, row, file, offset, sign)
     end
   else
     if row.counted == true then redis.call('HINCRBY', key, 'c' .. combo, sign) end
-    redis.call('HINCRBY', key, 'b' .. combo, sign * row.bytes_sent)
+    if sent ~= 0 then redis.call('HINCRBY', key, 'b' .. combo, sent) end
     if sign > 0 and left == 1 then
       redis.call('ZADD', '{PREFIX}sumdays:' .. offset, day, day)
     end
@@ -122,7 +124,7 @@ local function sum_row(id, row, file, offset, sign)
     redis.call('HDEL', by_file, 'r' .. file, 'c' .. file, 'b' .. file, 'a' .. file, 'p' .. file)
   else
     if row.counted == true then redis.call('HINCRBY', by_file, 'c' .. file, sign) end
-    redis.call('HINCRBY', by_file, 'b' .. file, sign * row.bytes_sent)
+    if sent ~= 0 then redis.call('HINCRBY', by_file, 'b' .. file, sent) end
     if row.outcome == 'aborted' then redis.call('HINCRBY', by_file, 'a' .. file, sign) end
     if row.outcome == 'preview' then redis.call('HINCRBY', by_file, 'p' .. file, sign) end
   end

@@ -246,3 +246,25 @@ def test_rows_trimmed_by_age_leave_the_sums_with_them(redis_url: str) -> None:
     check(store, rng)
     store.close()
     client.close()
+
+
+def test_a_row_of_no_bytes_leaves_the_sums_it_shared(redis_url: str) -> None:
+    """A row that sent nothing goes out of a day's sums that other rows still hold (Lua's
+    0 times -1 is -0, which Redis refuses as an increment): retention sweeps on."""
+    store = open_store(redis_url, retention=30 * DAY)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    now = time.time()
+    store.add_link(Link("L0", FILES[0], int(now - 90 * DAY), int(now + DAY)))
+    at = now - 60 * DAY
+    for n, sent in enumerate([0, 1234, 0]):
+        row = DownloadEvent("L0", at + n, "10.0.0.1", "curl", 200, sent, Outcome.ABORTED, False)
+        client.xadd("sesame:events", {"e": json.dumps(asdict(row))}, id=f"{int(at * 1000) + n}-0")
+    recent = DownloadEvent("L0", now - DAY, "10.0.0.1", "curl", 200, 99, Outcome.COMPLETED, True)
+    client.xadd("sesame:events", {"e": json.dumps(asdict(recent))}, id=f"{int(recent.at * 1000)}-0")
+    while store.roll_up(1):
+        pass
+    store.drop_ended(int(now - 30 * DAY), 50)
+    assert client.xlen("sesame:events") == 1
+    assert store.log_totals(LogFilter()) == Totals(1, 0, 0, 99, 1, 1)
+    store.close()
+    client.close()
