@@ -4,14 +4,66 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 # How configure_logging writes a record, as uvicorn writes its own; an INFO one's start.
 FORMAT = "%(levelname)s:     %(message)s"
 _INFO = FORMAT % {"levelname": "INFO", "message": ""}
 
 
+Loop = asyncio.AbstractEventLoop
+
+
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler configure_logging installs (Lines knows it by its class)."""
+    """The handler configure_logging installs (Lines knows it by its class).
+
+    It holds the lines Lines gives it in a turn of an event loop (``hold``) and writes them
+    in one write as the turn ends; sooner, before any record of its own in that loop, so that
+    none overtakes them; and on ``flush`` those of loops that no longer run (logging flushes
+    every handler at exit), so that a loop closed before its turn ended loses none."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._held: dict[Loop, list[tuple[str, str]]] = {}  # (logger's name, message)
+
+    def hold(self, loop: Loop, name: str, message: str) -> None:
+        with self.lock:  # type: ignore[union-attr]  # a loop's lines may be flushed elsewhere
+            held = self._held.get(loop)
+            if held is None:
+                self._held[loop] = [(name, message)]
+                loop.call_soon(self._release, loop)
+            else:
+                held.append((name, message))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._release(asyncio.get_running_loop())
+        except RuntimeError:
+            pass  # not in a loop: nothing held for it
+        super().emit(record)
+
+    def flush(self) -> None:
+        for loop in [loop for loop in self._held if not loop.is_running()]:
+            self._release(loop)
+        super().flush()
+
+    def _release(self, loop: Loop) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            held = self._held.pop(loop, None)
+            if held:
+                self.write_lines(held)
+
+    def write_lines(self, lines: list[tuple[str, str]]) -> None:
+        """(logger's name, INFO message) pairs, in one write and one flush of the stream."""
+        end = self.terminator
+        with self.lock:  # type: ignore[union-attr]  # as StreamHandler.emit holds it
+            try:
+                self.stream.write("".join(_INFO + message + end for _, message in lines))
+                self.stream.flush()
+            except Exception:  # reported as logging reports it, and not written twice
+                for name, message in lines:
+                    record = logging.LogRecord(name, logging.INFO, "", 0, "%s", (message,), None)
+                    self.handleError(record)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -43,44 +95,33 @@ class Lines:
 
     def __init__(self, name: str) -> None:
         self.logger = logging.getLogger(name)
-        # The messages of this turn of each event loop, and the handler they go to.
-        self._turns: dict[asyncio.AbstractEventLoop, tuple[_Handler, list[str]]] = {}
+        # The handler found for this turn of each event loop (forgotten as the turn ends).
+        self._turns: dict[Loop, _Handler] = {}
 
     def info(self, message: str) -> None:
         try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            loop: Loop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        turn = None if loop is None else self._turns.get(loop)
-        if turn is not None:
-            turn[1].append(message)
-            return
-        handler = _sole_handler(self.logger)
-        if handler is None or handler.lock is None:
-            self.logger.info("%s", message)
-        elif loop is None:
-            self._write(handler, [message])
+        handler = None if loop is None else self._turns.get(loop)
+        if handler is None:
+            handler = _sole_handler(self.logger)
+            if handler is None or handler.lock is None:
+                self.logger.info("%s", message)
+                return
+            if loop is not None:
+                self._begin_turn(loop, handler)
+        if loop is None:
+            handler.write_lines([(self.logger.name, message)])
         else:
-            self._turns[loop] = (handler, [message])
-            loop.call_soon(self._end_turn, loop)
+            handler.hold(loop, self.logger.name, message)
 
-    def _end_turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        handler, messages = self._turns.pop(loop)
-        self._write(handler, messages)
-
-    def _write(self, handler: _Handler, messages: list[str]) -> None:
-        end = handler.terminator
-        with handler.lock:  # type: ignore[union-attr]  # as StreamHandler.emit holds it
-            try:
-                handler.stream.write("".join(_INFO + message + end for message in messages))
-                handler.stream.flush()
-            except Exception:  # reported as logging reports it, and not written twice
-                for message in messages:
-                    handler.handleError(
-                        self.logger.makeRecord(
-                            self.logger.name, logging.INFO, "", 0, "%s", (message,), None
-                        )
-                    )
+    def _begin_turn(self, loop: Loop, handler: _Handler) -> None:
+        if self._turns:  # a turn that never ended: its loop was closed first
+            for closed in [other for other in self._turns if other.is_closed()]:
+                del self._turns[closed]
+        self._turns[loop] = handler
+        loop.call_soon(self._turns.pop, loop, None)
 
 
 def _sole_handler(logger: logging.Logger) -> _Handler | None:

@@ -166,3 +166,53 @@ def test_the_lines_of_one_turn_of_an_event_loop_leave_in_one_write(
 
     assert asyncio.run(two_turns()) == []
     assert writes == ["INFO:     one\nINFO:     two\n", "INFO:     three\n"]
+
+
+def test_no_record_overtakes_the_lines_held_for_its_turn(
+    family: tuple[logging.Logger, io.StringIO],
+) -> None:
+    """A record through logging in the same turn (uvicorn's traceback of a failed request,
+    say) is written after the lines held before it, and those after it follow it."""
+    top, stream = family
+    only_ours(top)
+    lines = logs.Lines(top.getChild("access").name)
+
+    async def one_turn() -> None:
+        lines.info("GET /d/a… 200")
+        top.getChild("gateway").error("the store failed")
+        lines.info("GET /d/b… 503")
+
+    asyncio.run(one_turn())
+    assert stream.getvalue() == (
+        "INFO:     GET /d/a… 200\nERROR:     the store failed\nINFO:     GET /d/b… 503\n"
+    )
+
+
+def test_a_loop_closed_before_its_turn_ended_loses_no_line(
+    family: tuple[logging.Logger, io.StringIO],
+) -> None:
+    """A loop stopped and closed in the turn a line was held in never ends that turn: the
+    line is written when the handler is next flushed (logging flushes every handler at
+    exit), and the next loop's lines are held and written as ever."""
+    top, stream = family
+    only_ours(top)
+    lines = logs.Lines(top.getChild("access").name)
+    loop = asyncio.new_event_loop()
+
+    def last() -> None:
+        lines.info("the last line")
+        loop.stop()
+
+    loop.call_soon(last)
+    loop.run_forever()
+    loop.close()
+    assert stream.getvalue() == ""
+    top.handlers[0].flush()
+    assert stream.getvalue() == "INFO:     the last line\n"
+
+    async def next_loop() -> None:
+        lines.info("a new loop's line")
+
+    asyncio.run(next_loop())
+    assert stream.getvalue() == "INFO:     the last line\nINFO:     a new loop's line\n"
+    assert all(not other.is_closed() for other in lines._turns)
