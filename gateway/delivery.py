@@ -27,6 +27,11 @@ from starlette.types import Receive
 _TCP_INFO_SIZE = 232
 _BYTES_ACKED = struct.Struct("=Q")  # struct tcp_info's tcpi_bytes_acked, at byte 120
 _BYTES_ACKED_AT = 120
+# ... and with it (Linux 4.6 and later) tcpi_unacked at byte 24, segments sent and not yet
+# acknowledged, and tcpi_notsent_bytes at byte 144, bytes not sent yet: both 0 on a socket
+# that can still be acknowledged say it holds nothing, as SIOCOUTQ would, in the same look.
+_UNACKED_AT, _NOTSENT_AT = 24, 144
+_SEGMENTS_AND_BYTES = struct.Struct("=I92xQ16xI")  # unacked, bytes_acked, notsent_bytes
 _ESTABLISHED_STATES = {1, 8}  # TCP_ESTABLISHED, TCP_CLOSE_WAIT: the socket can still send
 # ... and FIN_WAIT1, LAST_ACK, CLOSING: the server closed it, but its last bytes (and its FIN)
 # are still on their way, and the client may yet acknowledge them.
@@ -132,10 +137,10 @@ class Delivery:
         the event loop serves others meanwhile."""
         polls, last, idle = iter(_POLLS), -1, 0.0
         while True:
-            acked, state = self._info()
+            acked, state, held = self._look()
             queued = None
             if self.base is None:  # a body sent at once: everything since is this body
-                queued = self._queued()
+                queued = self._queued(held)
                 went = 0 if getattr(self.cycle, "dropped", False) else written
                 self.base = max(0, acked + queued - went)
             acked = max(0, acked - self.base)
@@ -145,7 +150,7 @@ class Delivery:
             self.reset = self.reset or state == _RESET
             if acked >= written or state not in _ACKING_STATES or idle >= STALL:
                 return min(acked, written)
-            if not (self._queued() if queued is None else queued):
+            if not (self._queued(held) if queued is None else queued):
                 # look again: the last ack may have come meanwhile
                 return min(max(0, self._info()[0] - self.base), written)
             if acked != last:
@@ -164,26 +169,42 @@ class Delivery:
     def written(self) -> int:
         """Bytes the connection was given so far: acknowledged, in the socket's queue, or
         still in the transport's buffer."""
-        return self._info()[0] + self._queued()
+        acked, _, held = self._look()
+        return acked + self._queued(held)
 
-    def _queued(self) -> int:
-        """Bytes given to the connection and not yet acknowledged."""
-        try:  # SIOCOUTQ (TIOCOUTQ's number): bytes the socket holds, not yet acknowledged
-            queued = struct.unpack("i", fcntl.ioctl(self.sock, termios.TIOCOUTQ, b"\0" * 4))[0]
-        except OSError:
-            queued = 0
+    def _queued(self, held: int | None = None) -> int:
+        """Bytes given to the connection and not yet acknowledged: ``held`` of them in the
+        socket (None: not known, asked with SIOCOUTQ), the rest in the transport's buffer."""
+        if held is None:
+            try:  # SIOCOUTQ (TIOCOUTQ's number): bytes the socket holds, not yet acknowledged
+                raw = fcntl.ioctl(self.sock, termios.TIOCOUTQ, b"\0" * 4)
+                held = int(struct.unpack("i", raw)[0])
+            except OSError:
+                held = 0
         buffered: int = self.cycle.transport.get_write_buffer_size()
-        return int(queued) + buffered
+        return held + buffered
 
     def _info(self) -> tuple[int, int]:
         """tcpi_bytes_acked and tcpi_state; (0, 0) once the socket cannot be read."""
+        acked, state, _ = self._look()
+        return acked, state
+
+    def _look(self) -> tuple[int, int, int | None]:
+        """tcpi_bytes_acked, tcpi_state, and 0 if the socket holds no byte unacknowledged
+        (None: it may, or this kernel does not say; ask SIOCOUTQ), in one read of TCP_INFO;
+        (0, 0, None) once the socket cannot be read."""
         try:
             raw = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
         except OSError:
-            return 0, 0
+            return 0, 0, None
+        if len(raw) >= _NOTSENT_AT + 4:
+            unacked, acked, notsent = _SEGMENTS_AND_BYTES.unpack_from(raw, _UNACKED_AT)
+            # Only while the socket keeps its queue: a reset empties it, not SIOCOUTQ's count.
+            known = raw[0] in _ACKING_STATES and not unacked and not notsent
+            return acked, raw[0], 0 if known else None
         if len(raw) < _BYTES_ACKED_AT + 8:
-            return 0, 0
-        return _BYTES_ACKED.unpack_from(raw, _BYTES_ACKED_AT)[0], raw[0]
+            return 0, 0, None
+        return _BYTES_ACKED.unpack_from(raw, _BYTES_ACKED_AT)[0], raw[0], None
 
 
 def disconnected(receive: Receive) -> bool:

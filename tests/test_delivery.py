@@ -102,6 +102,39 @@ def test_a_body_counts_only_its_own_acknowledged_bytes(
     assert not each.reset
 
 
+def test_what_the_connection_was_given_is_read_whole_in_every_state(
+    connection: tuple[socket.socket, socket.socket],
+) -> None:
+    """What the socket was given is what it acknowledged and still holds, however that is
+    read (one look at TCP_INFO when it holds nothing, SIOCOUTQ besides when it may): with
+    everything acknowledged, with a body the client stopped reading, once it read it all,
+    and after the client reset the connection with bytes unread."""
+    server, client = connection
+    each = Delivery(_Cycle(_Transport()), Tap(socket.socket(fileno=os.dup(server.fileno()))))
+
+    def settled(total: int) -> int:
+        for _ in range(100):  # a stuck body's last window probe, or the last ack, comes
+            if each.written() == total:
+                break
+            time.sleep(0.01)
+        return each.written()
+
+    given = _send_what_fits(server, b"e" * 10_000)
+    assert settled(given) == given  # all of it acknowledged: nothing held
+    given += _send_what_fits(server, b"b" * (8 * 1024 * 1024))
+    assert settled(given) == given  # the client reads nothing: most of it held
+    unread = given
+    while unread:
+        unread -= len(client.recv(min(unread, 1 << 20)))
+    assert settled(given) == given
+    given += _send_what_fits(server, b"c" * (8 * 1024 * 1024))
+    time.sleep(0.05)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # a reset: the server's queue is emptied, its counts are not
+    assert settled(given) == given
+    each.close()
+
+
 @dataclass
 class _DroppedCycle:
     """A cycle whose one write never reached the socket (gateway.zerocopy says so)."""
