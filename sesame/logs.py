@@ -27,13 +27,14 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
         self._held: dict[Loop, list[tuple[str, str]]] = {}  # (logger's name, message)
 
     def hold(self, loop: Loop, name: str, message: str) -> None:
-        with self.lock:  # type: ignore[union-attr]  # a loop's lines may be flushed elsewhere
-            held = self._held.get(loop)
-            if held is None:
-                self._held[loop] = [(name, message)]
-                loop.call_soon(self._release, loop)
-            else:
-                held.append((name, message))
+        """Write ``message`` (of the logger ``name``) as this turn of ``loop`` ends. Called
+        in ``loop``'s thread, the only one that adds to its lines: no lock on the way."""
+        held = self._held.get(loop)
+        if held is None:
+            self._held[loop] = [(name, message)]
+            loop.call_soon(self._release, loop)
+        else:
+            held.append((name, message))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -43,8 +44,16 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
     def flush(self) -> None:
-        for loop in [loop for loop in self._held if not loop.is_running()]:
-            self._release(loop)
+        with self.lock:  # type: ignore[union-attr]
+            for loop in [loop for loop in self._held if not loop.is_running()]:
+                if loop.is_closed():  # its turn will never end
+                    self._release(loop)
+                else:  # it may run again: what it adds meanwhile stays for its turn's end
+                    held = self._held[loop]
+                    count = len(held)
+                    if count:
+                        self.write_lines(held[:count])
+                        del held[:count]
         super().flush()
 
     def _release(self, loop: Loop) -> None:

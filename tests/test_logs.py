@@ -216,3 +216,30 @@ def test_a_loop_closed_before_its_turn_ended_loses_no_line(
     asyncio.run(next_loop())
     assert stream.getvalue() == "INFO:     the last line\nINFO:     a new loop's line\n"
     assert all(not other.is_closed() for other in lines._turns)
+
+
+def test_a_stopped_loop_s_lines_are_flushed_once_and_its_next_turns_go_on(
+    family: tuple[logging.Logger, io.StringIO],
+) -> None:
+    """A loop stopped (not closed) in the turn a line was held in: a flush writes the line,
+    the loop's turn ending later does not write it again, and its next lines are written."""
+    top, stream = family
+    only_ours(top)
+    lines = logs.Lines(top.getChild("access").name)
+    loop = asyncio.new_event_loop()
+
+    def last() -> None:
+        lines.info("before the stop")
+        loop.stop()
+
+    loop.call_soon(last)
+    loop.run_forever()
+    top.handlers[0].flush()
+    assert stream.getvalue() == "INFO:     before the stop\n"
+
+    async def again() -> None:
+        lines.info("after it")
+
+    loop.run_until_complete(again())
+    loop.close()
+    assert stream.getvalue() == "INFO:     before the stop\nINFO:     after it\n"
