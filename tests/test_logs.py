@@ -188,6 +188,19 @@ def test_no_record_overtakes_the_lines_held_for_its_turn(
     )
 
 
+def stopped_as_it_logs(lines: logs.Lines, message: str) -> asyncio.AbstractEventLoop:
+    """A new loop, stopped in the very turn it logged ``message``: that turn never ends."""
+    loop = asyncio.new_event_loop()
+
+    def last() -> None:
+        lines.info(message)
+        loop.stop()
+
+    loop.call_soon(last)
+    loop.run_forever()
+    return loop
+
+
 def test_a_loop_closed_before_its_turn_ended_loses_no_line(
     family: tuple[logging.Logger, io.StringIO],
 ) -> None:
@@ -197,15 +210,7 @@ def test_a_loop_closed_before_its_turn_ended_loses_no_line(
     top, stream = family
     only_ours(top)
     lines = logs.Lines(top.getChild("access").name)
-    loop = asyncio.new_event_loop()
-
-    def last() -> None:
-        lines.info("the last line")
-        loop.stop()
-
-    loop.call_soon(last)
-    loop.run_forever()
-    loop.close()
+    stopped_as_it_logs(lines, "the last line").close()
     assert stream.getvalue() == ""
     top.handlers[0].flush()
     assert stream.getvalue() == "INFO:     the last line\n"
@@ -226,14 +231,7 @@ def test_a_stopped_loop_s_lines_are_flushed_once_and_its_next_turns_go_on(
     top, stream = family
     only_ours(top)
     lines = logs.Lines(top.getChild("access").name)
-    loop = asyncio.new_event_loop()
-
-    def last() -> None:
-        lines.info("before the stop")
-        loop.stop()
-
-    loop.call_soon(last)
-    loop.run_forever()
+    loop = stopped_as_it_logs(lines, "before the stop")
     top.handlers[0].flush()
     assert stream.getvalue() == "INFO:     before the stop\n"
 
