@@ -45,7 +45,8 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            for loop in [loop for loop in self._held if not loop.is_running()]:
+            # list() copies the keys at once: another loop's thread may add one meanwhile.
+            for loop in [loop for loop in list(self._held) if not loop.is_running()]:
                 if loop.is_closed():  # its turn will never end
                     self._release(loop)
                 else:  # it may run again: what it adds meanwhile stays for its turn's end
