@@ -128,8 +128,8 @@ class Lines:
 
     def _begin_turn(self, loop: Loop, handler: _Handler) -> None:
         if self._turns:  # a turn that never ended: its loop was closed first
-            for closed in [other for other in self._turns if other.is_closed()]:
-                del self._turns[closed]
+            for closed in [other for other in list(self._turns) if other.is_closed()]:
+                self._turns.pop(closed, None)
         self._turns[loop] = handler
         loop.call_soon(self._turns.pop, loop, None)
 
