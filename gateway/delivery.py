@@ -172,7 +172,7 @@ class Delivery:
         acked, _, held = self._look()
         return acked + self._queued(held)
 
-    def _queued(self, held: int | None = None) -> int:
+    def _queued(self, held: int | None) -> int:
         """Bytes given to the connection and not yet acknowledged: ``held`` of them in the
         socket (None: not known, asked with SIOCOUTQ), the rest in the transport's buffer."""
         if held is None:
