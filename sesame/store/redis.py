@@ -29,6 +29,7 @@ from sesame.models import (
 from sesame.store.backup import REDIS_ADVICE
 from sesame.store.base import Each, each
 from sesame.store.migrations import migrate_redis
+from sesame.store.redis_batch import Call, run_each
 from sesame.store.redis_keys import EVENTS, LINKS, PREFIX
 from sesame.store.redis_log import RedisLog
 from sesame.store.redis_queries import LINK_CHUNK, RedisQueries
@@ -363,9 +364,17 @@ class RedisStore(RedisLog, RedisQueries):
         return self.get_link(link_id)
 
     def begin_downloads(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
-        return each(self.begin_download, starts)
+        if len(starts) < 2:
+            return each(self.begin_download, starts)
+        answers = run_each(self.redis, self._begin, [self._begin_call(start) for start in starts])
+        return each(_refusal, answers)
 
     def begin_download(self, start: DownloadStart) -> Refusal | None:
+        keys, args = self._begin_call(start)
+        return _refusal(self._begin(keys=keys, args=args))
+
+    def _begin_call(self, start: DownloadStart) -> Call:
+        """The keys and arguments of _BEGIN for ``start``."""
         row, keep = self._log_args(start.event)
         args: list[str | int] = [
             start.now,
@@ -383,8 +392,7 @@ class RedisStore(RedisLog, RedisQueries):
             start.session,
             int(start.piece),
         ]
-        refusal = self._begin(keys=self._download_keys(start.link_id, start.slot_id), args=args)
-        return None if refusal is None else Refusal(refusal)
+        return self._download_keys(start.link_id, start.slot_id), args
 
     def end_download(self, end: DownloadEnd) -> None:
         args: list[str | int] = [
@@ -559,6 +567,13 @@ def _row(event: DownloadEvent | None) -> str:
 
 def _events_key(link_id: str) -> str:
     return f"{EVENTS}:{link_id}"
+
+
+def _refusal(answer: Any) -> Refusal | None:
+    """What _BEGIN's answer says: let in (None) or the refusal; a reply error, raised."""
+    if isinstance(answer, BaseException):
+        raise answer
+    return None if answer is None else Refusal(answer)
 
 
 def _limit(limit: int | None) -> int:

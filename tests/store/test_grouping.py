@@ -1,7 +1,8 @@
 """Group commit on a real SQLite file (sesame.store.grouping): the downloads of many threads
 begun in few transactions, each exact against the link's limit; a failing piece of work
 spoils no other; a full disk or a lock held by another process fails every waiting thread
-cleanly, and leaves nothing held."""
+cleanly, and leaves nothing held. A batch begun together decides as one by one, on SQLite
+and on a real Redis (tests/store/test_redis_batch.py has the rest of Redis's batches)."""
 
 from __future__ import annotations
 
@@ -176,15 +177,32 @@ def test_a_failing_store_fails_each_of_a_batch_as_unavailable(tmp_path: Path) ->
     assert record is not None and record.downloads == 0
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_a_batch_begun_together_decides_as_one_by_one(tmp_path: Path, seed: int) -> None:
+def _two_stores(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> tuple[Any, Any]:
+    """Two services on stores of ``kind`` that share nothing (two Redis databases)."""
+    if kind == "sqlite":
+        return make_service(tmp_path / "together", FakeClock()), make_service(
+            tmp_path / "alone", FakeClock()
+        )
+    url = request.getfixturevalue("redis_url").rpartition("/")[0]
+    now = time.time()  # Redis expires what it keeps by its own clock
+    return (
+        make_service(tmp_path / "together", FakeClock(now), store_url=f"{url}/1"),
+        make_service(tmp_path / "alone", FakeClock(now), store_url=f"{url}/2"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed"), [("sqlite", seed) for seed in range(12)] + [("redis", s) for s in range(6)]
+)
+def test_a_batch_begun_together_decides_as_one_by_one(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str, seed: int
+) -> None:
     """Random batches of small downloads over links with and without limits, some revoked,
-    the same link many times over: begun together (one read and one update per link, one
-    insert of the rows), each is let in or refused as it is when begun one by one, and
-    the links, the log and the day's bytes end up the same."""
+    the same link many times over: begun together (SQLite: one read and one update per
+    link, one insert of the rows; Redis: one round trip), each is let in or refused as it
+    is when begun one by one, and the links, the log and the day's bytes end up the same."""
     chance = random.Random(seed)
-    together = make_service(tmp_path / "together", FakeClock())
-    alone = make_service(tmp_path / "alone", FakeClock())
+    together, alone = _two_stores(request, tmp_path, kind)
     links = [
         together.share(FILE, max_downloads=chance.choice([None, 1, 2, 3, 6])).link for _ in range(4)
     ]
