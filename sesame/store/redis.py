@@ -59,6 +59,7 @@ _LINK_READ = [
     (int if f.name in _INT_FIELDS else "1".__eq__ if f.name in _BOOL_FIELDS else str, f.default)
     for f in fields(Link)
 ]
+_EVENT_FIELDS = [field.name for field in fields(DownloadEvent)]  # a log row's, in order
 
 # ARGV: link ids, then the fields to read. Returns each one's fields (all nil if it is gone).
 _RECORDS = """
@@ -562,7 +563,10 @@ def _lease_key(slot_id: str) -> str:
 
 def _row(event: DownloadEvent | None) -> str:
     """A log row as kept in Redis; empty for none."""
-    return "" if event is None else json.dumps(asdict(event))
+    if event is None:
+        return ""
+    # Not asdict(): it deep-copies every field, and this runs once per download.
+    return json.dumps({name: getattr(event, name) for name in _EVENT_FIELDS})
 
 
 def _events_key(link_id: str) -> str:
