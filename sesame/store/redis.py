@@ -14,6 +14,8 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from sesame.errors import BackupError
 from sesame.models import (
@@ -314,7 +316,10 @@ class RedisStore(RedisLog, RedisQueries):
 
     def __init__(self, url: str, retention: int) -> None:
         self.retention = retention
-        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
+        # Never a retry, whatever the URL's retry_on_* say (they only add errors to retry
+        # on): a script sent again after its answer was lost runs twice, and counts twice.
+        never = Retry(NoBackoff(), 0)
+        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, retry=never)
         self._begin = self.redis.register_script(_BEGIN)
         self._end = self.redis.register_script(_END)
         self._revoke = self.redis.register_script(_REVOKE)

@@ -1,29 +1,53 @@
-"""Many calls of one Lua script in one round trip to Redis. Each call still runs alone and
-atomically, in order, as it would sent by itself; the batch pays one write and one read
-instead of one of each per call (the gateway begins the downloads of a batch so, see
-gateway.offloop's Batches)."""
+"""Many calls of one Lua script in few round trips to Redis. Each call still runs alone and
+atomically, in order, as it would sent by itself; a round trip of up to CHUNK calls pays
+one write and one read instead of one of each per call (the gateway begins the downloads of
+a batch so, see gateway.offloop's Batches).
+
+What a round trip risks: should Redis stall past the socket timeout or the connection
+drop while one is out, the calls Redis ran anyway stand, though their answers were lost
+(one by one, that is the call in flight). So a round trip carries at most CHUNK calls, and
+none is sent after one failed: every call left over gets its error, and runs nowhere.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+CHUNK = 8  # calls in one round trip
 Call = tuple[list[str], list[str | int]]  # a call's keys and its arguments
 
 
 def run_each(client: redis.Redis, script: Script, calls: list[Call]) -> list[Any]:
-    """What each of ``calls`` of ``script`` returned, or the reply error it alone met, in
-    order; raises what fails them all (the connection). A script Redis does not know (not
-    yet, or no more: a restart, SCRIPT FLUSH) is loaded, and the calls it refused run
-    again: a call refused with NOSCRIPT never ran."""
+    """What each of ``calls`` of ``script`` returned, or the error it alone met, in
+    order: a reply error for its call only; a failed round trip (the connection, a
+    timeout) for its calls and every one after it, which are not sent. A script Redis does
+    not know (not yet, or no more: a restart, SCRIPT FLUSH) is loaded, and the calls it
+    refused run again: a call refused with NOSCRIPT never ran."""
+    answers: list[Any] = []
+    for first in range(0, len(calls), CHUNK):
+        chunk = calls[first : first + CHUNK]
+        try:
+            answers += _reloading(client, script, chunk)
+        except redis.RedisError as exc:
+            return answers + [copy.copy(exc) for _ in calls[len(answers) :]]
+    return answers
+
+
+def _reloading(client: redis.Redis, script: Script, calls: list[Call]) -> list[Any]:
+    """One round trip of ``calls``, and one more for those refused with NOSCRIPT."""
     answers = _pipelined(client, script.sha, calls)
     missing = [number for number, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
     if missing:
-        client.script_load(script.script)
-        again = _pipelined(client, script.sha, [calls[number] for number in missing])
+        try:
+            client.script_load(script.script)
+            again = _pipelined(client, script.sha, [calls[number] for number in missing])
+        except redis.RedisError as exc:  # the answers of the calls that ran still stand
+            again = [copy.copy(exc) for _ in missing]
         for number, answer in zip(missing, again, strict=True):
             answers[number] = answer
     return answers

@@ -1,11 +1,15 @@
-"""A batch of downloads begun on a real Redis in one round trip (sesame.store.redis_batch):
-one write for the whole batch, each download still decided alone and exactly; a script
-Redis forgot is loaded again and no download runs twice; one download's reply error fails
-that download only."""
+"""A batch of downloads begun on a real Redis in few round trips (sesame.store.redis_batch):
+one write for up to CHUNK downloads, each still decided alone and exactly; a script Redis
+forgot is loaded again and no download runs twice; one download's reply error fails that
+download only; a Redis that stalls past the timeout costs at most one round trip's
+downloads, and none is ever sent twice."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +20,35 @@ from sesame import ranges
 from sesame.downloads import Admitted
 from sesame.errors import StoreUnavailable
 from sesame.models import Refusal
+from sesame.store import redis_batch
 from tests.support import BODY, FILE, VISITOR, FakeClock, make_service
+
+# A script that keeps Redis busy (every other client waits) for ARGV[1] milliseconds.
+_BUSY = """
+local t = redis.call('TIME')
+local stop = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 + tonumber(ARGV[1])
+repeat t = redis.call('TIME') until tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 >= stop
+"""
 
 
 @pytest.fixture
 def service(tmp_path: Path, redis_url: str) -> Any:
     # Redis expires what it keeps by its own clock.
     return make_service(tmp_path, FakeClock(time.time()), store_url=redis_url)
+
+
+@contextmanager
+def _stalled(url: str, seconds: float) -> Iterator[None]:
+    """Redis busy with another client's script for ``seconds`` from when the block begins."""
+    other = redis.Redis.from_url(url)
+    busy = threading.Thread(target=other.eval, args=(_BUSY, 0, int(seconds * 1000)))
+    busy.start()
+    time.sleep(0.1)  # the script has begun
+    try:
+        yield
+    finally:
+        busy.join()
+        other.close()
 
 
 def _starts(service: Any, links: list[Any]) -> list[Any]:
@@ -82,3 +108,68 @@ def test_one_downloads_reply_error_fails_that_one_only(service: Any) -> None:
     assert isinstance(answers[1], StoreUnavailable)
     record = service.store.get_link(good.id)
     assert record is not None and record.downloads == 2
+
+
+def test_a_stalled_redis_costs_one_round_trip_and_the_rest_is_not_sent(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Redis stalls for longer than the store's timeout while a batch of 20 is begun: each
+    download hears the store is unavailable; the first round trip's downloads run once
+    Redis is back (their answers are lost: the price of a round trip), and the other 12
+    are never sent."""
+    service = make_service(tmp_path, FakeClock(time.time()), store_url=redis_url, store_timeout=0.3)
+    link = service.share(FILE).link
+    service.store.begin_downloads(_starts(service, [link] * 2))  # the script is loaded
+    starts = _starts(service, [link] * 20)
+    # Back before a second round trip would time out: it would be answered, if sent.
+    with _stalled(redis_url, 0.6):
+        answers = service.store.begin_downloads(starts)
+    assert len(answers) == 20
+    assert all(isinstance(answer, StoreUnavailable) for answer in answers)
+    record = service.store.get_link(link.id)
+    assert record is not None and record.downloads == 2 + redis_batch.CHUNK
+    assert len(service.events(link.id)) == 2 + redis_batch.CHUNK
+
+
+def test_a_url_asking_for_retries_never_runs_a_download_twice(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """retry_on_timeout and retry_on_error in the store's URL: a download whose answer was
+    lost to a stall is not sent again (it would count twice)."""
+    url = f"{redis_url}?retry_on_timeout=true&retry_on_error=ConnectionError"
+    service = make_service(tmp_path, FakeClock(time.time()), store_url=url, store_timeout=0.3)
+    link = service.share(FILE).link
+    (start,) = _starts(service, [link])
+    service.store.begin_downloads([start])  # the script is loaded
+    # Back before a second attempt would time out: it would be answered, if made.
+    with _stalled(redis_url, 0.6), pytest.raises(StoreUnavailable):
+        service.store.begin_download(start)
+    record = service.store.get_link(link.id)
+    assert record is not None and record.downloads == 2
+
+
+def test_answers_that_came_stand_when_loading_a_forgotten_script_fails(
+    service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis forgot the script between the second and third downloads of a round trip
+    (SCRIPT FLUSH from elsewhere), and loading it again fails: the two that ran are let
+    in, the others hear the store is unavailable."""
+    link = service.share(FILE, max_downloads=10).link
+    pipelined = redis_batch._pipelined
+
+    def flushed_after_two(client: Any, sha: str, calls: list[Any]) -> list[Any]:
+        answers = pipelined(client, sha, calls[:2])
+        return answers + [redis.exceptions.NoScriptError("NOSCRIPT") for _ in calls[2:]]
+
+    def load_fails(script: Any) -> str:
+        raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+    service.store.begin_downloads(_starts(service, [link] * 2))  # the script is loaded
+    monkeypatch.setattr(redis_batch, "_pipelined", flushed_after_two)
+    monkeypatch.setattr(service.store.redis, "script_load", load_fails)
+    answers = service.store.begin_downloads(_starts(service, [link] * 5))
+    monkeypatch.undo()
+    assert answers[:2] == [None, None]
+    assert all(isinstance(answer, StoreUnavailable) for answer in answers[2:])
+    record = service.store.get_link(link.id)
+    assert record is not None and record.downloads == 4
