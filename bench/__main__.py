@@ -3,12 +3,14 @@
 A 4 KiB file with 32 keep-alive connections (requests/s): the seed's naive gateway (with
 uvicorn's defaults, and at its best), Sesame's full download path through an unlimited link
 and through a link with a large limit, a bare ASGI app sending the bytes from memory (the
-ceiling of any app under uvicorn), and nginx serving the file statically; then Sesame's
-ratios against issue 13's targets. A large file (1 GiB) with 1 and with 8 clients (MB/s): Sesame
-sending the body itself, Sesame in offload mode behind nginx (deploy/nginx.conf), and nginx
-alone; and the gateway's peak memory (RSS of all its processes) meanwhile. Load by ``wrk``
-on loopback, every server on one core and wrk on the others; every figure is the median of
-the rounds, with their min-max and the ratio to nginx. See bench/RESULTS.md.
+ceiling of any app under uvicorn), nginx serving the file statically, and Sesame's two
+links again on a private redis-server (on wrk's CPUs); then Sesame's ratios against issue
+13's targets (on SQLite, the default store). A large file (1 GiB) with 1 and with 8 clients
+(MB/s): Sesame sending the body itself, Sesame in offload mode behind nginx
+(deploy/nginx.conf), and nginx alone; and the gateway's peak memory (RSS of all its
+processes) meanwhile. Load by ``wrk`` on loopback, every server on one core and wrk on the
+others; every figure is the median of the rounds, with their min-max and the ratio to
+nginx. See bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from bench.servers import (
     bare_env,
     fetch,
     free_port,
+    redis_server,
     sesame_env,
     share,
     uvicorn,
@@ -50,6 +53,8 @@ NAIVE = "naive gateway (the seed's route), uvicorn's defaults"
 NAIVE_BEST = "naive gateway at its best (uvloop, httptools, no access log)"
 UNLIMITED = "Sesame, unlimited link"
 LIMITED = "Sesame, link with a large limit"
+REDIS_UNLIMITED = "Sesame on Redis, unlimited link"
+REDIS_LIMITED = "Sesame on Redis, link with a large limit"
 CEILING = "bare ASGI app, the body from memory (the ceiling)"
 # Issue 13's targets: a figure against a yardstick of the same group, and the least ratio.
 TARGETS = [
@@ -147,6 +152,8 @@ def _start(
     )
     options = [*SESAME_OPTIONS, "--workers", str(workers)]
     direct = _gateway(stack, workdir, "off", options)
+    store = stack.enter_context(redis_server(workdir))
+    on_redis = _gateway(stack, workdir, "off", options, store_url=store)
     front_port = free_port()
     offload = _gateway(stack, workdir, "nginx", options, f"http://127.0.0.1:{front_port}")
     server = offload_server(front_port, int(offload.url.rsplit(":", 1)[1]), files)
@@ -164,28 +171,38 @@ def _start(
     gateway_env = sesame_env(workdir, direct.url, "off")
     unlimited, limited = share(gateway_env, SMALL), share(gateway_env, SMALL, 10**9)
     large = share(gateway_env, LARGE)
+    redis_env = sesame_env(workdir, on_redis.url, "off", store)
+    redis_unlimited, redis_limited = share(redis_env, SMALL), share(redis_env, SMALL, 10**9)
     urls = {
         "naive": naive.url + token_path,
         "best": best.url + token_path,
         "ceiling": ceiling.url + "/",
         "unlimited": direct.url + unlimited,
         "limited": direct.url + limited,
+        "redis_unlimited": on_redis.url + redis_unlimited,
+        "redis_limited": on_redis.url + redis_limited,
         "static": f"{static}/{SMALL}",
         "direct": direct.url + large,
         "front": front + large,
         "static_large": f"{static}/{LARGE}",
     }
-    _check(workdir, *(urls[k] for k in ("naive", "best", "ceiling", "unlimited", "limited")))
+    small = ("naive", "best", "ceiling", "unlimited", "limited", "redis_unlimited", "redis_limited")
+    _check(workdir, *(urls[k] for k in small))
     _check(workdir, urls["static"])
     _check_large(workdir, urls["direct"], urls["front"], urls["static_large"])
     return _cases(urls, direct, offload)
 
 
 def _gateway(
-    stack: ExitStack, workdir: Path, offload: str, options: list[str], public: str = ""
+    stack: ExitStack,
+    workdir: Path,
+    offload: str,
+    options: list[str],
+    public: str = "",
+    store_url: str = "",
 ) -> Server:
     port = free_port()
-    env = sesame_env(workdir, public or f"http://127.0.0.1:{port}", offload)
+    env = sesame_env(workdir, public or f"http://127.0.0.1:{port}", offload, store_url)
     return stack.enter_context(uvicorn("gateway.app:create_app", env, options, workdir, port))
 
 
@@ -217,6 +234,8 @@ def _cases(urls: dict[str, str], direct: Server, offload: Server) -> list[Case]:
         Case(SMALL_GROUP, NAIVE_BEST, urls["best"], 32, rps),
         Case(SMALL_GROUP, UNLIMITED, urls["unlimited"], 32, rps),
         Case(SMALL_GROUP, LIMITED, urls["limited"], 32, rps),
+        Case(SMALL_GROUP, REDIS_UNLIMITED, urls["redis_unlimited"], 32, rps),
+        Case(SMALL_GROUP, REDIS_LIMITED, urls["redis_limited"], 32, rps),
         Case(SMALL_GROUP, CEILING, urls["ceiling"], 32, rps),
         Case(SMALL_GROUP, NGINX, urls["static"], 32, rps),
     ]
@@ -234,6 +253,7 @@ def _print_header(args: argparse.Namespace, duration: int, rounds: int, large: i
     print(f"Sesame against nginx: {rounds} round(s) of {duration:g} s per figure, load by wrk")
     print(f"large file: {large // 1024**2} MiB; Sesame: uvicorn {' '.join(SESAME_OPTIONS)}", end="")
     print(f" --workers {args.workers}; every server on CPU {SERVER_CPU}, wrk on the others")
+    print("Sesame on Redis: a private redis-server on wrk's CPUs, as a store on another host")
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {sys.version[:6]}")
     packages = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi")
     print("versions: " + ", ".join(f"{name} {version(name)}" for name in packages))

@@ -13,10 +13,7 @@ import json
 import multiprocessing
 import random
 import resource
-import shutil
-import socket
 import sqlite3
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -29,6 +26,7 @@ import redis
 from click.testing import CliRunner
 
 from admin_ui import tables
+from bench.servers import redis_server
 from sesame.activity import LogFilter
 from sesame.cli import cli
 from sesame.models import Outcome
@@ -172,27 +170,8 @@ def _store_url(name: str, tmp: Path) -> Iterator[str]:
     if name == "sqlite":
         yield f"sqlite:///{tmp / 'sesame.db'}"
         return
-    server = shutil.which("redis-server")
-    if server is None:
-        raise SystemExit("the Redis figures need redis-server (Debian: scripts/system-deps)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(tmp)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    try:
-        url = f"redis://127.0.0.1:{port}/0"
-        for _ in range(100):
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)  # the server starting, not a test waiting on time
+    with redis_server(tmp) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def _made(links: int, rows: int) -> Iterator[tuple[str, tuple[object, ...]]]:

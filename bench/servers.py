@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cores import pin_to_server_cpu
+from bench.cores import pin_to_client_cpus, pin_to_server_cpu
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,13 +60,14 @@ def free_port() -> int:
         return port
 
 
-def sesame_env(workdir: Path, public_url: str, offload: str) -> dict[str, str]:
-    """The environment of a Sesame gateway over ``workdir/files``, state in ``workdir``."""
+def sesame_env(workdir: Path, public_url: str, offload: str, store_url: str = "") -> dict[str, str]:
+    """The environment of a Sesame gateway over ``workdir/files``, state in ``workdir``
+    (its store in SQLite there, unless ``store_url`` says another)."""
     return {
         "SESAME_SECRET_KEYS": "bench-" + "k" * 42,
         "SESAME_FILES_DIR": str(workdir / "files"),
         "SESAME_DATA_DIR": str(workdir / "data"),
-        "SESAME_STORE_URL": f"sqlite:///{workdir / 'data' / 'sesame.db'}",
+        "SESAME_STORE_URL": store_url or f"sqlite:///{workdir / 'data' / 'sesame.db'}",
         "SESAME_PUBLIC_URL": public_url,
         "SESAME_DEFAULT_LIFETIME": "1d",
         "SESAME_MAX_LIFETIME": "7d",
@@ -138,6 +140,33 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str) -> None:
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.1)  # polling for start-up
     raise SystemExit(f"the server at {url} did not come up")
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A private redis-server on a free loopback port, keeping nothing on disk, on the
+    load's CPUs (not the server's: it stands for a store on another machine); its URL."""
+    import redis
+
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit("the Redis figures need redis-server (Debian: scripts/system-deps)")
+    port = free_port()
+    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(workdir)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, preexec_fn=pin_to_client_cpus)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(100):
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)  # the server starting, not a test waiting on time
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
