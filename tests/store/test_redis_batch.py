@@ -43,12 +43,25 @@ def _stalled(url: str, seconds: float) -> Iterator[None]:
     other = redis.Redis.from_url(url)
     busy = threading.Thread(target=other.eval, args=(_BUSY, 0, int(seconds * 1000)))
     busy.start()
-    time.sleep(0.1)  # the script has begun
+    _until_busy(url)
     try:
         yield
     finally:
         busy.join()
         other.close()
+
+
+def _until_busy(url: str) -> None:
+    """Return once Redis keeps another client waiting (the busy script has begun)."""
+    for _ in range(250):
+        probe = redis.Redis.from_url(url, socket_timeout=0.02, socket_connect_timeout=1)
+        try:
+            probe.ping()
+        except redis.TimeoutError:
+            return
+        finally:
+            probe.close()
+    raise AssertionError("Redis never got busy")
 
 
 def _starts(service: Any, links: list[Any]) -> list[Any]:
