@@ -32,25 +32,35 @@ def run_each(client: redis.Redis, script: Script, calls: list[Call]) -> list[Any
     for first in range(0, len(calls), CHUNK):
         chunk = calls[first : first + CHUNK]
         try:
-            answers += _reloading(client, script, chunk)
+            got, failure = _reloading(client, script, chunk)
         except redis.RedisError as exc:
-            return answers + [copy.copy(exc) for _ in calls[len(answers) :]]
+            got, failure = [copy.copy(exc) for _ in chunk], exc
+        answers += got
+        if failure is not None:
+            return answers + [copy.copy(failure) for _ in calls[len(answers) :]]
     return answers
 
 
-def _reloading(client: redis.Redis, script: Script, calls: list[Call]) -> list[Any]:
-    """One round trip of ``calls``, and one more for those refused with NOSCRIPT."""
+def _reloading(
+    client: redis.Redis, script: Script, calls: list[Call]
+) -> tuple[list[Any], redis.RedisError | None]:
+    """One round trip of ``calls``, and one more for those refused with NOSCRIPT; with
+    the error that failed that second one, if it did (the calls it carried get it too,
+    and the answers of those that ran still stand)."""
     answers = _pipelined(client, script.sha, calls)
     missing = [number for number, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
-    if missing:
-        try:
-            client.script_load(script.script)
-            again = _pipelined(client, script.sha, [calls[number] for number in missing])
-        except redis.RedisError as exc:  # the answers of the calls that ran still stand
-            again = [copy.copy(exc) for _ in missing]
-        for number, answer in zip(missing, again, strict=True):
-            answers[number] = answer
-    return answers
+    if not missing:
+        return answers, None
+    try:
+        client.script_load(script.script)
+        again = _pipelined(client, script.sha, [calls[number] for number in missing])
+    except redis.RedisError as exc:
+        for number in missing:
+            answers[number] = copy.copy(exc)
+        return answers, exc
+    for number, answer in zip(missing, again, strict=True):
+        answers[number] = answer
+    return answers, None
 
 
 def _pipelined(client: redis.Redis, sha: str, calls: list[Call]) -> list[Any]:

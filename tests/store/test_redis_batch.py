@@ -71,14 +71,8 @@ def _starts(service: Any, links: list[Any]) -> list[Any]:
     ]
 
 
-def test_a_batch_leaves_in_one_write_and_counts_exactly(
-    service: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Eight counted downloads of a link with a limit of 5, begun together: one write to
-    Redis carries them all; the first five are let in, the rest refused, in order."""
-    service.store.begin_downloads(_starts(service, [service.share(FILE).link] * 2))  # loaded
-    link = service.share(FILE, max_downloads=5).link
-    starts = _starts(service, [link] * 8)
+def _writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the writes of commands to Redis from here on."""
     writes: list[int] = []
     send = redis.connection.AbstractConnection.send_packed_command
 
@@ -87,6 +81,32 @@ def test_a_batch_leaves_in_one_write_and_counts_exactly(
         send(self, command, check_health)
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return writes
+
+
+def test_eight_downloads_leave_in_one_write_and_seventeen_in_three(
+    service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round trips of up to 8 downloads, as the README says."""
+    service.store.begin_downloads(_starts(service, [service.share(FILE).link] * 2))  # loaded
+    link = service.share(FILE).link
+    writes = _writes(monkeypatch)
+    assert service.store.begin_downloads(_starts(service, [link] * 8)) == [None] * 8
+    assert len(writes) == 1
+    assert service.store.begin_downloads(_starts(service, [link] * 17)) == [None] * 17
+    monkeypatch.undo()
+    assert len(writes) == 1 + 3
+
+
+def test_a_batch_leaves_in_one_write_and_counts_exactly(
+    service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight counted downloads of a link with a limit of 5, begun together: one write to
+    Redis carries them all; the first five are let in, the rest refused, in order."""
+    service.store.begin_downloads(_starts(service, [service.share(FILE).link] * 2))  # loaded
+    link = service.share(FILE, max_downloads=5).link
+    starts = _starts(service, [link] * 8)
+    writes = _writes(monkeypatch)
     answers = service.store.begin_downloads(starts)
     monkeypatch.undo()
     assert len(writes) == 1
@@ -186,3 +206,27 @@ def test_answers_that_came_stand_when_loading_a_forgotten_script_fails(
     assert all(isinstance(answer, StoreUnavailable) for answer in answers[2:])
     record = service.store.get_link(link.id)
     assert record is not None and record.downloads == 4
+
+
+def test_nothing_more_is_sent_once_loading_a_forgotten_script_failed(
+    service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis forgot the script before a batch of 24, and loading it again fails: the first
+    round trip (refused, so nothing ran) is the only one sent; every download hears the
+    store is unavailable, and none is counted."""
+    link = service.share(FILE).link
+    service.store.begin_downloads(_starts(service, [link] * 2))  # the script is loaded
+    service.store.redis.script_flush()
+
+    def load_fails(script: Any) -> str:
+        raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(service.store.redis, "script_load", load_fails)
+    writes = _writes(monkeypatch)
+    answers = service.store.begin_downloads(_starts(service, [link] * 24))
+    monkeypatch.undo()
+    assert len(writes) == 1
+    assert len(answers) == 24
+    assert all(isinstance(answer, StoreUnavailable) for answer in answers)
+    record = service.store.get_link(link.id)
+    assert record is not None and record.downloads == 2
