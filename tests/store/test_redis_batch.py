@@ -64,6 +64,11 @@ def _until_busy(url: str) -> None:
     raise AssertionError("Redis never got busy")
 
 
+def _load_fails(script: Any) -> str:
+    """Loading a script, as the connection breaks."""
+    raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+
 def _starts(service: Any, links: list[Any]) -> list[Any]:
     whole = ranges.whole(len(BODY))
     return [
@@ -194,12 +199,9 @@ def test_answers_that_came_stand_when_loading_a_forgotten_script_fails(
         answers = pipelined(client, sha, calls[:2])
         return answers + [redis.exceptions.NoScriptError("NOSCRIPT") for _ in calls[2:]]
 
-    def load_fails(script: Any) -> str:
-        raise redis.exceptions.ConnectionError("Connection reset by peer")
-
     service.store.begin_downloads(_starts(service, [link] * 2))  # the script is loaded
     monkeypatch.setattr(redis_batch, "_pipelined", flushed_after_two)
-    monkeypatch.setattr(service.store.redis, "script_load", load_fails)
+    monkeypatch.setattr(service.store.redis, "script_load", _load_fails)
     answers = service.store.begin_downloads(_starts(service, [link] * 5))
     monkeypatch.undo()
     assert answers[:2] == [None, None]
@@ -218,10 +220,7 @@ def test_nothing_more_is_sent_once_loading_a_forgotten_script_failed(
     service.store.begin_downloads(_starts(service, [link] * 2))  # the script is loaded
     service.store.redis.script_flush()
 
-    def load_fails(script: Any) -> str:
-        raise redis.exceptions.ConnectionError("Connection reset by peer")
-
-    monkeypatch.setattr(service.store.redis, "script_load", load_fails)
+    monkeypatch.setattr(service.store.redis, "script_load", _load_fails)
     writes = _writes(monkeypatch)
     answers = service.store.begin_downloads(_starts(service, [link] * 24))
     monkeypatch.undo()
