@@ -3,6 +3,7 @@ the gateway's API and its WeChat endpoint call these; none of them re-implements
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import string
 import time
@@ -24,6 +25,7 @@ from sesame.errors import (
     LinkNotFound,
     RuleExists,
     RuleNotFound,
+    StoreUnavailable,
 )
 from sesame.lifetimes import format_lifetime, parse_lifetime
 from sesame.links import Clock, LinkSigner
@@ -73,6 +75,14 @@ class Service:
         self.downloads = Downloads(self.settings, self.store, self.signer, self.clock)
         self.retention = Retention(self.store, self.settings.retention, self.clock)
         self.rollup = Rollup(self.store, self.clock)
+
+    @property
+    def _seen(self) -> Store:
+        """The store, for a read that sees every download this process let in: what the
+        store holds back (see Store.begin_downloads) is written first, if it can be."""
+        with contextlib.suppress(StoreUnavailable):  # it waits; the read need not
+            self.store.flush()
+        return self.store
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> Service:
@@ -129,7 +139,7 @@ class Service:
 
     def link(self, link_id: str) -> SharedLink:
         """One link by id. Raises LinkNotFound."""
-        link = self.store.get_link(link_id)
+        link = self._seen.get_link(link_id)
         if link is None:
             raise LinkNotFound(link_id)
         return self.shared(link)
@@ -139,7 +149,7 @@ class Service:
         now = self.clock()
         return [
             self.shared(link)
-            for link in self.store.list_links()
+            for link in self._seen.list_links()
             if include_inactive or link.status(now) is LinkStatus.ACTIVE
         ]
 
@@ -148,11 +158,11 @@ class Service:
     ) -> list[Link]:
         """At most ``limit`` link records in ``statuses`` now (empty: all), newest first,
         without their URLs (``shared()`` makes one)."""
-        return self.store.links_page(self.clock(), [str(s) for s in statuses], (), limit)
+        return self._seen.links_page(self.clock(), [str(s) for s in statuses], (), limit)
 
     def link_counts(self) -> dict[LinkStatus, int]:
         """How many links are in each status now."""
-        counts = self.store.link_counts(self.clock())
+        counts = self._seen.link_counts(self.clock())
         return {status: counts.get(str(status), 0) for status in LinkStatus}
 
     def links_page(
@@ -160,7 +170,7 @@ class Service:
     ) -> list[SharedLink]:
         """At most ``limit`` links, newest first, in ``statuses`` now and to ``files``
         (empty: any), with their URLs."""
-        chosen = self.store.links_page(self.clock(), [str(s) for s in statuses], files, limit)
+        chosen = self._seen.links_page(self.clock(), [str(s) for s in statuses], files, limit)
         return [self.shared(link) for link in chosen]
 
     def files(self) -> list[FileInfo]:
@@ -177,39 +187,39 @@ class Service:
 
     def events(self, link_id: str | None = None, limit: int | None = None) -> list[DownloadEvent]:
         """The download log, newest first."""
-        return self.store.list_events(link_id, limit)
+        return self._seen.list_events(link_id, limit)
 
     # -- what the Links and Activity pages show, computed by the store --------------------
 
     def log_page(self, query: LogFilter, limit: int = 1000, offset: int = 0) -> list[LogRow]:
         """The log rows ``query`` selects, newest first: ``limit`` of them after ``offset``."""
-        return self.store.log_page(query, limit, offset)
+        return self._seen.log_page(query, limit, offset)
 
     def log_rows(self, query: LogFilter) -> Iterator[LogRow]:
         """Every log row ``query`` selects, oldest first, read a little at a time."""
-        return self.store.log_rows(query)
+        return self._seen.log_rows(query)
 
     def log_totals(self, query: LogFilter) -> Totals:
         """What the log rows ``query`` selects add up to."""
         self.rollup.sweep_in_background()  # at most once a minute, off this call
-        return self.store.log_totals(query)
+        return self._seen.log_totals(query)
 
     def log_series(self, query: LogFilter, utc_offset: int = 0) -> list[DayFile]:
         """Downloads and bytes of the rows ``query`` selects, per local day and file."""
         self.rollup.sweep_in_background()
-        return self.store.log_series(query, utc_offset)
+        return self._seen.log_series(query, utc_offset)
 
     def outcome_counts(self, link_ids: Collection[str]) -> dict[str, dict[str, int]]:
         """For each of ``link_ids``, how many of its requests ended in each outcome."""
-        return self.store.outcome_counts(link_ids)
+        return self._seen.outcome_counts(link_ids)
 
     def export_log(self, query: LogFilter, fmt: str) -> Iterator[str]:
         """The log rows ``query`` selects, oldest first, as lines of CSV or JSON Lines."""
-        return export.lines(self.store.log_rows(query), fmt)
+        return export.lines(self._seen.log_rows(query), fmt)
 
     def backup(self, target: Path) -> None:
         """A consistent copy of the store in the new file ``target``. Raises BackupError."""
-        self.store.backup(target)
+        self._seen.backup(target)
 
     def link_files(self) -> list[str]:
         """The files links were made for, each once."""

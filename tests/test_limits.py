@@ -401,12 +401,16 @@ def test_a_request_dropped_at_once_uses_nothing_up(gateway: Gateway) -> None:
     assert received(url, {}) == (200, SIZES["48k.bin"])
 
 
-def test_a_clean_stop_keeps_every_download_and_its_row(own_gateway: OwnGateway) -> None:
+@pytest.mark.parametrize("limit", [100_000, None])
+def test_a_clean_stop_keeps_every_download_and_its_row(
+    own_gateway: OwnGateway, limit: int | None
+) -> None:
     """SIGTERM while eight clients download as fast as they can: every download a client
     received is counted and logged, and nothing is counted that has no row (downloads are
-    decided in batches: none is answered before its batch is written)."""
+    decided in batches: through a link with a limit, none is answered before its batch is
+    written; through one with none, what was held back is written as the gateway stops)."""
     with own_gateway() as gateway:
-        link_id, url = gateway.link("48k.bin", max_downloads=100_000)
+        link_id, url = gateway.link("48k.bin", max_downloads=limit)
         received: list[int] = []
         stop = threading.Event()
 
@@ -430,6 +434,7 @@ def test_a_clean_stop_keeps_every_download_and_its_row(own_gateway: OwnGateway) 
         for thread in threads:
             thread.join(timeout=30)
         stop.set()
+        wait_for(lambda: "Finished server process" in gateway.log.read_text())  # it stopped
         downloads, _ = gateway.record(link_id)
         rows = [e for e in gateway.service.events(link_id) if e.outcome == Outcome.COMPLETED]
         assert downloads == len(rows) == sum(1 for e in rows if e.counted)

@@ -20,10 +20,12 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from sesame.cli import cli
 from sesame.errors import StoreUnavailable
+from sesame.models import Outcome
 from sesame.service import Service
 from sesame.store.guard import guarded
 from sesame.store.sqlite import SQLiteStore
 from tests.support import (
+    BODY,
     FILE,
     KEY,
     T0,
@@ -80,19 +82,25 @@ def assert_unavailable(client: TestClient, path: str) -> None:
 
 
 def test_locked_sqlite_is_503_then_recovers(tmp_path: Path) -> None:
-    """A write lock held by another process: downloads get 503 and /healthz 503 (within
-    100 ms, saying why); released, the same link downloads and /healthz is ok again."""
+    """A write lock held by another process: a link with a limit gets 503 and /healthz 503
+    (within 100 ms, saying why), while a link with none still downloads, its row held back;
+    released, the first downloads, /healthz is ok again, and the held row is written."""
     service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
-    shared = service.share(FILE)
+    limited = service.share(FILE, max_downloads=5)
+    free = service.share(FILE)
     client = TestClient(create_app(service.settings, service))
-    path = path_of(service, shared.url)
+    path = path_of(service, limited.url)
     with write_locked(service.store.path, tmp_path / "locker.log"):  # type: ignore[attr-defined]
         assert_unavailable(client, path)
         started = time.monotonic()
         assert client.get("/healthz").json()["store"] == "database is locked"
         assert time.monotonic() - started < 0.1
+        assert client.get(path_of(service, free.url)).content == BODY
+        assert service.events(free.link.id) == []  # it cannot be written yet
     assert client.get(path).status_code == 200
     assert client.get("/healthz").json()["store"] == "ok"
+    assert [event.outcome for event in service.events(free.link.id)] == [Outcome.COMPLETED]
+    assert service.link(free.link.id).link.downloads == 1
 
 
 def test_read_only_sqlite_is_503_then_recovers(tmp_path: Path) -> None:
@@ -112,10 +120,13 @@ def test_read_only_sqlite_is_503_then_recovers(tmp_path: Path) -> None:
 
 
 def test_full_disk_sqlite_is_503_then_recovers(tmp_path: Path) -> None:
-    """A database on a full tmpfs answers 503; once there is room again, 200."""
+    """A database on a full tmpfs answers 503 for a link with a limit, while one with none
+    still downloads, its row held back; once there is room again, 200, and the row is
+    written."""
     with tmpfs(tmp_path / "mnt", "1m") as mnt:
         service = make_service(tmp_path, FakeClock(), data_dir=mnt, store_timeout=0.2)
-        shared = service.share(FILE)
+        shared = service.share(FILE, max_downloads=5)
+        free = service.share(FILE)
         client = TestClient(create_app(service.settings, service))
         path = path_of(service, shared.url)
         filler = mnt / "filler"
@@ -124,8 +135,11 @@ def test_full_disk_sqlite_is_503_then_recovers(tmp_path: Path) -> None:
                 out.write(b"\0" * 65536)
                 out.flush()
         assert_unavailable(client, path)
+        assert client.get(path_of(service, free.url)).content == BODY
+        assert service.events(free.link.id) == []  # no room to write it yet
         filler.unlink()
         assert client.get(path).status_code == 200
+        assert [event.status for event in service.events(free.link.id)] == [200]
 
 
 def test_cli_exits_75_on_a_locked_store(tmp_path: Path) -> None:

@@ -72,7 +72,10 @@ class Store(Protocol):
     def begin_downloads(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
         """``begin_download`` of each of ``starts``, each atomic and with its own answer as
         if begun alone, in as few trips as the store can (the SQLite store: one
-        transaction while no other thread's work is queued)."""
+        transaction while no other thread's work is queued). A store may let in at once a
+        download through a link with no limit, settled as it begins and with no budget or
+        cap to heed, once the link was found open, and write it a moment later (the SQLite
+        store: sesame.store.held); ``flush`` writes it now."""
 
     def end_download(self, end: DownloadEnd) -> None:
         """Settle a download begun with ``begin_download``, in one trip: add ``extra_bytes``
@@ -194,8 +197,11 @@ class Store(Protocol):
         use. Raises BackupError if ``target`` exists, or if the store is backed up another
         way (Redis: the error says how)."""
 
+    def flush(self) -> None:
+        """Write now what ``begin_downloads`` let in and has not yet written."""
+
     def close(self) -> None:
-        """Release connections."""
+        """Write what is not yet written (``flush``), and release connections."""
 
     # -- health --------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ done and goes on. So a busy gateway pays one transaction (its locks and its WAL 
 many downloads, while every download's check-then-write stays atomic with respect to every
 thread and process, and no thread learns its outcome before it is committed. Only store
 work runs under the lock: the gateway reads files, renders pages and checks tokens outside
-it.
+it. Writes that need no answer (sesame.store.held) go into the next transaction, first.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from sesame.store.held import Held
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
@@ -41,9 +43,20 @@ class GroupCommit:
     """Work on one SQLite file, grouped under ``writing`` (the process's write lock), each
     call giving up after ``timeout`` seconds without the lock."""
 
-    def __init__(self, writing: threading.Lock, timeout: float) -> None:
+    def __init__(
+        self,
+        writing: threading.Lock,
+        timeout: float,
+        write_held: Callable[[sqlite3.Connection, list[Any]], None] | None = None,
+        flush: Callable[[], None] | None = None,
+    ) -> None:
         self._writing = writing
         self._timeout = timeout
+        # Items held back (``hold``), written by ``write_held`` as each transaction begins;
+        # ``flush`` (this one's, unless the store wraps it) is what the flusher calls.
+        self._held = None if write_held is None else Held(write_held, flush or self.flush)
+        self._connection: Callable[[], sqlite3.Connection] | None = None
+        self._failure: BaseException | None = None  # what the last transaction met
         self._queue: list[_Ticket] = []
         self._queued = threading.Lock()
         # Tickets are finished under it, and a thread whose work another holder took waits
@@ -95,6 +108,32 @@ class GroupCommit:
                         self._finished.wait()
         return [(ticket.value, ticket.error) for ticket in tickets]
 
+    def hold(self, connection: Callable[[], sqlite3.Connection], items: list[Any]) -> bool:
+        """Hold ``items`` back for the next transaction (see sesame.store.held); False if
+        they must be written now. ``connection()``: the calling thread's connection."""
+        assert self._held is not None, "this group commit holds nothing back"
+        self._connection = connection
+        return self._held.hold(items)
+
+    def flush(self) -> None:
+        """Write what is held back, in a transaction of its own (raises what it met; the
+        items stay held)."""
+        if self._held is None or not len(self._held) or self._connection is None:
+            return
+        if not self._writing.acquire(timeout=self._timeout):
+            raise sqlite3.OperationalError("database is locked")  # by this process's writers
+        try:
+            failure = self._lead(self._connection())
+        finally:
+            self._writing.release()
+        if failure is not None:
+            raise failure
+
+    def close(self) -> None:
+        """Write what is held back, and hold nothing more."""
+        if self._held is not None:
+            self._held.close()
+
     def _finish(self, answers: list[tuple[_Ticket, Any, BaseException | None]]) -> None:
         """Give each ticket its value or error, and wake whoever waits for one."""
         if not answers:
@@ -104,34 +143,55 @@ class GroupCommit:
                 ticket.value, ticket.error, ticket.done = value, error, True
             self._finished.notify_all()
 
-    def _lead(self, db: sqlite3.Connection) -> None:
-        """Run everything queued, holding the write lock."""
+    def _lead(self, db: sqlite3.Connection) -> BaseException | None:
+        """Run everything queued, and write what is held back, holding the write lock. If
+        what is held could not be written, it is held again, and this is what it met."""
         with self._queued:
             pending, self._queue = self._queue, []
-        taken = list(pending)
+        carrying = self._held is not None and self._held.carry()
+        self._failure = None
         try:
-            for _ in range(MAX_ROLLBACKS + 1):
-                if not pending:
-                    return
-                pending = self._batch(db, pending)
-            self._fail(pending, sqlite3.OperationalError("the transaction was rolled back"))
+            self._run(db, pending, carrying)
         except BaseException as exc:  # a savepoint or a rollback failed: nobody waits forever
             with contextlib.suppress(Exception):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-            self._fail([t for t in taken if not t.done], exc)
+            self._fail([t for t in pending if not t.done], exc)
+        if self._held is not None and self._held.give_back():
+            return self._failure or sqlite3.OperationalError("the transaction was not committed")
+        return None
+
+    def _run(self, db: sqlite3.Connection, pending: list[_Ticket], carrying: bool) -> None:
+        for _ in range(MAX_ROLLBACKS + 1):
+            if not pending and not carrying:
+                return
+            pending = self._batch(db, pending)
+            if not pending:
+                return
+        self._fail(pending, sqlite3.OperationalError("the transaction was rolled back"))
+
+    def _open(self, db: sqlite3.Connection) -> None:
+        """Begin the write transaction, and write in it what is held back first."""
+        db.execute("BEGIN IMMEDIATE")
+        if self._held is not None:
+            try:
+                self._held.write(db)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def _batch(self, db: sqlite3.Connection, pending: list[_Ticket]) -> list[_Ticket]:
         """One transaction of ``pending``; what must be tried again (SQLite rolled the whole
         transaction back for one piece of work, which alone fails)."""
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self._open(db)
         except BaseException as exc:
             return self._fail(pending, exc)
         if self._at_once(db, pending):
             return []
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self._open(db)
         except BaseException as exc:
             return self._fail(pending, exc)
         results: list[tuple[Any, BaseException | None]] = []
@@ -176,8 +236,11 @@ class GroupCommit:
                 db.execute("ROLLBACK")
             self._fail(pending, exc)
             return
+        if self._held is not None:
+            self._held.committed()
         self._finish([(t, v, e) for t, (v, e) in zip(pending, results, strict=True)])
 
     def _fail(self, tickets: list[_Ticket], exc: BaseException) -> list[_Ticket]:
+        self._failure = exc
         self._finish([(ticket, None, copy.copy(exc)) for ticket in tickets])  # each its own
         return []

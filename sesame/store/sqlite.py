@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sesame.models import (
     ApiKey,
     DownloadEvent,
+    DownloadStart,
     Link,
     Outcome,
     Rule,
@@ -143,7 +144,8 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         # the file locked sleep and poll (1 ms, 2 ms, 5 ms...), which cost about half of a
         # small download's time once downloads ran on worker threads (measured under wrk).
         self._writing = threading.Lock()
-        self._group = GroupCommit(self._writing, timeout)
+        # The flusher calls the store's own flush: guarded, a failure gets it a new connection.
+        self._group = GroupCommit(self._writing, timeout, self._write_held, self.flush)
         migrate_sqlite(self._db, SCHEMA, str(self.path))
 
     @property
@@ -187,6 +189,13 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         """Each of ``works`` as by ``_grouped``, together; each one's error in its place."""
         done = self._group.run_all(lambda: self._db, works)
         return Each(value if error is None else error for value, error in done)
+
+    def _hold(self, starts: list[DownloadStart]) -> bool:
+        """Hold ``starts`` back for the next transaction (see sesame.store.held)."""
+        return self._group.hold(lambda: self._db, starts)
+
+    def flush(self) -> None:
+        self._group.flush()
 
     def add_link(self, link: Link) -> None:
         self._insert_link(self._db, link)
@@ -314,6 +323,7 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         backup_sqlite(self._db, target)
 
     def close(self) -> None:
+        self._group.close()  # what is held back is written first
         with self._guard:
             for conn in self._connections:
                 conn.close()

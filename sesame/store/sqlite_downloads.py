@@ -30,6 +30,9 @@ SETTLE_LINK = """UPDATE links SET bytes_served = MAX(0, bytes_served + :extra),
 # A link's downloads taken, as _take decided them.
 TAKE = """UPDATE links SET downloads = :downloads, bytes_served = :served,
     started_at = COALESCE(started_at, :now) WHERE id = :id"""
+# A link's downloads let in without asking it (held back: see begin_downloads), added.
+ADD_HELD = """UPDATE links SET downloads = downloads + :downloads,
+    bytes_served = bytes_served + :served, started_at = COALESCE(started_at, :now) WHERE id = :id"""
 # A day's bytes grow, or shrink for bytes reserved but not sent, never below 0.
 ADD_EGRESS = """INSERT INTO egress (day, bytes) VALUES (:day, MAX(0, :nbytes))
     ON CONFLICT (day) DO UPDATE SET bytes = MAX(0, bytes + :nbytes)"""
@@ -51,10 +54,29 @@ class SQLiteDownloads:
     def _grouped_all(self, works: list[Callable[[sqlite3.Connection], T]]) -> Each[T]:
         raise NotImplementedError
 
+    def _hold(self, starts: list[DownloadStart]) -> bool:
+        raise NotImplementedError
+
     def begin_download(self, start: DownloadStart) -> Refusal | None:
         return self._grouped(lambda db: self._begin(db, start))
 
     def begin_downloads(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
+        """As the Store says; a download that nothing can refuse (``_held_back``) is let in
+        at once, and written by the next transaction (sesame.store.held)."""
+        held = [number for number, start in enumerate(starts) if _held_back(start)]
+        if not held or not self._hold([starts[number] for number in held]):
+            return self._begin_now(starts)
+        answers: Each[Refusal | None] = Each([None] * len(starts))
+        if len(held) < len(starts):
+            kept = set(held)
+            rest = [number for number in range(len(starts)) if number not in kept]
+            for number, answer in zip(
+                rest, self._begin_now([starts[n] for n in rest]), strict=True
+            ):
+                answers[number] = answer
+        return answers
+
+    def _begin_now(self, starts: list[DownloadStart]) -> Each[Refusal | None]:
         if len(starts) > 1 and all(_plainly_settled(start) for start in starts):
             try:
                 return Each(self._grouped(functools.partial(self._begin_settled, starts=starts)))
@@ -131,6 +153,25 @@ class SQLiteDownloads:
                 db.execute(ADD_EGRESS, {"day": day, "nbytes": nbytes})
         db.executemany(ADD_EVENT, rows)
         return refusals
+
+    def _write_held(self, db: sqlite3.Connection, starts: list[DownloadStart]) -> None:
+        """Write the downloads held back (``_held_back``), each let in as it began: each
+        link's downloads and bytes added (none is refused now: a link revoked meanwhile was
+        open when they were let in), each day's bytes, every row; and the lapsed leases
+        swept, as ``_begin_settled`` would."""
+        self._sweep(db, max(start.now for start in starts), SWEEP_BATCH * len(starts))
+        links: dict[str, dict[str, Any]] = {}
+        days: dict[int, int] = {}
+        for start in starts:
+            took = links.setdefault(
+                start.link_id, {"id": start.link_id, "downloads": 0, "served": 0, "now": start.now}
+            )
+            took["downloads"] += start.counted
+            took["served"] += start.nbytes
+            days[start.day] = days.get(start.day, 0) + start.nbytes
+        db.executemany(ADD_HELD, list(links.values()))
+        db.executemany(ADD_EGRESS, [{"day": d, "nbytes": n} for d, n in days.items() if n])
+        db.executemany(ADD_EVENT, [_event_row(start.event) for start in starts if start.event])
 
     def _take(
         self, db: sqlite3.Connection, link_id: str, starts: list[DownloadStart]
@@ -312,6 +353,13 @@ def _plainly_settled(start: DownloadStart) -> bool:
         and start.budget is None
         and start.cap is None
     )
+
+
+def _held_back(start: DownloadStart) -> bool:
+    """A download nothing can refuse once its link was found open, settled as it begins:
+    through a link with no limit (no download limit, so no byte cap), plainly settled. Its
+    writes need not be committed before its answer (see sesame.store.held)."""
+    return start.byte_cap is None and _plainly_settled(start)
 
 
 def _event_row(event: DownloadEvent) -> tuple[Any, ...]:

@@ -1,0 +1,141 @@
+"""Writes held back: what the SQLite store may answer before it is committed (the log rows and
+counts of downloads through an unlimited link, over as they begin), written by the group
+commit's next transaction: another thread's, which is sooner, or else the flusher's, within
+HOLD_WAIT.
+
+A download through a link with a limit is never held back: its count is on disk before its
+body starts. What is held is written in order before anything else of the transaction that
+takes it (so a download settled later, or any other write of this process, finds it there),
+and given back, in order, if that transaction is not committed; the flusher tries again,
+waiting longer each time, up to RETRY_WAIT. At most MAX_HELD are held: more are written as
+they begin, waiting for the store as any download does. Closing (the gateway's shutdown, or
+the interpreter's exit) writes what is held; a crash loses it: at most HOLD_WAIT's worth of
+downloads, and never more than MAX_HELD.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+HOLD_WAIT = 0.05  # seconds what is held waits, at most, for a transaction to write it
+RETRY_WAIT = 2.0  # seconds between the flusher's tries, at most, while the store fails
+MAX_HELD = 4096  # items held at once; more are written as they come
+CLOSE_WAIT = 10.0  # seconds closing waits for the flusher's last write
+
+log = logging.getLogger("sesame.store")
+
+
+class Held(Generic[T]):
+    """Items held back for ``write(db, items)``, in a transaction begun by the group commit
+    (``carry``, then ``write``, then ``committed`` or ``give_back``, all under its write
+    lock); ``flush()`` (the group commit's) runs one when no other does soon enough."""
+
+    def __init__(
+        self, write: Callable[[sqlite3.Connection, list[T]], None], flush: Callable[[], None]
+    ) -> None:
+        self._write = write
+        self._flush = flush
+        self._items: list[T] = []
+        self._lock = threading.Lock()
+        self._carried: list[T] = []  # taken into the transaction under way
+        self._waiting = threading.Event()  # set while items wait for the flusher
+        self._stop = threading.Event()
+        self._closing = False
+        self._flusher: threading.Thread | None = None
+
+    def hold(self, items: list[T]) -> bool:
+        """Hold ``items`` back; False, holding none of them, when MAX_HELD would be passed
+        (or the store is closing): the caller writes them itself."""
+        with self._lock:
+            if self._closing or len(self._items) + len(items) > MAX_HELD:
+                return False
+            self._items.extend(items)
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_every, name="sesame-held", daemon=True
+                )
+                self._flusher.start()
+                atexit.register(_close_at_exit, weakref.ref(self))
+        self._waiting.set()
+        return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items) + len(self._carried)
+
+    def carry(self) -> bool:
+        """Take every item held into the transaction about to begin; whether there are any."""
+        with self._lock:
+            self._carried, self._items = self._carried + self._items, []
+            return bool(self._carried)
+
+    def write(self, db: sqlite3.Connection) -> None:
+        """Write the items carried, in the transaction just begun."""
+        if self._carried:
+            self._write(db, self._carried)
+
+    def committed(self) -> None:
+        """The transaction that wrote the items carried is committed."""
+        self._carried = []
+
+    def give_back(self) -> bool:
+        """The items carried were not committed: held again, before any held since; whether
+        there were any."""
+        with self._lock:
+            if not self._carried:
+                return False
+            self._items[:0] = self._carried
+            self._carried = []
+        self._waiting.set()
+        return True
+
+    def close(self) -> None:
+        """Hold nothing more, and write what is held (raises what that met)."""
+        with self._lock:
+            self._closing = True
+            flusher = self._flusher
+        self._stop.set()
+        self._waiting.set()
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(CLOSE_WAIT)
+        if len(self):
+            self._flush()
+
+    def _flush_every(self) -> None:
+        wait = HOLD_WAIT
+        while True:
+            self._waiting.wait()
+            # Gather what comes meanwhile, unless a transaction takes it sooner; closing
+            # writes the rest itself.
+            if self._stop.wait(wait):
+                return
+            self._waiting.clear()
+            try:
+                self._flush()
+            except Exception as exc:
+                if wait == HOLD_WAIT:  # once per spell of failures
+                    log.warning("%d download rows wait for the store: %s", len(self), exc)
+                wait = min(wait * 2, RETRY_WAIT)
+                self._waiting.set()
+            else:
+                if wait != HOLD_WAIT:
+                    log.warning("the download rows that waited for the store are written")
+                wait = HOLD_WAIT
+
+
+def _close_at_exit(held: weakref.ref[Held[T]]) -> None:
+    """What is held, written as the interpreter exits (a daemon flusher is stopped then)."""
+    alive = held()
+    if alive is None or not len(alive):
+        return
+    try:
+        alive.close()
+    except Exception as exc:
+        log.error("%d download rows could not be written at exit: %s", len(alive), exc)

@@ -1,0 +1,204 @@
+"""Downloads held back on a real SQLite file (sesame.store.held): through a link with no
+limit, settled as they begin, they are let in at once and written by the next transaction,
+first, or by the flusher; a lock held elsewhere or a store that fails delays them, never
+loses them; closing, the gateway's stop and the interpreter's exit write them; a link with
+a limit is never held back. Every count here is read by a connection of its own, as another
+process would (the service's reads write what is held first)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from sesame import ranges
+from sesame.downloads import Admitted, Download
+from sesame.errors import StoreUnavailable
+from sesame.models import DownloadStart, Link, Outcome
+from sesame.service import Service
+from sesame.store import held
+from tests.support import BODY, FILE, VISITOR, FakeClock, make_service, path_of
+
+
+def _starts(service: Service, link: Link, count: int) -> list[DownloadStart]:
+    whole = ranges.whole(len(BODY))
+    return [
+        service.downloads.starting(Admitted(link), whole, VISITOR, True).start for _ in range(count)
+    ]
+
+
+def _written(service: Service, link_id: str) -> tuple[int, int, list[str]]:
+    """The link's downloads, the day's bytes and the link's rows' outcomes, as another
+    process reads them."""
+    store: Any = service.store
+    with sqlite3.connect(store.path) as db:
+        (downloads,) = db.execute("SELECT downloads FROM links WHERE id = ?", (link_id,)).fetchone()
+        egress = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM egress").fetchone()[0]
+        rows = db.execute(
+            "SELECT outcome FROM downloads WHERE link_id = ? ORDER BY id", (link_id,)
+        ).fetchall()
+    return downloads, egress, [row[0] for row in rows]
+
+
+@contextmanager
+def _locked(service: Service) -> Iterator[None]:
+    """Another connection (as another process) holding the file's write lock."""
+    store: Any = service.store
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+@pytest.fixture
+def slow_flusher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flusher that waits a minute: only another transaction, or a stop, writes."""
+    monkeypatch.setattr(held, "HOLD_WAIT", 60.0)
+
+
+def _wait_for(check: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.02)  # polling the flusher, a thread of its own
+
+
+def test_a_locked_store_lets_them_in_and_writes_them_once_free(tmp_path: Path) -> None:
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    link = service.share(FILE).link
+    with _locked(service):
+        started = time.monotonic()
+        assert service.store.begin_downloads(_starts(service, link, 3)) == [None] * 3
+        assert time.monotonic() - started < 0.1  # not waiting for the lock
+        time.sleep(0.5)  # the flusher tries, and fails, meanwhile
+        assert _written(service, link.id) == (0, 0, [])
+    # The flusher tries again (waiting longer after each failure, at most RETRY_WAIT).
+    _wait_for(lambda: _written(service, link.id)[0] == 3, held.RETRY_WAIT + 5)
+    assert _written(service, link.id) == (3, 3 * len(BODY), ["completed"] * 3)
+
+
+def test_a_link_with_a_limit_is_never_held_back(tmp_path: Path) -> None:
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    link = service.share(FILE, max_downloads=10).link
+    with _locked(service):
+        answers = service.store.begin_downloads(_starts(service, link, 2))
+    assert all(isinstance(answer, StoreUnavailable) for answer in answers)
+    assert service.store.begin_downloads(_starts(service, link, 2)) == [None, None]
+    assert _written(service, link.id)[0] == 2  # on disk as it was answered
+
+
+def test_the_next_transaction_writes_them_first(tmp_path: Path, slow_flusher: None) -> None:
+    service = make_service(tmp_path, FakeClock())
+    free = service.share(FILE).link
+    limited = service.share(FILE, max_downloads=3).link
+    mixed = [*_starts(service, free, 2), *_starts(service, limited, 1)]
+    assert service.store.begin_downloads(mixed) == [None] * 3
+    assert _written(service, free.id)[0] == 2  # with the limited one's transaction
+    assert service.store.begin_downloads(_starts(service, free, 1)) == [None]
+    assert _written(service, free.id)[0] == 2  # held, the flusher waits a minute
+    service.store.begin_download(_starts(service, limited, 1)[0])
+    assert _written(service, free.id) == (3, 5 * len(BODY), ["completed"] * 3)
+    store: Any = service.store
+    with sqlite3.connect(store.path) as db:
+        order = [row[0] for row in db.execute("SELECT link_id FROM downloads ORDER BY id")]
+    assert order == [free.id, free.id, limited.id, free.id, limited.id]
+
+
+def test_an_aborted_download_amends_its_held_row(tmp_path: Path, slow_flusher: None) -> None:
+    """A body sent from memory that turns out aborted, settled before its row was written:
+    the row is written first, then amended, and the download given back."""
+    service = make_service(tmp_path, FakeClock())
+    link = service.share(FILE).link
+    starting = service.downloads.starting(Admitted(link), ranges.whole(len(BODY)), VISITOR, True)
+    (download,) = service.downloads.begin_all([starting])
+    assert isinstance(download, Download)
+    assert _written(service, link.id) == (0, 0, [])
+    download.finish(0, False)
+    assert _written(service, link.id) == (0, 0, [Outcome.ABORTED])
+
+
+def test_at_most_max_held_then_they_wait_for_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(held, "MAX_HELD", 3)
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    link = service.share(FILE).link
+    with _locked(service):
+        assert service.store.begin_downloads(_starts(service, link, 3)) == [None] * 3
+        (more,) = service.store.begin_downloads(_starts(service, link, 1))
+        assert isinstance(more, StoreUnavailable)  # waited for the lock, as any download
+    service.store.flush()
+    assert _written(service, link.id)[0] == 3
+
+
+def test_two_stores_on_one_file_add_up(tmp_path: Path, slow_flusher: None) -> None:
+    """Two processes' held downloads of one link add to its count, neither overwriting."""
+    one = make_service(tmp_path, FakeClock())
+    other = Service.from_settings(one.settings, clock=FakeClock())
+    link = one.share(FILE).link
+    assert one.store.begin_downloads(_starts(one, link, 4)) == [None] * 4
+    assert other.store.begin_downloads(_starts(other, link, 3)) == [None] * 3
+    other.store.flush()
+    one.store.flush()
+    assert _written(one, link.id) == (7, 7 * len(BODY), ["completed"] * 7)
+
+
+def test_closing_writes_them(tmp_path: Path, slow_flusher: None) -> None:
+    service = make_service(tmp_path, FakeClock())
+    link = service.share(FILE).link
+    service.store.begin_downloads(_starts(service, link, 2))
+    service.store.close()
+    assert _written(service, link.id)[0] == 2
+
+
+def test_the_gateway_writes_them_as_it_stops(tmp_path: Path, slow_flusher: None) -> None:
+    service = make_service(tmp_path, FakeClock())
+    shared = service.share(FILE)
+    with TestClient(create_app(service.settings, service)) as client:  # runs its lifespan
+        for _ in range(3):
+            assert client.get(path_of(service, shared.url)).content == BODY
+        assert _written(service, shared.link.id)[0] == 0
+    assert _written(service, shared.link.id) == (3, 3 * len(BODY), ["completed"] * 3)
+
+
+EXITING = """
+import sys
+from sesame import ranges
+from sesame.downloads import Admitted
+from sesame.service import Service
+from sesame.store import held
+from tests.support import BODY, FILE, VISITOR, FakeClock, make_settings
+from pathlib import Path
+
+held.HOLD_WAIT = 60.0
+service = Service.from_settings(make_settings(Path(sys.argv[1])), clock=FakeClock())
+link = service.share(FILE).link
+start = service.downloads.starting(Admitted(link), ranges.whole(len(BODY)), VISITOR, True)
+assert service.store.begin_downloads([start.start]) == [None]
+print(link.id)
+"""
+
+
+def test_the_interpreter_exit_writes_them(tmp_path: Path) -> None:
+    """A process that never closes its store (a script, the CLI) writes them as it exits."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    service = make_service(tmp_path, FakeClock())
+    assert _written(service, done.stdout.strip())[0] == 1
