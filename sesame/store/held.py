@@ -28,6 +28,7 @@ HOLD_WAIT = 0.05  # seconds what is held waits, at most, for a transaction to wr
 RETRY_WAIT = 2.0  # seconds between the flusher's tries, at most, while the store fails
 MAX_HELD = 4096  # items held at once; more are written as they come
 CLOSE_WAIT = 10.0  # seconds closing waits for the flusher's last write
+IDLE = 5.0  # seconds between the flusher's looks at whether its store is still used
 
 log = logging.getLogger("sesame.store")
 
@@ -58,11 +59,14 @@ class Held(Generic[T]):
                 return False
             self._items.extend(items)
             if self._flusher is None:
+                atexit.register(_close_at_exit, weakref.ref(self))
                 self._flusher = threading.Thread(
-                    target=self._flush_every, name="sesame-held", daemon=True
+                    target=_flush_every,
+                    args=(weakref.ref(self), self._waiting),
+                    name="sesame-held",
+                    daemon=True,
                 )
                 self._flusher.start()
-                atexit.register(_close_at_exit, weakref.ref(self))
         self._waiting.set()
         return True
 
@@ -108,26 +112,39 @@ class Held(Generic[T]):
         if len(self):
             self._flush()
 
-    def _flush_every(self) -> None:
-        wait = HOLD_WAIT
-        while True:
-            self._waiting.wait()
-            # Gather what comes meanwhile, unless a transaction takes it sooner; closing
-            # writes the rest itself.
-            if self._stop.wait(wait):
+    def _flush_step(self, wait: float) -> float | None:
+        """One round of the flusher, once something is held: gather, write, and say how
+        long to gather next time (None: closing, which writes the rest itself)."""
+        # Gather what comes meanwhile, unless a transaction takes it sooner.
+        if self._stop.wait(wait):
+            return None
+        self._waiting.clear()
+        try:
+            self._flush()
+        except Exception as exc:
+            if wait == HOLD_WAIT:  # once per spell of failures
+                log.warning("%d download rows wait for the store: %s", len(self), exc)
+            self._waiting.set()
+            return min(wait * 2, RETRY_WAIT)
+        if wait != HOLD_WAIT:
+            log.warning("the download rows that waited for the store are written")
+        return HOLD_WAIT
+
+
+def _flush_every(ref: weakref.ref[Held[T]], waiting: threading.Event) -> None:
+    """The flusher: holds its ``Held`` only while it writes, so that a store nobody uses
+    any more can go (and this thread with it, within IDLE)."""
+    wait: float | None = HOLD_WAIT
+    while wait is not None:
+        if not waiting.wait(IDLE):
+            if ref() is None:
                 return
-            self._waiting.clear()
-            try:
-                self._flush()
-            except Exception as exc:
-                if wait == HOLD_WAIT:  # once per spell of failures
-                    log.warning("%d download rows wait for the store: %s", len(self), exc)
-                wait = min(wait * 2, RETRY_WAIT)
-                self._waiting.set()
-            else:
-                if wait != HOLD_WAIT:
-                    log.warning("the download rows that waited for the store are written")
-                wait = HOLD_WAIT
+            continue
+        held = ref()
+        if held is None:
+            return
+        wait = held._flush_step(wait)
+        del held
 
 
 def _close_at_exit(held: weakref.ref[Held[T]]) -> None:

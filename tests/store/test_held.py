@@ -7,10 +7,12 @@ process would (the service's reads write what is held first)."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +75,10 @@ def _wait_for(check: Any, timeout: float = 10) -> None:
     while not check():
         assert time.monotonic() < deadline, "not reached in time"
         time.sleep(0.02)  # polling the flusher, a thread of its own
+
+
+def _wait_for_count(service: Service, link_id: str, count: int) -> None:
+    _wait_for(lambda: _written(service, link_id)[0] == count)
 
 
 def test_a_locked_store_lets_them_in_and_writes_them_once_free(tmp_path: Path) -> None:
@@ -202,3 +208,24 @@ def test_the_interpreter_exit_writes_them(tmp_path: Path) -> None:
     )
     service = make_service(tmp_path, FakeClock())
     assert _written(service, done.stdout.strip())[0] == 1
+
+
+def test_a_store_nobody_uses_goes_with_its_flusher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flusher keeps no store alive: one dropped is collected, connections and all, and
+    its flusher ends."""
+    monkeypatch.setattr(held, "IDLE", 0.05)
+    service = make_service(tmp_path, FakeClock())
+    link = service.share(FILE).link
+    service.store.begin_downloads(_starts(service, link, 2))
+    _wait_for_count(service, link.id, 2)  # written by the flusher
+    store: Any = service.store
+    flusher = store._group._held._flusher
+    assert flusher is not None and flusher.is_alive()
+    gone = weakref.ref(store)
+    del service, store
+    gc.collect()
+    assert gone() is None
+    flusher.join(timeout=5)
+    assert not flusher.is_alive()
