@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -126,6 +127,7 @@ RULE_COLUMNS = "keyword, file, lifetime, max_downloads, cooldown, template, land
 KEY_COLUMNS = "id, name, prefix, digest, created_at, revoked_at, last_used_at"
 ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTEGER NOT NULL)"
 T = TypeVar("T")
+log = logging.getLogger("sesame.store")
 PING_WAIT = 0.02  # seconds ping() waits for another's write lock
 MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
 
@@ -323,7 +325,10 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         backup_sqlite(self._db, target)
 
     def close(self) -> None:
-        self._group.close()  # what is held back is written first
+        try:
+            self._group.close()  # what is held back is written first
+        except Exception as exc:  # the connections are released all the same
+            log.error("the last downloads' rows could not be written: %s", exc)
         with self._guard:
             for conn in self._connections:
                 conn.close()

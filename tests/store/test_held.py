@@ -229,3 +229,17 @@ def test_a_store_nobody_uses_goes_with_its_flusher(
     assert gone() is None
     flusher.join(timeout=5)
     assert not flusher.is_alive()
+
+
+def test_closing_a_locked_store_says_what_it_could_not_write(
+    tmp_path: Path, slow_flusher: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing releases the connections even when what is held cannot be written; the log
+    says so, rather than the caller hearing an error it can do nothing about."""
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    link = service.share(FILE).link
+    service.store.begin_downloads(_starts(service, link, 2))
+    with _locked(service):
+        service.store.close()
+    assert "rows could not be written" in caplog.text
+    assert _written(service, link.id)[0] == 0
