@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,6 +42,8 @@ log = logging.getLogger("sesame.gateway")
 # 100 ms whatever the store does. Its own few threads, so busy downloads cannot starve it.
 HEALTH_WAIT = 0.06
 HEALTH_THREADS = 4
+STOP_WAIT = 10.0  # seconds a stop keeps trying to write what the store holds back
+STOP_RETRY = 0.5  # seconds between those tries
 GC_YOUNG = 20_000  # new objects between the collector's runs (Python's default: 700)
 
 
@@ -157,12 +160,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _flush(service: Service) -> None:
-    """What the store let in and holds back (sesame.store.held), written as the gateway stops:
-    a clean stop loses no download's row."""
-    try:
-        await anyio.to_thread.run_sync(service.store.flush)
-    except StoreUnavailable as exc:
-        log.error("the last downloads' rows could not be written: %s", exc.reason)
+    """What the store let in and holds back (sesame.store.held), written as the gateway stops,
+    trying for up to STOP_WAIT while the store fails: a clean stop loses no download's row."""
+    deadline = time.monotonic() + STOP_WAIT
+    while True:
+        try:
+            return await anyio.to_thread.run_sync(service.store.flush)
+        except StoreUnavailable as exc:
+            if time.monotonic() >= deadline:
+                log.error("the last downloads' rows could not be written: %s", exc.reason)
+                return
+            log.warning("the last downloads' rows wait for the store: %s", exc.reason)
+            await anyio.sleep(STOP_RETRY)
 
 
 def _settle_garbage_collector() -> tuple[int, int, int]:

@@ -51,6 +51,7 @@ ALL_LINKS = 1 << 62  # a limit on links listed that is none
 LINKS_SHOWN = 1000  # the newest links a listing shows unless asked for more
 MAX_RATE = 1 << 40  # bytes a second (1 TiB/s): more is no cap at all
 ID_ALPHABET = string.ascii_letters + string.digits
+SEEN_WAIT = 0.05  # seconds a read waits to write first what this process holds back
 
 
 def new_id() -> str:
@@ -79,9 +80,10 @@ class Service:
     @property
     def _seen(self) -> Store:
         """The store, for a read that sees every download this process let in: what the
-        store holds back (see Store.begin_downloads) is written first, if it can be."""
+        store holds back (see Store.begin_downloads) is written first, if it can be within
+        SEEN_WAIT (a read never waits for a store that cannot be written)."""
         with contextlib.suppress(StoreUnavailable):  # it waits; the read need not
-            self.store.flush()
+            self.store.flush(SEEN_WAIT)
         return self.store
 
     @classmethod

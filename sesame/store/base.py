@@ -75,7 +75,8 @@ class Store(Protocol):
         transaction while no other thread's work is queued). A store may let in at once a
         download through a link with no limit, settled as it begins and with no budget or
         cap to heed, once the link was found open, and write it a moment later (the SQLite
-        store: sesame.store.held); ``flush`` writes it now."""
+        store: sesame.store.held, while its last transaction did not fail); ``flush``
+        writes it now."""
 
     def end_download(self, end: DownloadEnd) -> None:
         """Settle a download begun with ``begin_download``, in one trip: add ``extra_bytes``
@@ -197,8 +198,9 @@ class Store(Protocol):
         use. Raises BackupError if ``target`` exists, or if the store is backed up another
         way (Redis: the error says how)."""
 
-    def flush(self) -> None:
-        """Write now what ``begin_downloads`` let in and has not yet written."""
+    def flush(self, wait: float | None = None) -> None:
+        """Write now what ``begin_downloads`` let in and has not yet written, waiting at
+        most ``wait`` seconds for the store (None: its timeout)."""
 
     def close(self) -> None:
         """Write what is not yet written (``flush``), and release connections."""

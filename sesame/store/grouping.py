@@ -57,6 +57,9 @@ class GroupCommit:
         self._held = None if write_held is None else Held(write_held, flush or self.flush)
         self._connection: Callable[[], sqlite3.Connection] | None = None
         self._failure: BaseException | None = None  # what the last transaction met
+        # The store failed its last transaction (to begin or to commit): nothing is held back
+        # until one commits, so that nothing is answered that it may be unable to write.
+        self._failing = False
         self._queue: list[_Ticket] = []
         self._queued = threading.Lock()
         # Tickets are finished under it, and a thread whose work another holder took waits
@@ -97,6 +100,7 @@ class GroupCommit:
                     for late in waiting:
                         self._queue.remove(late)
                 # no holder took them: give up
+                self._failing = True
                 self._finish(
                     [
                         (late, None, sqlite3.OperationalError("database is locked"))
@@ -112,18 +116,31 @@ class GroupCommit:
         """Hold ``items`` back for the next transaction (see sesame.store.held); False if
         they must be written now. ``connection()``: the calling thread's connection."""
         assert self._held is not None, "this group commit holds nothing back"
+        if self._failing:
+            return False
         self._connection = connection
         return self._held.hold(items)
 
-    def flush(self) -> None:
+    def flush(self, wait: float | None = None) -> None:
         """Write what is held back, in a transaction of its own (raises what it met; the
-        items stay held)."""
+        items stay held). ``wait``: at most this long for the locks (None: the timeout),
+        and not at all while the store is failing (then nothing is written)."""
         if self._held is None or not len(self._held) or self._connection is None:
             return
-        if not self._writing.acquire(timeout=self._timeout):
+        if wait is not None and self._failing:
+            return  # the flusher keeps trying
+        if not self._writing.acquire(timeout=self._timeout if wait is None else wait):
+            self._failing = True
             raise sqlite3.OperationalError("database is locked")  # by this process's writers
         try:
-            failure = self._lead(self._connection())
+            db = self._connection()
+            if wait is not None:
+                db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+            try:
+                failure = self._lead(db)
+            finally:
+                if wait is not None:
+                    db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         finally:
             self._writing.release()
         if failure is not None:
@@ -236,11 +253,13 @@ class GroupCommit:
                 db.execute("ROLLBACK")
             self._fail(pending, exc)
             return
+        self._failing = False
         if self._held is not None:
             self._held.committed()
         self._finish([(t, v, e) for t, (v, e) in zip(pending, results, strict=True)])
 
     def _fail(self, tickets: list[_Ticket], exc: BaseException) -> list[_Ticket]:
-        self._failure = exc
+        """Fail ``tickets`` with ``exc``, the store's failure (not one piece of work's)."""
+        self._failure, self._failing = exc, True
         self._finish([(ticket, None, copy.copy(exc)) for ticket in tickets])  # each its own
         return []

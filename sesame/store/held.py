@@ -7,10 +7,12 @@ A download through a link with a limit is never held back: its count is on disk 
 body starts. What is held is written in order before anything else of the transaction that
 takes it (so a download settled later, or any other write of this process, finds it there),
 and given back, in order, if that transaction is not committed; the flusher tries again,
-waiting longer each time, up to RETRY_WAIT. At most MAX_HELD are held: more are written as
-they begin, waiting for the store as any download does. Closing (the gateway's shutdown, or
-the interpreter's exit) writes what is held; a crash loses it: at most HOLD_WAIT's worth of
-downloads, and never more than MAX_HELD.
+waiting longer each time, up to RETRY_WAIT. Nothing more is held while the store fails (the
+group commit says when), so that nothing is answered that may not be written; and at most
+MAX_HELD at once, counting those a transaction is writing. Closing (the gateway's stop, the
+interpreter's exit) writes what is held; a crash loses it: at most HOLD_WAIT's worth of
+downloads (or the store's timeout's, when it had just stopped answering), never more than
+MAX_HELD.
 """
 
 from __future__ import annotations
@@ -53,20 +55,26 @@ class Held(Generic[T]):
 
     def hold(self, items: list[T]) -> bool:
         """Hold ``items`` back; False, holding none of them, when MAX_HELD would be passed
-        (or the store is closing): the caller writes them itself."""
+        (counting those a transaction is writing), the store is closing, or no flusher can
+        start: the caller writes them itself."""
         with self._lock:
-            if self._closing or len(self._items) + len(items) > MAX_HELD:
+            held = len(self._items) + len(self._carried)
+            if self._closing or held + len(items) > MAX_HELD:
                 return False
-            self._items.extend(items)
             if self._flusher is None:
-                atexit.register(_close_at_exit, weakref.ref(self))
-                self._flusher = threading.Thread(
+                flusher = threading.Thread(
                     target=_flush_every,
                     args=(weakref.ref(self), self._waiting),
                     name="sesame-held",
                     daemon=True,
                 )
-                self._flusher.start()
+                try:
+                    flusher.start()
+                except RuntimeError:  # no thread to be had: nothing is held
+                    return False
+                self._flusher = flusher
+                atexit.register(_close_at_exit, weakref.ref(self))
+            self._items.extend(items)
         self._waiting.set()
         return True
 

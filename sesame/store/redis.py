@@ -542,7 +542,7 @@ class RedisStore(RedisLog, RedisQueries):
     def backup(self, target: Path) -> None:
         raise BackupError(REDIS_ADVICE)
 
-    def flush(self) -> None:
+    def flush(self, wait: float | None = None) -> None:
         return  # every download is written as it begins
 
     def close(self) -> None:

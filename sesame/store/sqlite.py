@@ -196,8 +196,8 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         """Hold ``starts`` back for the next transaction (see sesame.store.held)."""
         return self._group.hold(lambda: self._db, starts)
 
-    def flush(self) -> None:
-        self._group.flush()
+    def flush(self, wait: float | None = None) -> None:
+        self._group.flush(wait)
 
     def add_link(self, link: Link) -> None:
         self._insert_link(self._db, link)

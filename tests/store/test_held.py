@@ -7,10 +7,12 @@ process would (the service's reads write what is held first)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -77,8 +79,8 @@ def _wait_for(check: Any, timeout: float = 10) -> None:
         time.sleep(0.02)  # polling the flusher, a thread of its own
 
 
-def _wait_for_count(service: Service, link_id: str, count: int) -> None:
-    _wait_for(lambda: _written(service, link_id)[0] == count)
+def _wait_for_count(service: Service, link_id: str, count: int, timeout: float = 10) -> None:
+    _wait_for(lambda: _written(service, link_id)[0] == count, timeout)
 
 
 def test_a_locked_store_lets_them_in_and_writes_them_once_free(tmp_path: Path) -> None:
@@ -243,3 +245,71 @@ def test_closing_a_locked_store_says_what_it_could_not_write(
         service.store.close()
     assert "rows could not be written" in caplog.text
     assert _written(service, link.id)[0] == 0
+
+
+def test_nothing_is_held_while_the_store_fails(tmp_path: Path) -> None:
+    """Once a write failed, a link with no limit waits for the store as any other (503),
+    so that nothing is answered that the store may be unable to write; once a write
+    succeeds again, its downloads are held back again."""
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    store: Any = service.store
+    link = service.share(FILE).link
+    with _locked(service):
+        assert store.begin_downloads(_starts(service, link, 2)) == [None] * 2
+        _wait_for(lambda: store._group._failing)  # the flusher tried, and failed
+        (refused,) = store.begin_downloads(_starts(service, link, 1))
+        assert isinstance(refused, StoreUnavailable)
+    _wait_for_count(service, link.id, 2, held.RETRY_WAIT + 5)
+    started = time.monotonic()
+    assert store.begin_downloads(_starts(service, link, 1)) == [None]
+    assert time.monotonic() - started < 0.1
+    _wait_for_count(service, link.id, 3)
+
+
+def test_max_held_counts_what_a_transaction_is_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(held, "MAX_HELD", 4)
+    service = make_service(tmp_path, FakeClock(), store_timeout=1.0)
+    store: Any = service.store
+    link = service.share(FILE).link
+    with _locked(service):
+        assert store.begin_downloads(_starts(service, link, 4)) == [None] * 4
+        _wait_for(lambda: bool(store._group._held._carried))  # the flusher waits in BEGIN
+        (more,) = store.begin_downloads(_starts(service, link, 1))
+        assert isinstance(more, StoreUnavailable)  # not held on top of the four carried
+        assert len(store._group._held) == 4
+    _wait_for_count(service, link.id, 4, held.RETRY_WAIT + 5)
+
+
+def test_a_read_does_not_wait_for_a_failing_store(tmp_path: Path) -> None:
+    service = make_service(tmp_path, FakeClock(), store_timeout=2.0)
+    store: Any = service.store
+    link = service.share(FILE).link
+    with _locked(service):
+        store.begin_downloads(_starts(service, link, 1))
+        _wait_for(lambda: store._group._failing, 10)
+        started = time.monotonic()
+        assert service.link(link.id).link.downloads == 0  # what is on disk
+        assert [e.link_id for e in service.events()] == []
+        assert time.monotonic() - started < 0.5  # not the store's timeout of 2 s
+
+
+def test_a_stop_keeps_trying_while_the_store_fails(
+    tmp_path: Path, slow_flusher: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's stop tries again while the file is locked: written once it is free;
+    and says so in the log if it stays locked past STOP_WAIT."""
+    from gateway import app
+
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    link = service.share(FILE).link
+    service.store.begin_downloads(_starts(service, link, 2))
+    with _locked(service):
+        stop = threading.Thread(target=asyncio.run, args=(app._flush(service),))
+        stop.start()
+        time.sleep(1.0)  # the stop tries, and fails, meanwhile
+        assert stop.is_alive()
+    stop.join(timeout=10)
+    assert not stop.is_alive()
+    assert _written(service, link.id)[0] == 2
