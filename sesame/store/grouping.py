@@ -130,7 +130,7 @@ class GroupCommit:
         if wait is not None and self._failing:
             return  # the flusher keeps trying
         if not self._writing.acquire(timeout=self._timeout if wait is None else wait):
-            self._failing = True
+            self._failing = self._failing or wait is None  # a short wait proves nothing
             raise sqlite3.OperationalError("database is locked")  # by this process's writers
         try:
             db = self._connection()

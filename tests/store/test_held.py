@@ -313,3 +313,19 @@ def test_a_stop_keeps_trying_while_the_store_fails(
     stop.join(timeout=10)
     assert not stop.is_alive()
     assert _written(service, link.id)[0] == 2
+
+
+def test_a_read_finding_this_process_writing_does_not_take_the_store_for_failing(
+    tmp_path: Path, slow_flusher: None
+) -> None:
+    """A read's short wait for this process's own writers proves nothing about the store:
+    downloads go on being held back."""
+    service = make_service(tmp_path, FakeClock())
+    store: Any = service.store
+    link = service.share(FILE).link
+    store.begin_downloads(_starts(service, link, 1))
+    with store._writing:  # as a long transaction of this process's would
+        with pytest.raises(StoreUnavailable):
+            store.flush(0.01)
+    assert not store._group._failing
+    assert store.begin_downloads(_starts(service, link, 1)) == [None]
