@@ -91,26 +91,30 @@ class GroupCommit:
                 if self._writing.acquire(timeout=max(0.0, deadline - time.monotonic())):
                     try:
                         if not ticket.done:
-                            self._lead(connection())
+                            try:
+                                db = connection()
+                            except BaseException as exc:  # no file to be had: none of it runs
+                                self._give_up(tickets, exc)
+                            else:
+                                self._lead(db)
                     finally:
                         self._writing.release()
                     continue
-                with self._queued:
-                    waiting = [t for t in tickets if t in self._queue]
-                    for late in waiting:
-                        self._queue.remove(late)
                 # no holder took them: give up
-                self._failing = True
-                self._finish(
-                    [
-                        (late, None, sqlite3.OperationalError("database is locked"))
-                        for late in waiting
-                    ]
-                )
+                self._give_up(tickets, sqlite3.OperationalError("database is locked"))
                 with self._finished:  # a holder is doing it: its answer comes soon
                     while not ticket.done:
                         self._finished.wait()
         return [(ticket.value, ticket.error) for ticket in tickets]
+
+    def _give_up(self, tickets: list[_Ticket], exc: BaseException) -> None:
+        """Take those of ``tickets`` still queued out of the queue, failed with ``exc`` (the
+        store's failure): no holder runs them after their caller heard it."""
+        with self._queued:
+            waiting = [t for t in tickets if t in self._queue]
+            for late in waiting:
+                self._queue.remove(late)
+        self._fail(waiting, exc)
 
     def hold(self, connection: Callable[[], sqlite3.Connection], items: list[Any]) -> bool:
         """Hold ``items`` back for the next transaction (see sesame.store.held); False if
@@ -133,11 +137,17 @@ class GroupCommit:
             self._failing = self._failing or wait is None  # a short wait proves nothing
             raise sqlite3.OperationalError("database is locked")  # by this process's writers
         try:
-            db = self._connection()
+            try:
+                db = self._connection()
+            except BaseException:  # no file to be had: it cannot be written
+                self._failing = True
+                raise
             if wait is not None:
                 db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
             try:
-                failure = self._lead(db)
+                # A read's short wait is for what is held only: the downloads queued keep
+                # the store's whole timeout.
+                failure = self._lead(db, queued=wait is None)
             finally:
                 if wait is not None:
                     db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
@@ -160,11 +170,14 @@ class GroupCommit:
                 ticket.value, ticket.error, ticket.done = value, error, True
             self._finished.notify_all()
 
-    def _lead(self, db: sqlite3.Connection) -> BaseException | None:
-        """Run everything queued, and write what is held back, holding the write lock. If
-        what is held could not be written, it is held again, and this is what it met."""
-        with self._queued:
-            pending, self._queue = self._queue, []
+    def _lead(self, db: sqlite3.Connection, queued: bool = True) -> BaseException | None:
+        """Run everything queued (unless not ``queued``), and write what is held back,
+        holding the write lock. If what is held could not be written, it is held again, and
+        this is what it met."""
+        pending: list[_Ticket] = []
+        if queued:
+            with self._queued:
+                pending, self._queue = self._queue, []
         carrying = self._held is not None and self._held.carry()
         self._failure = None
         try:
@@ -218,6 +231,7 @@ class GroupCommit:
                 results.append((ticket.work(db), None))
             except BaseException as exc:
                 if not db.in_transaction:  # a full disk, an I/O error: all of it undone
+                    self._failing = True
                     self._finish([(ticket, None, exc)])
                     return pending[:number] + pending[number + 1 :]
                 db.execute("ROLLBACK TO work")

@@ -10,9 +10,9 @@ and given back, in order, if that transaction is not committed; the flusher trie
 waiting longer each time, up to RETRY_WAIT. Nothing more is held while the store fails (the
 group commit says when), so that nothing is answered that may not be written; and at most
 MAX_HELD at once, counting those a transaction is writing. Closing (the gateway's stop, the
-interpreter's exit) writes what is held; a crash loses it: at most HOLD_WAIT's worth of
-downloads (or the store's timeout's, when it had just stopped answering), never more than
-MAX_HELD.
+interpreter's exit) writes what is held; a crash loses it: HOLD_WAIT's worth of downloads,
+or, while the store has stopped answering, those answered before it was seen failing (up to
+its timeout after it stopped); never more than MAX_HELD.
 """
 
 from __future__ import annotations

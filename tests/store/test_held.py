@@ -29,7 +29,7 @@ from sesame.downloads import Admitted, Download
 from sesame.errors import StoreUnavailable
 from sesame.models import DownloadStart, Link, Outcome
 from sesame.service import Service
-from sesame.store import held
+from sesame.store import grouping, held
 from tests.support import BODY, FILE, VISITOR, FakeClock, make_service, path_of
 
 
@@ -329,3 +329,45 @@ def test_a_read_finding_this_process_writing_does_not_take_the_store_for_failing
             store.flush(0.01)
     assert not store._group._failing
     assert store.begin_downloads(_starts(service, link, 1)) == [None]
+
+
+def test_a_read_writes_what_is_held_and_leaves_the_queued_downloads(
+    tmp_path: Path, slow_flusher: None
+) -> None:
+    """A read's short wait is for what is held only: a download queued for a transaction is
+    left to a holder that gives it the store's whole timeout."""
+    service = make_service(tmp_path, FakeClock())
+    store: Any = service.store
+    link = service.share(FILE).link
+    store.begin_downloads(_starts(service, link, 1))
+    queued = grouping._Ticket(lambda db: None)
+    store._group._queue.append(queued)
+    store.flush(0.05)
+    assert _written(service, link.id)[0] == 1
+    assert store._group._queue == [queued] and not queued.done
+
+
+def test_no_connection_to_be_had_is_a_failing_store(tmp_path: Path, slow_flusher: None) -> None:
+    """A connection that cannot be opened (no descriptors left, the file gone) fails what
+    asked for it, leaves nothing queued to be run after its caller heard so, and stops
+    holding downloads back."""
+    service = make_service(tmp_path, FakeClock())
+    store: Any = service.store
+    group = store._group
+    link = service.share(FILE).link
+    store.begin_downloads(_starts(service, link, 1))
+
+    def no_file() -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    ((_, error),) = group.run_all(no_file, [lambda db: None])
+    assert isinstance(error, sqlite3.OperationalError) and group._queue == []
+    assert group._failing
+    group._failing = False
+    group._connection = no_file
+    with pytest.raises(sqlite3.OperationalError):
+        group.flush()
+    assert group._failing
+    group._connection = lambda: store._db  # the file is back: what was held is written
+    store.flush()
+    assert _written(service, link.id)[0] == 1
