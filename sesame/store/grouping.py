@@ -20,7 +20,7 @@ import copy
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +29,19 @@ from sesame.store.held import Held
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 MAX_ROLLBACKS = 2  # times a batch is tried again without the work SQLite rolled it back for
+
+
+@contextlib.contextmanager
+def busy_for(db: sqlite3.Connection, seconds: float, then: float) -> Iterator[None]:
+    """``db`` waiting at most ``seconds`` for another's lock in the block, ``then`` after."""
+    if seconds == then:
+        yield
+        return
+    db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(then * 1000)}")
 
 
 @dataclass(eq=False, slots=True)
@@ -142,15 +155,10 @@ class GroupCommit:
             except BaseException:  # no file to be had: it cannot be written
                 self._failing = True
                 raise
-            if wait is not None:
-                db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
-            try:
-                # A read's short wait is for what is held only: the downloads queued keep
-                # the store's whole timeout.
+            # A read's short wait is for what is held only: the downloads queued keep the
+            # store's whole timeout.
+            with busy_for(db, self._timeout if wait is None else wait, self._timeout):
                 failure = self._lead(db, queued=wait is None)
-            finally:
-                if wait is not None:
-                    db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         finally:
             self._writing.release()
         if failure is not None:

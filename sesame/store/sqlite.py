@@ -24,7 +24,7 @@ from sesame.models import (
 from sesame.store.backup import backup_sqlite
 from sesame.store.base import Each
 from sesame.store.casefold import holds
-from sesame.store.grouping import GroupCommit
+from sesame.store.grouping import GroupCommit, busy_for
 from sesame.store.migrations import migrate_sqlite
 from sesame.store.sqlite_downloads import ADD_EVENT, EVENT_COLUMNS, SQLiteDownloads, _event_row
 from sesame.store.sqlite_log import SQLiteLog
@@ -340,12 +340,8 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         # locked one (by another process, or by this one's writers waiting for it) after
         # PING_WAIT rather than the store's whole timeout.
         db = self._db
-        db.execute(f"PRAGMA busy_timeout = {int(PING_WAIT * 1000)}")
-        try:
-            with self._transaction(PING_WAIT):
-                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        finally:
-            db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        with busy_for(db, PING_WAIT, self.timeout), self._transaction(PING_WAIT):
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         # A write that fails for want of room happens only at a commit: look at the room.
         room = os.statvfs(self.path.parent)
         if room.f_bavail * room.f_frsize < MIN_ROOM:
