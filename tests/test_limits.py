@@ -401,6 +401,36 @@ def test_a_request_dropped_at_once_uses_nothing_up(gateway: Gateway) -> None:
     assert received(url, {}) == (200, SIZES["48k.bin"])
 
 
+def test_a_stop_while_the_file_is_locked_writes_what_it_let_in(own_gateway: OwnGateway) -> None:
+    """Another process holds the database's write lock while clients download through a link
+    with no limit, then SIGTERM: what the gateway answered 200 before it saw the store fail
+    is held, the rest is refused 503 (nothing is let in that may not be written); the stop
+    keeps trying, and once the lock is let go, every download answered 200 has its row and
+    its count, and none more."""
+    with own_gateway(store_timeout="0.5") as gateway:
+        link_id, url = gateway.link("48k.bin", max_downloads=None)
+        locker = sqlite3.connect(gateway.service.store.path, isolation_level=None)  # type: ignore[attr-defined]
+        locker.execute("BEGIN IMMEDIATE")  # as another process's writer, held throughout
+        answers: list[int] = []
+        try:
+            with httpx.Client(timeout=10) as http:
+                deadline = time.monotonic() + 2  # several store timeouts
+                while time.monotonic() < deadline:
+                    answers.append(http.get(url).status_code)
+            assert set(answers) == {200, 503}, answers  # held at first, then refused
+            os.kill(listening_on(urlsplit(url).port or 0), 15)
+            time.sleep(2.5)  # the stop tries, and fails, more than once meanwhile
+            assert "Finished server process" not in gateway.log.read_text()
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        wait_for(lambda: "Finished server process" in gateway.log.read_text())
+        downloads, _ = gateway.record(link_id)
+        rows = gateway.service.events(link_id)
+        assert downloads == len(rows) == answers.count(200)
+        assert "could not be written" not in gateway.log.read_text()
+
+
 @pytest.mark.parametrize("limit", [100_000, None])
 def test_a_clean_stop_keeps_every_download_and_its_row(
     own_gateway: OwnGateway, limit: int | None
