@@ -52,6 +52,7 @@ LINKS_SHOWN = 1000  # the newest links a listing shows unless asked for more
 MAX_RATE = 1 << 40  # bytes a second (1 TiB/s): more is no cap at all
 ID_ALPHABET = string.ascii_letters + string.digits
 SEEN_WAIT = 0.05  # seconds a read waits to write first what this process holds back
+KEY_USE_EVERY = 60  # seconds between notes of a key's use: `sesame apikey list` shows minutes
 
 
 def new_id() -> str:
@@ -354,7 +355,9 @@ class Service:
         key = self.store.find_api_key(apikeys.digest(secret))
         if key is None or not key.active:
             raise ApiKeyInvalid()
-        self.store.touch_api_key(key.id, int(self.clock()))
+        now = int(self.clock())
+        if key.last_used_at is None or now - key.last_used_at >= KEY_USE_EVERY:
+            self.store.touch_api_key(key.id, now)
         return key
 
     # -- what the faces share ----------------------------------------------------------------

@@ -220,6 +220,22 @@ def test_apikey_create_plain_prints_the_key_alone_on_stdout(service: Service) ->
     assert "only this once" in result.stderr
 
 
+def test_a_keys_use_is_noted_once_a_minute(tmp_path: Path) -> None:
+    """`sesame apikey list` shows a key's last use to the minute: a script calling the API
+    many times a second writes that note once a minute, not once a call."""
+    clock = FakeClock(T0)
+    service = make_service(tmp_path, clock)
+    created = service.create_api_key("bot")
+    service.authenticate(created.secret)
+    clock.advance(59)
+    service.authenticate(created.secret)
+    assert [key.last_used_at for key in service.api_keys()] == [T0]
+    clock.advance(1)
+    service.authenticate(created.secret)
+    assert [key.last_used_at for key in service.api_keys()] == [T0 + 60]
+    service.store.close()
+
+
 def test_a_revoked_key_is_refused(service: Service) -> None:
     """After `sesame apikey revoke ID` the key no longer authenticates."""
     created = service.create_api_key("bot")

@@ -147,7 +147,8 @@ class Store(Protocol):
         """Mark the key revoked at ``at`` (kept if it already was); None if unknown."""
 
     def touch_api_key(self, key_id: str, at: int) -> None:
-        """Note that the key was used at ``at``."""
+        """Note that the key was used at ``at``: only a note, which a store that cannot
+        write at once (another holding its lock) may leave out rather than wait."""
 
     # -- what the Links and Activity pages show (sesame.activity) -----------------------
 

@@ -129,6 +129,7 @@ ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTE
 T = TypeVar("T")
 log = logging.getLogger("sesame.store")
 PING_WAIT = 0.02  # seconds ping() waits for another's write lock
+TOUCH_WAIT = 0.02  # seconds a key's use waits for another's lock before going unnoted
 MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
 
 
@@ -319,7 +320,15 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         return ApiKey(*row) if row else None
 
     def touch_api_key(self, key_id: str, at: int) -> None:
-        self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
+        # Only a note: a call reading through the API does not wait the store's timeout on
+        # another's lock for it, and goes unnoted instead (the next use notes it).
+        db = self._db
+        try:
+            with busy_for(db, TOUCH_WAIT, self.timeout):
+                db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
 
     def backup(self, target: Path) -> None:
         backup_sqlite(self._db, target)
