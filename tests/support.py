@@ -217,17 +217,18 @@ def running_gateway(
     log: Path,
     port: int | None = None,
     options: Sequence[str] = SESAME_OPTIONS,
+    ready: str = "/healthz",
 ) -> Iterator[str]:
     """``uvicorn --factory gateway.app:create_app`` with the Procfile's options (or
-    ``options``) on 127.0.0.1:``port`` (a free one if not given) with exactly ``env``, until
-    the block ends; yields its base URL. It runs in the log's folder, so no .env of the
-    developer's is read; its output goes to ``log``."""
+    ``options``) on 127.0.0.1:``port`` (a free one if not given) with exactly ``env``, from
+    the moment ``ready`` answers 200 until the block ends; yields its base URL. It runs in
+    the log's folder, so no .env of the developer's is read; its output goes to ``log``."""
     port = port or free_port()
     command = [str(BIN / "uvicorn"), "--factory", "gateway.app:create_app", *options]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     with running_process(command, log, env=env, cwd=log.parent) as process:
-        wait_until(lambda: answers(f"{base}/healthz"), process, log)
+        wait_until(lambda: answers(base + ready), process, log)
         yield base
 
 

@@ -192,7 +192,8 @@ def test_gateway_rides_out_a_redis_restart(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     with ExitStack() as first_redis:
         first_redis.enter_context(redis_server(tmp_path / "redis", port))
-        with running_gateway(env, tmp_path / "gateway.log") as base:
+        # /healthz says 503 while the lock is held (it takes the lock to tell): /livez.
+        with running_gateway(env, tmp_path / "gateway.log", ready="/livez") as base:
             service = Service.from_settings(settings)  # the real clock, as the gateway's
             link = base + path_of(service, service.share(FILE).url)
             assert httpx.get(link).status_code == 200
@@ -306,3 +307,38 @@ def test_the_api_reads_while_another_process_holds_the_write_lock(tmp_path: Path
     assert client.get(f"/api/links/{shared.link.id}", headers=auth).status_code == 200
     (key,) = service.store.list_api_keys()
     assert key.last_used_at == NOW + 150  # noted again once the file was free
+
+
+def test_everything_starts_and_reads_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """A database that needs no migration is only read as it opens: with another process
+    holding its write lock (a backup, a long write), the `sesame` command's reads answer and
+    a gateway starts, serves a link with no limit and writes its row once the lock is gone."""
+    service = make_service(tmp_path, FakeClock(time.time()), store_timeout=TIMEOUT)
+    shared = service.share(FILE)  # on the real clock, the gateway's
+    service.store.close()
+    settings = service.settings
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(settings.files_dir),
+        data_dir=str(settings.data_dir),
+        store_timeout=str(TIMEOUT),
+    )
+    sesame = Path(sys.executable).parent / "sesame"
+    with ExitStack() as locked:
+        locked.enter_context(write_locked(service.store.path, tmp_path / "locker.log"))  # type: ignore[attr-defined]
+        for command in (["files"], ["links", "--json"], ["apikey", "list"]):
+            started = time.monotonic()
+            done = subprocess.run([str(sesame), *command], env=env, capture_output=True, text=True)
+            assert done.returncode == 0, (command, done.stderr)
+            assert time.monotonic() - started < TIMEOUT  # it did not wait for the lock
+            if command[0] == "links":
+                assert shared.link.id in done.stdout
+        # /healthz says 503 while the lock is held (it takes the lock to tell): /livez.
+        with running_gateway(env, tmp_path / "gateway.log", ready="/livez") as base:
+            answer = httpx.get(base + path_of(service, shared.url), timeout=10)
+            assert answer.status_code == 200 and answer.content == BODY
+            locked.close()  # the lock let go while the gateway runs; then it stops
+    again = make_service(tmp_path, FakeClock(time.time()))
+    assert [event.outcome for event in again.events(shared.link.id)] == [Outcome.COMPLETED]

@@ -139,12 +139,13 @@ def migrate_sqlite(db: sqlite3.Connection, schema: str, where: str) -> None:
 
 
 def _sqlite_step(db: sqlite3.Connection, schema: str, where: str) -> bool:
-    """Take one step, if one is due; whether one was taken."""
+    """Take one step, if one is due; whether one was taken. A database that needs none is
+    only read: it opens while another process holds its write lock, to be read meanwhile."""
+    if _sqlite_version(db, where) == SQLITE_VERSION:
+        return False
     db.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file
     try:
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version > SQLITE_VERSION:
-            raise SchemaTooNew(where, version, SQLITE_VERSION)
+        version = _sqlite_version(db, where)
         if version == SQLITE_VERSION:
             db.execute("COMMIT")
             return False
@@ -160,6 +161,14 @@ def _sqlite_step(db: sqlite3.Connection, schema: str, where: str) -> bool:
         raise
     db.execute("COMMIT")
     return True
+
+
+def _sqlite_version(db: sqlite3.Connection, where: str) -> int:
+    """The database's schema version. Raises SchemaTooNew if it is newer than this code."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > SQLITE_VERSION:
+        raise SchemaTooNew(where, version, SQLITE_VERSION)
+    return int(version)
 
 
 def _run(db: sqlite3.Connection, step: SQLiteStep) -> None:
