@@ -279,8 +279,9 @@ class Downloads:
         )
 
     def record(self, event: DownloadEvent) -> None:
-        """Append a request to the download log."""
-        self.store.add_event(event)
+        """Append a request that counts nothing (a HEAD, a page, a refusal) to the download
+        log: held back by a store that holds rows (Store.note_event)."""
+        self.store.note_event(event)
 
     def usage(self) -> Usage:
         """Bytes served today against the daily budget, downloads in flight against the

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -342,3 +343,59 @@ def test_everything_starts_and_reads_while_another_process_holds_the_write_lock(
             locked.close()  # the lock let go while the gateway runs; then it stops
     again = make_service(tmp_path, FakeClock(time.time()))
     assert [event.outcome for event in again.events(shared.link.id)] == [Outcome.COMPLETED]
+
+
+def _timed(
+    url: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, float]:
+    started = time.monotonic()
+    status = httpx.request(method, url, headers=headers, timeout=30).status_code
+    return status, time.monotonic() - started
+
+
+def test_requests_that_count_nothing_do_not_wait_for_a_locked_file(tmp_path: Path) -> None:
+    """A HEAD, a preview card, a used-up or revoked link's 410 and a 416 only add a row to
+    the log: with another process holding the file's write lock they are answered at once and
+    their rows written once it is let go, as a download through an unlimited link is. Once
+    the store was seen failing, a burst of them hears 503 at once, not each after the whole
+    timeout in turn (they are decided one after another, in one thread)."""
+    service = make_service(tmp_path, FakeClock(time.time()), store_timeout=TIMEOUT)
+    link = service.share(FILE)
+    gone = service.share(FILE)
+    service.revoke(gone.link.id)
+    service.store.close()
+    settings = service.settings
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(settings.files_dir),
+        data_dir=str(settings.data_dir),
+        store_timeout=str(TIMEOUT),
+    )
+    bot = {"user-agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
+    with ExitStack() as locked:
+        locked.enter_context(write_locked(service.store.path, tmp_path / "locker.log"))  # type: ignore[attr-defined]
+        with running_gateway(env, tmp_path / "gateway.log", ready="/livez") as base:
+            url, revoked = base + path_of(service, link.url), base + path_of(service, gone.url)
+            answers = [
+                _timed(url, method="HEAD"),
+                _timed(url, bot),
+                _timed(revoked),
+                _timed(url, {"range": f"bytes={len(BODY)}-"}),
+            ]
+            assert [status for status, _ in answers] == [200, 200, 410, 416]
+            assert max(took for _, took in answers) < TIMEOUT / 2
+            # The flusher finds the file locked for the store's timeout: then nothing more
+            # is held, and a row that cannot be written is a 503, at once.
+            deadline, refused = time.monotonic() + 10 * TIMEOUT, 0
+            while (status := _timed(revoked)[0]) != 503:
+                assert status == 410 and time.monotonic() < deadline, "never seen failing"
+                refused += 1  # held, to be written
+            with ThreadPoolExecutor(8) as pool:
+                burst = list(pool.map(lambda _: _timed(revoked), range(8)))
+            assert [status for status, _ in burst] == [503] * 8
+            assert max(took for _, took in burst) < TIMEOUT / 2
+            locked.close()  # the lock let go while the gateway runs; then it stops
+    again = make_service(tmp_path, FakeClock(time.time()))
+    rows = sorted((event.outcome, event.status) for event in again.events())
+    refusals = [(Outcome.REFUSED, 410)] * (1 + refused) + [(Outcome.REFUSED, 416)]
+    assert rows == sorted([(Outcome.HEAD, 200), (Outcome.PREVIEW, 200), *refusals])

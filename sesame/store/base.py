@@ -88,6 +88,10 @@ class Store(Protocol):
     def add_event(self, event: DownloadEvent) -> None:
         """Append one row to the download log."""
 
+    def note_event(self, event: DownloadEvent) -> None:
+        """``add_event`` for a request already answered, which nothing waits on: a row the
+        store may hold back and write soon after (as ``begin_downloads`` holds some)."""
+
     def list_events(
         self, link_id: str | None = None, limit: int | None = None
     ) -> list[DownloadEvent]:

@@ -129,6 +129,11 @@ class GroupCommit:
                 self._queue.remove(late)
         self._fail(waiting, exc)
 
+    @property
+    def failing(self) -> bool:
+        """Whether the store failed its last transaction and none has committed since."""
+        return self._failing
+
     def hold(self, connection: Callable[[], sqlite3.Connection], items: list[Any]) -> bool:
         """Hold ``items`` back for the next transaction (see sesame.store.held); False if
         they must be written now. ``connection()``: the calling thread's connection."""

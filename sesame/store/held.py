@@ -1,7 +1,7 @@
 """Writes held back: what the SQLite store may answer before it is committed (the log rows and
-counts of downloads through an unlimited link, over as they begin), written by the group
-commit's next transaction: another thread's, which is sooner, or else the flusher's, within
-HOLD_WAIT.
+counts of downloads through an unlimited link, over as they begin, and the rows of requests
+that count nothing: a HEAD, a page, a refusal), written by the group commit's next
+transaction: another thread's, which is sooner, or else the flusher's, within HOLD_WAIT.
 
 A download through a link with a limit is never held back: its count is on disk before its
 body starts. What is held is written in order before anything else of the transaction that

@@ -453,6 +453,9 @@ class RedisStore(RedisLog, RedisQueries):
             self._queue_event(pipe, event)
             pipe.execute()
 
+    def note_event(self, event: DownloadEvent) -> None:
+        self.add_event(event)  # one round trip: nothing to gain by holding it
+
     def _queue_event(self, pipe: Any, event: DownloadEvent) -> None:
         data = _row(event)
         per_link = _events_key(event.link_id)

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from sesame.models import (
     ApiKey,
     DownloadEvent,
-    DownloadStart,
     Link,
     Outcome,
     Rule,
@@ -26,7 +25,13 @@ from sesame.store.base import Each
 from sesame.store.casefold import holds
 from sesame.store.grouping import GroupCommit, busy_for
 from sesame.store.migrations import migrate_sqlite
-from sesame.store.sqlite_downloads import ADD_EVENT, EVENT_COLUMNS, SQLiteDownloads, _event_row
+from sesame.store.sqlite_downloads import (
+    ADD_EVENT,
+    EVENT_COLUMNS,
+    HeldItem,
+    SQLiteDownloads,
+    _event_row,
+)
 from sesame.store.sqlite_log import SQLiteLog
 from sesame.store.sqlite_rollup import SCHEMA as ROLLUP_SCHEMA
 
@@ -129,6 +134,7 @@ ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTE
 T = TypeVar("T")
 log = logging.getLogger("sesame.store")
 PING_WAIT = 0.02  # seconds ping() waits for another's write lock
+NOTE_WAIT = 0.02  # seconds a row noted while the store fails waits for another's lock
 TOUCH_WAIT = 0.02  # seconds a key's use waits for another's lock before going unnoted
 MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
 
@@ -193,9 +199,9 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         done = self._group.run_all(lambda: self._db, works)
         return Each(value if error is None else error for value, error in done)
 
-    def _hold(self, starts: list[DownloadStart]) -> bool:
-        """Hold ``starts`` back for the next transaction (see sesame.store.held)."""
-        return self._group.hold(lambda: self._db, starts)
+    def _hold(self, items: list[HeldItem]) -> bool:
+        """Hold ``items`` back for the next transaction (see sesame.store.held)."""
+        return self._group.hold(lambda: self._db, items)
 
     def flush(self, wait: float | None = None) -> None:
         self._group.flush(wait)
@@ -236,6 +242,16 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
 
     def add_event(self, event: DownloadEvent) -> None:
         self._db.execute(ADD_EVENT, _event_row(event))
+
+    def note_event(self, event: DownloadEvent) -> None:
+        # Held back, as a download through an unlimited link is; else written now, waiting
+        # only briefly for a store already seen failing: a batch of such requests hears 503
+        # at once, not each after the whole timeout in turn.
+        if self._hold([event]):
+            return
+        db = self._db
+        with busy_for(db, NOTE_WAIT if self._group.failing else self.timeout, self.timeout):
+            db.execute(ADD_EVENT, _event_row(event))
 
     def list_events(
         self, link_id: str | None = None, limit: int | None = None

@@ -18,6 +18,8 @@ from sesame.store.base import Each
 EVENT_COLUMNS = "link_id, at, client_ip, user_agent, status, bytes_sent, outcome, counted"
 ADD_EVENT = f"INSERT INTO downloads ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 T = TypeVar("T")
+# What the store holds back (sesame.store.held): downloads let in, and rows noted.
+HeldItem = DownloadStart | DownloadEvent
 SWEEP_BATCH = 20  # lapsed leases settled per download begun (by the first of a batch)
 SESSION_WINDOW = 60  # seconds after a session's download arrived that its pieces still join it
 LEASE_COLUMNS = "id, link_id, counted, reserved, day, sent, row"
@@ -54,7 +56,7 @@ class SQLiteDownloads:
     def _grouped_all(self, works: list[Callable[[sqlite3.Connection], T]]) -> Each[T]:
         raise NotImplementedError
 
-    def _hold(self, starts: list[DownloadStart]) -> bool:
+    def _hold(self, items: list[HeldItem]) -> bool:
         raise NotImplementedError
 
     def begin_download(self, start: DownloadStart) -> Refusal | None:
@@ -154,12 +156,16 @@ class SQLiteDownloads:
         db.executemany(ADD_EVENT, rows)
         return refusals
 
-    def _write_held(self, db: sqlite3.Connection, starts: list[DownloadStart]) -> None:
-        """Write the downloads held back (``_held_back``), each let in as it began: each
-        link's downloads and bytes added (none is refused now: a link revoked meanwhile was
-        open when they were let in), each day's bytes, every row; and the lapsed leases
-        swept, as ``_begin_settled`` would."""
-        self._sweep(db, max(start.now for start in starts), SWEEP_BATCH * len(starts))
+    def _write_held(self, db: sqlite3.Connection, items: list[HeldItem]) -> None:
+        """Write what is held back: the downloads (``_held_back``), each let in as it began,
+        and the rows noted (``note_event``). Each link's downloads and bytes added (none is
+        refused now: a link revoked meanwhile was open when they were let in), each day's
+        bytes, every row in the order held; and the lapsed leases swept, as
+        ``_begin_settled`` would."""
+        starts = [item for item in items if isinstance(item, DownloadStart)]
+        rows = [item if isinstance(item, DownloadEvent) else item.event for item in items]
+        if starts:
+            self._sweep(db, max(start.now for start in starts), SWEEP_BATCH * len(starts))
         links: dict[str, dict[str, Any]] = {}
         days: dict[int, int] = {}
         for start in starts:
@@ -171,7 +177,7 @@ class SQLiteDownloads:
             days[start.day] = days.get(start.day, 0) + start.nbytes
         db.executemany(ADD_HELD, list(links.values()))
         db.executemany(ADD_EGRESS, [{"day": d, "nbytes": n} for d, n in days.items() if n])
-        db.executemany(ADD_EVENT, [_event_row(start.event) for start in starts if start.event])
+        db.executemany(ADD_EVENT, [_event_row(row) for row in rows if row])
 
     def _take(
         self, db: sqlite3.Connection, link_id: str, starts: list[DownloadStart]

@@ -39,7 +39,7 @@ def seeded(service: Service) -> dict[str, str]:
             welcome, now - 40 * DAY, "192.0.2.1", "Wget/1.21", 200, 18, Outcome.COMPLETED, True
         ),
     ]:
-        service.downloads.record(event)
+        service.store.add_event(event)
     return {"photos": photos, "welcome": welcome}
 
 
@@ -154,7 +154,7 @@ def test_counted_aborted_and_previews_are_told_apart(signed_in: AppTest, service
         DownloadEvent(link, now - 30, "192.0.2.8", "curl/8", 206, 9, Outcome.COMPLETED),
         DownloadEvent(link, now - 20, "192.0.2.7", "curl/8", 200, 18, Outcome.COMPLETED, True),
     ]:
-        service.downloads.record(event)
+        service.store.add_event(event)
     activity(signed_in)
     shown = totals(signed_in)
     assert (shown["Downloads"], shown["Aborted"], shown["Previews"]) == ("1", "1", "1")

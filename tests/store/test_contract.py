@@ -592,6 +592,23 @@ def test_a_huge_user_agent_is_kept_cut(store: Store) -> None:
     assert kept.client_ip is not None and len(kept.client_ip) <= 64
 
 
+def test_rows_noted_are_written_in_order_by_the_next_flush(store: Store) -> None:
+    """note_event may hold a row back (SQLite does), never lose or reorder it: once the
+    store flushed, every row noted is there, in the order noted, after those added before."""
+    store.add_link(link())
+    store.add_event(event("L1", NOW, Outcome.COMPLETED))
+    for number in range(3):
+        store.note_event(event("L1", NOW + 1 + number, Outcome.HEAD))
+    store.flush()
+    listed = store.list_events("L1")
+    assert [(row.at, row.outcome) for row in reversed(listed)] == [
+        (NOW, Outcome.COMPLETED),
+        (NOW + 1, Outcome.HEAD),
+        (NOW + 2, Outcome.HEAD),
+        (NOW + 3, Outcome.HEAD),
+    ]
+
+
 def test_a_piece_soon_after_its_sessions_download_arrived_joins_it(store: Store) -> None:
     """A piece that would count, begun by a client whose download of the link arrived a
     moment ago (a segment begun after the first connection finished), joins it; another
