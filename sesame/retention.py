@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from sesame.errors import StoreUnavailable
 from sesame.links import Clock
 from sesame.store.base import Store
 
@@ -60,6 +61,8 @@ class Periodic:
         """sweep_if_due, with a failure logged rather than raised."""
         try:
             self.sweep_if_due()
+        except StoreUnavailable as exc:  # the store's state, not a fault here: one line
+            log.warning("%s: the sweep failed (%s); it is tried again later", self.what, exc.reason)
         except Exception:
             log.warning("%s: the sweep failed; it is tried again later", self.what, exc_info=True)
 

@@ -4,6 +4,7 @@ per interval, and the gateway sweeps from its own thread."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,9 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from sesame import retention as retention_module
+from sesame.errors import StoreUnavailable
 from sesame.models import DownloadEnd, DownloadEvent, Link, Outcome
-from sesame.retention import Retention
+from sesame.retention import Periodic, Retention
 from sesame.service import Service
 from sesame.settings import Settings
 from sesame.store import Store, open_store
@@ -118,3 +120,30 @@ def test_the_gateway_sweeps_when_it_starts(settings: Settings) -> None:
             assert not thread.is_alive()
     assert [item.id for item in service.store.list_links()] == ["live"]
     service.store.close()
+
+
+def test_a_sweep_the_store_cannot_do_is_one_line_a_fault_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A store that is locked or down makes a sweep fail as often as it is tried: the log gets
+    one line saying why, not a traceback each time; a fault of the sweep's own keeps its."""
+
+    class Failing(Periodic):
+        what = "test sweep"
+
+        def __init__(self, error: Exception) -> None:
+            super().__init__(lambda: 0.0, 60)
+            self.error = error
+
+        def sweep(self) -> int:
+            raise self.error
+
+    with caplog.at_level(logging.WARNING, logger="sesame"):
+        Failing(StoreUnavailable("drop_ended", "database is locked")).sweep_quietly()
+        Failing(KeyError("a bug")).sweep_quietly()
+    locked, fault = caplog.records
+    assert locked.getMessage() == (
+        "test sweep: the sweep failed (database is locked); it is tried again later"
+    )
+    assert locked.exc_info is None
+    assert fault.exc_info is not None and fault.exc_info[0] is KeyError
