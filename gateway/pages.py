@@ -88,8 +88,8 @@ _TEXTS: dict[str, dict[str, str]] = {
     "unavailable": {
         "title_zh": "服务暂时不可用",
         "title_en": "Temporarily unavailable",
-        "detail_zh": "服务器暂时无法读取链接记录,请稍后再试。链接仍然有效,本次未计入下载次数。",
-        "detail_en": "The server cannot read its link records right now. Try again in a "
+        "detail_zh": "服务器暂时无法访问链接记录,请稍后再试。链接仍然有效,本次未计入下载次数。",
+        "detail_en": "The server cannot reach its link records right now. Try again in a "
         "little while: your link still works, and this attempt did not count.",
     },
 }
@@ -180,7 +180,7 @@ class Pages:
         if json or wants_json(request):
             body = {
                 "error": exc.code,
-                "message": "The server cannot read its link records right now; try again later.",
+                "message": "The server cannot reach its link records right now; try again later.",
                 "retry_after": exc.retry_after,
             }
             return JSONResponse(body, status_code=exc.status, headers=headers)
