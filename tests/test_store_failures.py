@@ -399,3 +399,39 @@ def test_requests_that_count_nothing_do_not_wait_for_a_locked_file(tmp_path: Pat
     rows = sorted((event.outcome, event.status) for event in again.events())
     refusals = [(Outcome.REFUSED, 410)] * (1 + refused) + [(Outcome.REFUSED, 416)]
     assert rows == sorted([(Outcome.HEAD, 200), (Outcome.PREVIEW, 200), *refusals])
+
+
+def test_after_the_store_came_back_rows_stay_in_order_and_are_held_again(tmp_path: Path) -> None:
+    """A limited download that met the file locked leaves the store seen failing, with
+    nothing held that a flusher could commit. The first row noted once the lock is gone is
+    written after any row still held (the log stays in order), and its commit says the store
+    works again: the next lock held elsewhere finds such rows held and answered, not 503."""
+    service = make_service(tmp_path, FakeClock(time.time()), store_timeout=TIMEOUT)
+    free = service.share(FILE)
+    limited = service.share(FILE, max_downloads=100)
+    service.store.close()
+    settings = service.settings
+    env = sesame_env(
+        secret_keys=KEY,
+        files_dir=str(settings.files_dir),
+        data_dir=str(settings.data_dir),
+        store_timeout=str(TIMEOUT),
+    )
+    locker = tmp_path / "locker.log"
+    with running_gateway(env, tmp_path / "gateway.log") as base:
+        url, counted = base + path_of(service, free.url), base + path_of(service, limited.url)
+        with write_locked(service.store.path, locker):  # type: ignore[attr-defined]
+            assert httpx.get(counted, timeout=30).status_code == 503  # seen failing
+        assert httpx.head(url, timeout=30).status_code == 200  # noted: the store works
+        with write_locked(service.store.path, locker):  # type: ignore[attr-defined]
+            assert httpx.head(url, timeout=30).status_code == 200  # held again
+            # ... until the flusher finds the lock past the timeout, and a row is 503 again.
+            deadline = time.monotonic() + 10 * TIMEOUT
+            while (status := httpx.get(url, headers={"range": "bytes=999999-"}).status_code) != 503:
+                assert status == 416 and time.monotonic() < deadline
+        statuses = [httpx.head(url, timeout=30).status_code for _ in range(3)]
+        assert statuses == [200] * 3
+    again = make_service(tmp_path, FakeClock(time.time()))
+    rows = list(reversed(again.events(free.link.id)))
+    assert [row.at for row in rows] == sorted(row.at for row in rows)  # in the order they came
+    assert [row.outcome for row in rows][:2] == [Outcome.HEAD, Outcome.HEAD]

@@ -183,14 +183,35 @@ class GroupCommit:
                 ticket.value, ticket.error, ticket.done = value, error, True
             self._finished.notify_all()
 
-    def _lead(self, db: sqlite3.Connection, queued: bool = True) -> BaseException | None:
-        """Run everything queued (unless not ``queued``), and write what is held back,
-        holding the write lock. If what is held could not be written, it is held again, and
-        this is what it met."""
-        pending: list[_Ticket] = []
+    def run_briefly(
+        self, connection: Callable[[], sqlite3.Connection], work: Work, wait: float
+    ) -> Any:
+        """``work(db)`` as ``run`` would, after what is held back (as any transaction), but
+        alone and waiting at most ``wait`` for the locks: for a write that had better fail
+        than wait, while the store fails. Its commit, as any, says the store works again."""
+        if not self._writing.acquire(timeout=wait):
+            raise sqlite3.OperationalError("database is locked")  # by this process's writers
+        ticket = _Ticket(work)
+        try:
+            db = connection()
+            with busy_for(db, wait, self._timeout):
+                self._lead(db, queued=False, alone=[ticket])
+        finally:
+            self._writing.release()
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.value
+
+    def _lead(
+        self, db: sqlite3.Connection, queued: bool = True, alone: list[_Ticket] | None = None
+    ) -> BaseException | None:
+        """Run everything queued (unless not ``queued``) and ``alone``, and write what is
+        held back, holding the write lock. If what is held could not be written, it is held
+        again, and this is what it met."""
+        pending: list[_Ticket] = list(alone or [])
         if queued:
             with self._queued:
-                pending, self._queue = self._queue, []
+                pending, self._queue = pending + self._queue, []
         carrying = self._held is not None and self._held.carry()
         self._failure = None
         try:

@@ -244,14 +244,21 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         self._db.execute(ADD_EVENT, _event_row(event))
 
     def note_event(self, event: DownloadEvent) -> None:
-        # Held back, as a download through an unlimited link is; else written now, waiting
-        # only briefly for a store already seen failing: a batch of such requests hears 503
-        # at once, not each after the whole timeout in turn.
+        # Held back, as a download through an unlimited link is; else written now, after
+        # what is held (rows stay in the order they came), and waiting only briefly for a
+        # store already seen failing: a batch of such requests hears 503 at once, not each
+        # after the whole timeout in turn; and its commit says the store works again.
         if self._hold([event]):
             return
-        db = self._db
-        with busy_for(db, NOTE_WAIT if self._group.failing else self.timeout, self.timeout):
-            db.execute(ADD_EVENT, _event_row(event))
+        row = _event_row(event)
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(ADD_EVENT, row)
+
+        if self._group.failing:
+            self._group.run_briefly(lambda: self._db, write, NOTE_WAIT)
+        else:
+            self._grouped(write)
 
     def list_events(
         self, link_id: str | None = None, limit: int | None = None
