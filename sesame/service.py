@@ -356,7 +356,8 @@ class Service:
         if key is None or not key.active:
             raise ApiKeyInvalid()
         now = int(self.clock())
-        if key.last_used_at is None or now - key.last_used_at >= KEY_USE_EVERY:
+        # Also when the clock went back past it: a time still to come is no last use.
+        if key.last_used_at is None or abs(now - key.last_used_at) >= KEY_USE_EVERY:
             self.store.touch_api_key(key.id, now)
         return key
 

@@ -233,6 +233,9 @@ def test_a_keys_use_is_noted_once_a_minute(tmp_path: Path) -> None:
     clock.advance(1)
     service.authenticate(created.secret)
     assert [key.last_used_at for key in service.api_keys()] == [T0 + 60]
+    clock.advance(-3600)  # the clock set back an hour: what it said is not kept as the truth
+    service.authenticate(created.secret)
+    assert [key.last_used_at for key in service.api_keys()] == [T0 + 60 - 3600]
     service.store.close()
 
 
