@@ -134,14 +134,17 @@ class GroupCommit:
         """Whether the store failed its last transaction and none has committed since."""
         return self._failing
 
-    def hold(self, connection: Callable[[], sqlite3.Connection], items: list[Any]) -> bool:
-        """Hold ``items`` back for the next transaction (see sesame.store.held); False if
-        they must be written now. ``connection()``: the calling thread's connection."""
+    def hold(
+        self, connection: Callable[[], sqlite3.Connection], items: list[Any], share: float = 1.0
+    ) -> bool:
+        """Hold ``items`` back for the next transaction (see sesame.store.held) while fewer
+        than ``share`` of all that may be held are; False if they must be written now.
+        ``connection()``: the calling thread's connection."""
         assert self._held is not None, "this group commit holds nothing back"
         if self._failing:
             return False
         self._connection = connection
-        return self._held.hold(items)
+        return self._held.hold(items, share)
 
     def flush(self, wait: float | None = None) -> None:
         """Write what is held back, in a transaction of its own (raises what it met; the

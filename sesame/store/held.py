@@ -29,6 +29,9 @@ T = TypeVar("T")
 HOLD_WAIT = 0.05  # seconds what is held waits, at most, for a transaction to write it
 RETRY_WAIT = 2.0  # seconds between the flusher's tries, at most, while the store fails
 MAX_HELD = 4096  # items held at once; more are written as they come
+# ... of which rows of requests that count nothing, cheap for anyone to send: a flood of
+# them while the file is locked leaves the rest of MAX_HELD to the downloads.
+NOTES_SHARE = 0.5
 CLOSE_WAIT = 10.0  # seconds closing waits for the flusher's last write
 IDLE = 5.0  # seconds between the flusher's looks at whether its store is still used
 
@@ -53,13 +56,13 @@ class Held(Generic[T]):
         self._closing = False
         self._flusher: threading.Thread | None = None
 
-    def hold(self, items: list[T]) -> bool:
-        """Hold ``items`` back; False, holding none of them, when MAX_HELD would be passed
-        (counting those a transaction is writing), the store is closing, or no flusher can
-        start: the caller writes them itself."""
+    def hold(self, items: list[T], share: float = 1.0) -> bool:
+        """Hold ``items`` back; False, holding none of them, when ``share`` of MAX_HELD
+        would be passed (counting those a transaction is writing), the store is closing, or
+        no flusher can start: the caller writes them itself."""
         with self._lock:
             held = len(self._items) + len(self._carried)
-            if self._closing or held + len(items) > MAX_HELD:
+            if self._closing or held + len(items) > MAX_HELD * share:
                 return False
             if self._flusher is None:
                 flusher = threading.Thread(

@@ -24,6 +24,7 @@ from sesame.store.backup import backup_sqlite
 from sesame.store.base import Each
 from sesame.store.casefold import holds
 from sesame.store.grouping import GroupCommit, busy_for
+from sesame.store.held import NOTES_SHARE
 from sesame.store.migrations import migrate_sqlite
 from sesame.store.sqlite_downloads import (
     ADD_EVENT,
@@ -199,9 +200,9 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         done = self._group.run_all(lambda: self._db, works)
         return Each(value if error is None else error for value, error in done)
 
-    def _hold(self, items: list[HeldItem]) -> bool:
+    def _hold(self, items: list[HeldItem], share: float = 1.0) -> bool:
         """Hold ``items`` back for the next transaction (see sesame.store.held)."""
-        return self._group.hold(lambda: self._db, items)
+        return self._group.hold(lambda: self._db, items, share)
 
     def flush(self, wait: float | None = None) -> None:
         self._group.flush(wait)
@@ -248,7 +249,7 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
         # what is held (rows stay in the order they came), and waiting only briefly for a
         # store already seen failing: a batch of such requests hears 503 at once, not each
         # after the whole timeout in turn; and its commit says the store works again.
-        if self._hold([event]):
+        if self._hold([event], NOTES_SHARE):
             return
         row = _event_row(event)
 

@@ -56,7 +56,7 @@ class SQLiteDownloads:
     def _grouped_all(self, works: list[Callable[[sqlite3.Connection], T]]) -> Each[T]:
         raise NotImplementedError
 
-    def _hold(self, items: list[HeldItem]) -> bool:
+    def _hold(self, items: list[HeldItem], share: float = 1.0) -> bool:
         raise NotImplementedError
 
     def begin_download(self, start: DownloadStart) -> Refusal | None:

@@ -27,7 +27,7 @@ from gateway.app import create_app
 from sesame import ranges
 from sesame.downloads import Admitted, Download
 from sesame.errors import StoreUnavailable
-from sesame.models import DownloadStart, Link, Outcome
+from sesame.models import DownloadStart, Link, Outcome, Visitor
 from sesame.service import Service
 from sesame.store import grouping, held
 from tests.support import BODY, FILE, VISITOR, FakeClock, make_service, path_of
@@ -371,3 +371,31 @@ def test_no_connection_to_be_had_is_a_failing_store(tmp_path: Path, slow_flusher
     group._connection = lambda: store._db  # the file is back: what was held is written
     store.flush()
     assert _written(service, link.id)[0] == 1
+
+
+def test_rows_that_count_nothing_leave_the_downloads_their_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of HEADs or refusals (cheap for anyone to send) while the file is locked
+    fills only NOTES_SHARE of MAX_HELD: downloads through an unlimited link are still let in
+    at once, and the rows past that share wait for the store, as any write."""
+    monkeypatch.setattr(held, "MAX_HELD", 4)
+    service = make_service(tmp_path, FakeClock(), store_timeout=0.2)
+    link = service.share(FILE).link
+    downloads = service.downloads
+    visitor = Visitor("192.0.2.1", "curl/8")
+
+    def note() -> None:
+        downloads.record(downloads.event(link.id, visitor, 200, 0, Outcome.HEAD))
+
+    with _locked(service):
+        note()
+        note()  # two of four: the notes' share
+        assert service.store.begin_downloads(_starts(service, link, 1)) == [None]
+        with pytest.raises(StoreUnavailable):
+            note()  # three of four held, past the notes' share: written now, and locked
+    service.store.flush()
+    assert _written(service, link.id)[0] == 1
+    assert sorted(e.outcome for e in service.store.list_events(link.id)) == sorted(
+        [Outcome.HEAD, Outcome.HEAD, Outcome.COMPLETED]
+    )
