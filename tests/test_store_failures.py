@@ -310,6 +310,17 @@ def test_the_api_reads_while_another_process_holds_the_write_lock(tmp_path: Path
     assert key.last_used_at == NOW + 150  # noted again once the file was free
 
 
+def _env_of(service: Service) -> dict[str, str]:
+    """The environment of a process on ``service``'s files and store, waiting TIMEOUT."""
+    settings = service.settings
+    return sesame_env(
+        secret_keys=KEY,
+        files_dir=str(settings.files_dir),
+        data_dir=str(settings.data_dir),
+        store_timeout=str(TIMEOUT),
+    )
+
+
 def test_everything_starts_and_reads_while_another_process_holds_the_write_lock(
     tmp_path: Path,
 ) -> None:
@@ -319,13 +330,7 @@ def test_everything_starts_and_reads_while_another_process_holds_the_write_lock(
     service = make_service(tmp_path, FakeClock(time.time()), store_timeout=TIMEOUT)
     shared = service.share(FILE)  # on the real clock, the gateway's
     service.store.close()
-    settings = service.settings
-    env = sesame_env(
-        secret_keys=KEY,
-        files_dir=str(settings.files_dir),
-        data_dir=str(settings.data_dir),
-        store_timeout=str(TIMEOUT),
-    )
+    env = _env_of(service)
     sesame = Path(sys.executable).parent / "sesame"
     with ExitStack() as locked:
         locked.enter_context(write_locked(service.store.path, tmp_path / "locker.log"))  # type: ignore[attr-defined]
@@ -364,13 +369,7 @@ def test_requests_that_count_nothing_do_not_wait_for_a_locked_file(tmp_path: Pat
     gone = service.share(FILE)
     service.revoke(gone.link.id)
     service.store.close()
-    settings = service.settings
-    env = sesame_env(
-        secret_keys=KEY,
-        files_dir=str(settings.files_dir),
-        data_dir=str(settings.data_dir),
-        store_timeout=str(TIMEOUT),
-    )
+    env = _env_of(service)
     bot = {"user-agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
     with ExitStack() as locked:
         locked.enter_context(write_locked(service.store.path, tmp_path / "locker.log"))  # type: ignore[attr-defined]
@@ -410,13 +409,7 @@ def test_after_the_store_came_back_rows_stay_in_order_and_are_held_again(tmp_pat
     free = service.share(FILE)
     limited = service.share(FILE, max_downloads=100)
     service.store.close()
-    settings = service.settings
-    env = sesame_env(
-        secret_keys=KEY,
-        files_dir=str(settings.files_dir),
-        data_dir=str(settings.data_dir),
-        store_timeout=str(TIMEOUT),
-    )
+    env = _env_of(service)
     locker = tmp_path / "locker.log"
     with running_gateway(env, tmp_path / "gateway.log") as base:
         url, counted = base + path_of(service, free.url), base + path_of(service, limited.url)
