@@ -4,6 +4,7 @@ CLI exits 75; and everything recovers by itself once the store is back."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -428,3 +429,34 @@ def test_after_the_store_came_back_rows_stay_in_order_and_are_held_again(tmp_pat
     rows = list(reversed(again.events(free.link.id)))
     assert [row.at for row in rows] == sorted(row.at for row in rows)  # in the order they came
     assert [row.outcome for row in rows][:2] == [Outcome.HEAD, Outcome.HEAD]
+
+
+WRITER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+db.execute("INSERT INTO other VALUES (1)")
+print("writing", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+"""
+
+
+def test_a_file_another_process_is_writing_goes_to_wal_once_it_can(tmp_path: Path) -> None:
+    """A database still in rollback-journal mode (new, being made by another process at the
+    same moment) goes to WAL only with the file to itself, which SQLite refuses at once,
+    without its busy wait, while another connection writes it: the store tries again, within
+    its timeout, and opens once that write is over."""
+    path = tmp_path / "sesame.db"
+    with contextlib.closing(sqlite3.connect(path)) as made:
+        made.execute("CREATE TABLE other (x)")
+        made.commit()
+    log = tmp_path / "writer.log"
+    command = [sys.executable, "-c", WRITER, str(path), "0.5"]
+    with subprocess.Popen(command, stdout=log.open("wb")) as process:
+        wait_until(lambda: "writing" in log.read_text(), process, log)  # type: ignore[arg-type]
+        store = SQLiteStore(path, timeout=TIMEOUT * 5)
+        process.wait(timeout=10)
+    assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert store.list_links() == []
+    store.close()

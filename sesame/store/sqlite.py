@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
@@ -135,6 +136,7 @@ ONCE_SCHEMA = "CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, until INTE
 T = TypeVar("T")
 log = logging.getLogger("sesame.store")
 PING_WAIT = 0.02  # seconds ping() waits for another's write lock
+WAL_RETRY = 0.01  # seconds between tries to put a file another is writing in WAL mode
 NOTE_WAIT = 0.02  # seconds a row noted while the store fails waits for another's lock
 TOUCH_WAIT = 0.02  # seconds a key's use waits for another's lock before going unnoted
 MIN_ROOM = 64 * 1024  # bytes free on the database's file system below which ping() fails
@@ -165,7 +167,7 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _to_wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.create_function("holds", 2, holds, deterministic=True)
             self._local.conn = conn
@@ -456,3 +458,21 @@ def _event(row: tuple[Any, ...]) -> DownloadEvent:
     return DownloadEvent(
         link_id, at, client_ip, user_agent, status, bytes_sent, Outcome(outcome), bool(counted)
     )
+
+
+def _to_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put the file in WAL mode (nothing to do once it is). Leaving a rollback journal
+    needs the file to itself, and while another connection is writing it in that mode
+    (another process making a new database at the same moment: the gateway and the
+    dashboard at a first start) SQLite answers "locked" at once, without its busy wait:
+    tried again for up to ``timeout``, as a write waits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(WAL_RETRY)  # the other's write ends soon, as a busy wait would poll
