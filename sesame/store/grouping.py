@@ -154,21 +154,11 @@ class GroupCommit:
             return
         if wait is not None and self._failing:
             return  # the flusher keeps trying
-        if not self._writing.acquire(timeout=self._timeout if wait is None else wait):
-            self._failing = self._failing or wait is None  # a short wait proves nothing
-            raise sqlite3.OperationalError("database is locked")  # by this process's writers
-        try:
-            try:
-                db = self._connection()
-            except BaseException:  # no file to be had: it cannot be written
-                self._failing = True
-                raise
-            # A read's short wait is for what is held only: the downloads queued keep the
-            # store's whole timeout.
-            with busy_for(db, self._timeout if wait is None else wait, self._timeout):
-                failure = self._lead(db, queued=wait is None)
-        finally:
-            self._writing.release()
+        # A read's short wait (proving nothing when it runs out) is for what is held only:
+        # the downloads queued keep the store's whole timeout.
+        whole = wait is None
+        within = self._timeout if wait is None else wait
+        failure = self._lead_within(self._connection, within, queued=whole, proves=whole)
         if failure is not None:
             raise failure
 
@@ -192,18 +182,36 @@ class GroupCommit:
         """``work(db)`` as ``run`` would, after what is held back (as any transaction), but
         alone and waiting at most ``wait`` for the locks: for a write that had better fail
         than wait, while the store fails. Its commit, as any, says the store works again."""
-        if not self._writing.acquire(timeout=wait):
-            raise sqlite3.OperationalError("database is locked")  # by this process's writers
         ticket = _Ticket(work)
-        try:
-            db = connection()
-            with busy_for(db, wait, self._timeout):
-                self._lead(db, queued=False, alone=[ticket])
-        finally:
-            self._writing.release()
+        self._lead_within(connection, wait, queued=False, alone=[ticket])
         if ticket.error is not None:
             raise ticket.error
         return ticket.value
+
+    def _lead_within(
+        self,
+        connection: Callable[[], sqlite3.Connection],
+        wait: float,
+        queued: bool,
+        alone: list[_Ticket] | None = None,
+        proves: bool = False,
+    ) -> BaseException | None:
+        """``_lead``, waiting at most ``wait`` for this process's write lock and then for
+        another's: what it returns. Raises if either lock is not had in time (the store is
+        then taken for failing if the wait ``proves`` it) or no connection is (it is)."""
+        if not self._writing.acquire(timeout=wait):
+            self._failing = self._failing or proves
+            raise sqlite3.OperationalError("database is locked")  # by this process's writers
+        try:
+            try:
+                db = connection()
+            except BaseException:  # no file to be had: it cannot be written
+                self._failing = True
+                raise
+            with busy_for(db, wait, self._timeout):
+                return self._lead(db, queued=queued, alone=alone)
+        finally:
+            self._writing.release()
 
     def _lead(
         self, db: sqlite3.Connection, queued: bool = True, alone: list[_Ticket] | None = None
