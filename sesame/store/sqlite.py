@@ -353,7 +353,7 @@ class SQLiteStore(SQLiteDownloads, SQLiteLog):
             with busy_for(db, TOUCH_WAIT, self.timeout):
                 db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if not _locked(exc):
                 raise
 
     def backup(self, target: Path) -> None:
@@ -472,7 +472,11 @@ def _to_wal(conn: sqlite3.Connection, timeout: float) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-            if not busy or time.monotonic() >= deadline:
+            if not _locked(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(WAL_RETRY)  # the other's write ends soon, as a busy wait would poll
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says another connection holds a lock the statement needed."""
+    return exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
