@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.access import DOWNLOAD_NOTE
-from gateway.files import Files, Opened
+from gateway.files import Files, Looks, Opened
 from gateway.offload import accel_redirect, nginx_etag
 from gateway.offloop import Batches, off_loop
 from gateway.pacing import pacer
@@ -47,13 +47,14 @@ RENEWALS_PER_LEASE = 3
 @dataclass(slots=True)
 class _Gateway:
     """What a batch's requests need of their app: its state, read once for the batch
-    (Starlette's State answers each attribute through ``__getattr__``, after a miss), and
-    the link records read so far, by id."""
+    (Starlette's State answers each attribute through ``__getattr__``, after a miss), the
+    link records read so far, by id, and the files looked at so far, by name."""
 
     service: Service
     files: Files
     rate_limit: ClientRateLimit | None
     records: dict[str, Link | None]
+    looks: Looks
 
     @classmethod
     def of(cls, request: Request, known: dict[int, _Gateway]) -> _Gateway:
@@ -62,7 +63,7 @@ class _Gateway:
         gateway = known.get(id(app))
         if gateway is None:
             state = app.state
-            gateway = known[id(app)] = cls(state.service, state.files, state.rate_limit, {})
+            gateway = known[id(app)] = cls(state.service, state.files, state.rate_limit, {}, {})
         return gateway
 
 
@@ -149,7 +150,8 @@ def _decide(request: Request, token: str, gateway: _Gateway) -> Response | _Star
         return _page(service, request, admitted, visitor, looks)
     # Only a whole file that may be sent from memory needs no descriptor (see _answer).
     link = admitted.link
-    opened = gateway.files.open(link.file, descriptor=ranged or link.rate is not None)
+    descriptor = ranged or link.rate is not None
+    opened = gateway.files.open(link.file, descriptor, gateway.looks)
     try:
         return _answer(service, request, headers, admitted, visitor, opened)
     except BaseException:

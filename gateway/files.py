@@ -7,7 +7,8 @@ downloads reads it once; a request still opens and checks the file, and is sent 
 bytes only if the file it opened is that version. A request that needs only those bytes
 (a whole file sent from memory) has the file looked at instead (Catalog.look): its name's
 own link not followed, as ``open`` does, and the kept bytes sent only if what it names is
-that version; one system call, not three.
+that version; one system call, not three. The requests decided together (a batch, see
+gateway.download) look at each file once: one stat for all of them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sesame.values import quick_init
 MAX_BODIES = 64 * 1024 * 1024  # bytes of all kept bodies together; past it they start over
 
 Version = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
+Looks = dict[str, os.stat_result | None]  # what Catalog.look said of each file, by name
 
 
 @quick_init
@@ -66,13 +68,15 @@ class Files:
         self._bodies: dict[str, tuple[Version, bytes]] = {}
         self._body_bytes = 0
 
-    def open(self, name: str, descriptor: bool = True) -> Opened:
+    def open(self, name: str, descriptor: bool = True, looks: Looks | None = None) -> Opened:
         """The file ``name`` of the catalog, open. Raises FileMissing (see Catalog.open).
         ``descriptor`` False: the caller needs only the kept bytes, and a file whose bytes
-        are kept as it is now is looked at, not opened (see the module's docstring)."""
+        are kept as it is now is looked at, not opened (see the module's docstring).
+        ``looks``: the files looked at already for requests decided together, by name; a
+        look taken here is added."""
         if not descriptor:
             kept = self._bodies.get(name)
-            stat = None if kept is None else self.catalog.look(name)
+            stat = None if kept is None else self._look(name, looks)
             if kept is not None and stat is not None and _version(stat) == kept[0]:
                 return Opened(name, None, stat, kept[1])
         fd, stat = self.catalog.open(name)
@@ -81,6 +85,13 @@ class Files:
         except BaseException:
             os.close(fd)
             raise
+
+    def _look(self, name: str, looks: Looks | None) -> os.stat_result | None:
+        if looks is None:
+            return self.catalog.look(name)
+        if name not in looks:
+            looks[name] = self.catalog.look(name)
+        return looks[name]
 
     def _body(self, name: str, fd: int, stat: os.stat_result) -> bytes | None:
         if stat.st_size > self.max_body:

@@ -1,11 +1,14 @@
-"""The gateway's view of its files: resolved and stat'ed at most once a second, small
-bodies kept per version, and never a stale file past that second."""
+"""The gateway's view of its files: opened beneath the folder on every request, never
+through a link, small bodies kept per version and sent only for that version, and the
+requests decided together looking at a file once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -80,6 +83,46 @@ def test_a_kept_body_alone_is_looked_at_not_opened(tmp_path: Path) -> None:
     (root / "a.txt").unlink()
     with pytest.raises(FileMissing):
         files.open("a.txt", descriptor=False)
+
+
+def test_a_file_is_looked_at_once_for_requests_decided_together(tmp_path: Path) -> None:
+    """Opened with the looks of their batch, requests see the file as its one look found
+    it; the next batch (new looks) looks again and sees it replaced."""
+    files, root = make_files(tmp_path)
+    (root / "a.txt").write_bytes(b"one")
+    files.open("a.txt").close()  # now it is kept
+    looks: dict[str, os.stat_result | None] = {}
+    first = files.open("a.txt", descriptor=False, looks=looks)
+    (root / "new").write_bytes(b"two!")
+    os.replace(root / "new", root / "a.txt")
+    same = files.open("a.txt", descriptor=False, looks=looks)
+    assert (first.fd, first.body, same.fd, same.body) == (None, b"one", None, b"one")
+    assert list(looks) == ["a.txt"]
+    again = files.open("a.txt", descriptor=False, looks={})
+    assert again.fd is not None and again.body == b"two!"
+    again.close()
+
+
+def test_a_burst_of_downloads_looks_at_the_file_once(
+    client: TestClient, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloads that arrive in one turn of the event loop are decided together, and their
+    file is looked at once for all of them, each still sent the file."""
+    path = service.share("hello.txt").url.removeprefix(service.settings.public_url)
+    assert client.get(path).content == SAMPLES["hello.txt"]  # now it is kept
+    catalog = client.app.state.files.catalog  # type: ignore[attr-defined]
+    looked: list[str] = []
+    real = catalog.look
+    monkeypatch.setattr(catalog, "look", lambda name: looked.append(name) or real(name))
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            return await asyncio.gather(*(http.get(path) for _ in range(5)))
+
+    answers = asyncio.run(burst())
+    assert [(a.status_code, a.content) for a in answers] == [(200, SAMPLES["hello.txt"])] * 5
+    assert looked == ["hello.txt"]
 
 
 def test_a_look_never_follows_a_link(tmp_path: Path) -> None:
