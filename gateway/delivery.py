@@ -80,6 +80,7 @@ class Delivery:
         self.sock = tap.sock
         # What the connection carried before this response's body: see ``start``.
         self.base: int | None = 0
+        self.before: int | None = None  # ... and before its head, if the body goes at once
         self.started = False
         self.reset = False  # the client reset the connection: what it was sent, it dropped
 
@@ -103,12 +104,22 @@ class Delivery:
 
     def start(self, at_once: bool = False) -> None:
         """Count from here on: the response's body begins. ``at_once``: the whole body goes
-        in the one write that follows (and nothing else is written to the connection before
-        ``settle``), so what it carried before is measured there, from what the connection
-        still holds: two system calls fewer. Only if nothing can hold that write back or
-        drop it meanwhile (writes paused, the client gone, the transport closing); a write
-        that then fails (``dropped``) is taken to have sent none of the body."""
-        self.base = None if at_once and self.clear() else self.written()
+        in the one write that follows, and nothing else is written to the connection before
+        ``settle``; only if nothing can hold that write back or drop it meanwhile (writes
+        paused, the client gone, the transport closing). Where the body begins is then
+        found so: if the connection holds nothing now (each byte it was given acknowledged,
+        one look), it is what was acknowledged plus the head that the same write carries
+        (gateway.zerocopy's ``whole_head``), and ``settle`` looks first a turn of the event
+        loop later (right after the write, no look ever found the body acknowledged);
+        otherwise it is measured at ``settle``, from what the connection holds then. A
+        write that fails (``dropped``) is taken to have sent none of the body."""
+        if at_once and self.clear():
+            self.base = None
+            acked, _, held = self._look()
+            idle = held == 0 and not self.cycle.transport.get_write_buffer_size()
+            self.before = acked if idle else None
+        else:
+            self.base = self.written()
         self.started = True
 
     def clear(self) -> bool:
@@ -136,6 +147,11 @@ class Delivery:
         was acknowledged for STALL seconds; then the bytes it acknowledged. Asynchronous:
         the event loop serves others meanwhile."""
         polls, last, idle = iter(_POLLS), -1, 0.0
+        head = getattr(self.cycle, "whole_head", None)
+        if self.base is None and self.before is not None and head is not None:
+            if not getattr(self.cycle, "dropped", False):
+                self.base = self.before + head
+                await asyncio.sleep(0)  # the first look, a turn of the event loop later
         while True:
             acked, state, held = self._look()
             queued = None

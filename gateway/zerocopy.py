@@ -118,9 +118,12 @@ class ZeroCopyProtocol(HttpToolsProtocol):
 class _ZeroCopyCycle(RequestResponseCycle):
     """A request-response cycle that also takes zero-copy body messages and whole responses,
     and writes a response's head together with its body's first bytes. ``dropped``: what it
-    had for one write never reached the socket (gateway.delivery reads it)."""
+    had for one write never reached the socket; ``whole_head``: the bytes of the head it
+    wrote in front of a whole response's body, in the same write (None: it wrote none so).
+    gateway.delivery reads both."""
 
     dropped = False
+    whole_head: int | None = None
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
@@ -194,6 +197,7 @@ class _ZeroCopyCycle(RequestResponseCycle):
         else:
             transport.writelines([head, body])
             self.dropped = transport.is_closing()  # see _Gathering._flush
+            self.whole_head = len(head)
         # What uvicorn's send does once a body ends.
         self.expected_content_length = 0
         self.response_complete = True

@@ -136,6 +136,41 @@ def test_what_the_connection_was_given_is_read_whole_in_every_state(
 
 
 @dataclass
+class _WholeCycle:
+    """A cycle that wrote a whole response's head (``whole_head`` bytes) and body at once."""
+
+    transport: Any
+    whole_head: int
+
+
+def test_a_whole_response_on_an_idle_connection_counts_its_body_not_its_head(
+    connection: tuple[socket.socket, socket.socket],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After an earlier response the client read whole (the connection holding nothing), a
+    head and body written at once are measured from before them, with the head's size
+    added: the body is delivered as far as the client's TCP took it in, less the head."""
+    monkeypatch.setattr(delivery, "STALL", 0.5)
+    server, client = connection
+    assert _send_what_fits(server, b"e" * 10_000) == 10_000
+    received = 0
+    while received < 10_000:
+        received += len(client.recv(65536))
+    time.sleep(0.05)  # the earlier response's last acknowledgement arrives
+    head = b"h" * 300
+    each = Delivery(
+        _WholeCycle(_Transport(), len(head)), Tap(socket.socket(fileno=os.dup(server.fileno())))
+    )
+    each.start(at_once=True)
+    assert each.before == 10_000  # measured before the write, not after it
+    sent = _send_what_fits(server, head + b"b" * (8 * 1024 * 1024)) - len(head)
+    got = asyncio.run(each.settle(sent))
+    each.close()
+    assert 0 < got < sent
+    assert got == _unread(client) - len(head)
+
+
+@dataclass
 class _DroppedCycle:
     """A cycle whose one write never reached the socket (gateway.zerocopy says so)."""
 
@@ -260,16 +295,59 @@ def test_a_kept_body_begun_while_writes_wait_counts_only_its_body(
         head()
         _recv_exactly(sock, KEPT)
     head()
-    body_read = len(_recv_exactly(sock, 20_000))
+    taken = len(_recv_exactly(sock, 20_000)) + _taken_in(sock)
+    _reset(sock)
+    assert _aborted(service, link_id, f"r{begun - 1}").bytes_sent == taken
+
+
+def test_a_kept_body_sent_whole_on_an_idle_connection_counts_only_its_body(
+    kept_gateway: tuple[str, Service],
+) -> None:
+    """On a connection that carried an earlier answer, read whole, a kept file's head and
+    body leave in one write, where the body begins measured before it (the connection
+    holding nothing) and the head's size added. The client reads the head and 20 kB, and
+    resets: the download is logged aborted with the body bytes its TCP took in, exactly."""
+    url, service = kept_gateway
+    path = urlsplit(service.share("small.bin").url).path
+    link_id = service.signer.read(path.rsplit("/", 1)[1]).link_id
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect((urlsplit(url).hostname, urlsplit(url).port))
+
+    def ask(agent: str) -> None:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n\r\n".encode())
+        got = b""
+        while not got.endswith(b"\r\n\r\n"):
+            got += _recv_exactly(sock, 1)
+        assert got.startswith(b"HTTP/1.1 200"), got
+
+    ask("earlier")
+    _recv_exactly(sock, KEPT)
+    time.sleep(0.1)  # its last acknowledgement reaches the server: the connection is idle
+    ask("this")
+    taken = len(_recv_exactly(sock, 20_000)) + _taken_in(sock)
+    _reset(sock)
+    assert _aborted(service, link_id, "this").bytes_sent == taken
+
+
+def _taken_in(sock: socket.socket) -> int:
+    """What ``sock``'s kernel holds unread, once it took in all that fits (acknowledged)."""
     unread, still = -1, 0
-    while still < 5:  # until the client's kernel took in all that fits (and acknowledged it)
+    while still < 5:
         time.sleep(0.1)  # polling the client's own socket
         now = _unread(sock)
         unread, still = now, still + 1 if now == unread else 0
-    taken = body_read + unread
+    return unread
+
+
+def _reset(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # a reset: the download is aborted
-    agent = f"r{begun - 1}"
+
+
+def _aborted(service: Service, link_id: str, agent: str) -> DownloadEvent:
+    """The row of ``agent``'s download of ``link_id``, once the gateway settled it aborted."""
 
     def event() -> DownloadEvent:
         return next(e for e in service.events(link_id) if e.user_agent == agent)
@@ -278,4 +356,4 @@ def test_a_kept_body_begun_while_writes_wait_counts_only_its_body(
     while event().outcome is not Outcome.ABORTED:
         assert time.monotonic() < deadline, event()
         time.sleep(0.05)  # polling for the gateway's settling
-    assert event().bytes_sent == taken
+    return event()
