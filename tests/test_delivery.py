@@ -65,6 +65,15 @@ def _unread(sock: socket.socket) -> int:
     return int(struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0])
 
 
+def _earlier_read_whole(server: socket.socket, client: socket.socket) -> None:
+    """An earlier response of 10,000 bytes, read whole and acknowledged."""
+    assert _send_what_fits(server, b"e" * 10_000) == 10_000
+    received = 0
+    while received < 10_000:
+        received += len(client.recv(65536))
+    time.sleep(0.05)  # the earlier response's last acknowledgement arrives
+
+
 def _send_what_fits(sock: socket.socket, data: bytes) -> int:
     sent = 0
     while sent < len(data):
@@ -152,11 +161,7 @@ def test_a_whole_response_on_an_idle_connection_counts_its_body_not_its_head(
     added: the body is delivered as far as the client's TCP took it in, less the head."""
     monkeypatch.setattr(delivery, "STALL", 0.5)
     server, client = connection
-    assert _send_what_fits(server, b"e" * 10_000) == 10_000
-    received = 0
-    while received < 10_000:
-        received += len(client.recv(65536))
-    time.sleep(0.05)  # the earlier response's last acknowledgement arrives
+    _earlier_read_whole(server, client)
     head = b"h" * 300
     each = Delivery(
         _WholeCycle(_Transport(), len(head)), Tap(socket.socket(fileno=os.dup(server.fileno())))
@@ -189,11 +194,7 @@ def test_a_body_sent_at_once_that_never_went_is_delivered_as_nothing(
     the earlier response's, whether the client then closes or resets."""
     monkeypatch.setattr(delivery, "STALL", 0.3)
     server, client = connection
-    assert _send_what_fits(server, b"e" * 10_000) == 10_000
-    received = 0
-    while received < 10_000:
-        received += len(client.recv(65536))
-    time.sleep(0.05)  # the earlier response's last acknowledgement arrives
+    _earlier_read_whole(server, client)
     each = Delivery(_Cycle(_Transport()), Tap(socket.socket(fileno=os.dup(server.fileno()))))
     each.cycle = _DroppedCycle(_Transport())
     each.start(at_once=True)
@@ -273,28 +274,16 @@ def test_a_kept_body_begun_while_writes_wait_counts_only_its_body(
     answer whole and 20 kB of that one, and resets. That download is logged aborted with the
     body bytes its TCP took in: not those and its own head's as well."""
     url, service = kept_gateway
-    path = urlsplit(service.share("small.bin").url).path
-    link_id = service.signer.read(path.rsplit("/", 1)[1]).link_id
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(30)
-    sock.connect((urlsplit(url).hostname, urlsplit(url).port))
+    path, link_id, sock = _slow_reader(url, service)
     asks = [f"GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: r{i}\r\n\r\n" for i in range(PIPELINED)]
     sock.sendall("".join(asks).encode())
     time.sleep(1.0)  # the client reads nothing yet: the server's writes back up
     begun = len(service.events(link_id))  # the last of them waits for room: writes paused
     assert 1 < begun < PIPELINED
-
-    def head() -> None:
-        got = b""
-        while not got.endswith(b"\r\n\r\n"):
-            got += _recv_exactly(sock, 1)
-        assert got.startswith(b"HTTP/1.1 200"), got
-
     for _ in range(begun - 1):  # the answers written before it, whole
-        head()
+        _head(sock)
         _recv_exactly(sock, KEPT)
-    head()
+    _head(sock)
     taken = len(_recv_exactly(sock, 20_000)) + _taken_in(sock)
     _reset(sock)
     assert _aborted(service, link_id, f"r{begun - 1}").bytes_sent == taken
@@ -308,19 +297,11 @@ def test_a_kept_body_sent_whole_on_an_idle_connection_counts_only_its_body(
     holding nothing) and the head's size added. The client reads the head and 20 kB, and
     resets: the download is logged aborted with the body bytes its TCP took in, exactly."""
     url, service = kept_gateway
-    path = urlsplit(service.share("small.bin").url).path
-    link_id = service.signer.read(path.rsplit("/", 1)[1]).link_id
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(30)
-    sock.connect((urlsplit(url).hostname, urlsplit(url).port))
+    path, link_id, sock = _slow_reader(url, service)
 
     def ask(agent: str) -> None:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n\r\n".encode())
-        got = b""
-        while not got.endswith(b"\r\n\r\n"):
-            got += _recv_exactly(sock, 1)
-        assert got.startswith(b"HTTP/1.1 200"), got
+        _head(sock)
 
     ask("earlier")
     _recv_exactly(sock, KEPT)
@@ -329,6 +310,26 @@ def test_a_kept_body_sent_whole_on_an_idle_connection_counts_only_its_body(
     taken = len(_recv_exactly(sock, 20_000)) + _taken_in(sock)
     _reset(sock)
     assert _aborted(service, link_id, "this").bytes_sent == taken
+
+
+def _slow_reader(url: str, service: Service) -> tuple[str, str, socket.socket]:
+    """A new link's path and id, and a client connected to ``url`` with a small receive
+    buffer, so that what it does not read stays unacknowledged."""
+    path = urlsplit(service.share("small.bin").url).path
+    link_id = service.signer.read(path.rsplit("/", 1)[1]).link_id
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect((urlsplit(url).hostname, urlsplit(url).port))
+    return path, link_id, sock
+
+
+def _head(sock: socket.socket) -> None:
+    """Read a 200 answer's head."""
+    got = b""
+    while not got.endswith(b"\r\n\r\n"):
+        got += _recv_exactly(sock, 1)
+    assert got.startswith(b"HTTP/1.1 200"), got
 
 
 def _taken_in(sock: socket.socket) -> int:
