@@ -148,10 +148,10 @@ class Delivery:
         the event loop serves others meanwhile."""
         polls, last, idle = iter(_POLLS), -1, 0.0
         head = getattr(self.cycle, "whole_head", None)
-        if self.base is None and self.before is not None and head is not None:
-            if not getattr(self.cycle, "dropped", False):
-                self.base = self.before + head
-                await asyncio.sleep(0)  # the first look, a turn of the event loop later
+        dropped = getattr(self.cycle, "dropped", False)
+        if self.base is None and self.before is not None and head is not None and not dropped:
+            self.base = self.before + head
+            await asyncio.sleep(0)  # the first look, a turn of the event loop later
         while True:
             acked, state, held = self._look()
             queued = None
